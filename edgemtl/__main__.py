@@ -1,0 +1,3 @@
+from edgemtl.cli import main
+
+raise SystemExit(main())

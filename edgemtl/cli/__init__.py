@@ -1,0 +1,86 @@
+"""The ``edgemtl`` command line.
+
+Each subcommand is one module in this package exposing ``NAME``, ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int | None``; modules are discovered, so adding a
+subcommand is a one-file change. Heavy imports happen inside ``run`` to keep ``--help`` instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from types import ModuleType
+
+from edgemtl import __version__
+from edgemtl.errors import EdgeMTLError, did_you_mean
+
+
+def _commands() -> dict[str, ModuleType]:
+    pkg = sys.modules[__name__]
+    mods = {}
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"{__name__}.{info.name}")
+        mods[mod.NAME] = mod
+    return dict(sorted(mods.items()))
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with 'did you mean' suggestions for mistyped subcommands and flags."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        hint = ""
+        if "invalid choice:" in message:
+            bad = message.split("invalid choice:")[1].split("'")[1]
+            choices = [a for act in self._actions if act.choices for a in act.choices]
+            hint = did_you_mean(bad, choices)
+        elif "unrecognized arguments:" in message:
+            bad = message.split("unrecognized arguments:")[1].split()[0]
+            flags = [o for act in self._actions for o in act.option_strings]
+            hint = did_you_mean(bad.split("=")[0], flags)
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}.{hint}\nRun '{self.prog} --help' for the full list.\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="edgemtl",
+        description="Multi-task dense prediction networks from training to phones.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgemtl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name, mod in _commands().items():
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        p.set_defaults(_run=mod.run, _parser=p)
+        mod.add_arguments(p)
+        # Nested parsers (e.g. `data synth`) register themselves as the one to report errors.
+        for act in p._actions:
+            for child in (act.choices or {}).values() if isinstance(act, argparse._SubParsersAction) else ():
+                child.set_defaults(_parser=child)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Report unknown flags from the innermost subcommand so the suggestion uses its flags.
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args._run(args) or 0)
+    except EdgeMTLError as e:
+        print(f"edgemtl {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

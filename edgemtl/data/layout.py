@@ -1,0 +1,96 @@
+"""The generic on-disk dataset layout: edgemtl's interchange format.
+
+::
+
+    DIR/dataset.json                 tasks present, class names, ignore index, depth range, ...
+    DIR/images/<id>.png|jpg          RGB images
+    DIR/<task>/<id>.png              class maps (semseg, parts) and binary maps (edges, saliency):
+                                     uint8, 255 = ignore; binary maps hold 0/1
+    DIR/<task>/<id>.npy              depth: float32 HxW metres, 0 = invalid
+                                     normals: float32 HxWx3 unit vectors in the camera frame
+                                     (x right, y up, z towards the camera), all-zero = invalid
+    DIR/splits/{train,val,test}.txt  one id per line
+
+Every writer here is atomic (temp file + rename) so an interrupted run never leaves a
+half-written label that a later run would read as valid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+IGNORE_INDEX = 255
+SPLITS = ("train", "val", "test")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg")
+# Which file type holds each task's labels.
+LABEL_EXT = {
+    "semseg": ".png",
+    "parts": ".png",
+    "edges": ".png",
+    "saliency": ".png",
+    "depth": ".npy",
+    "normals": ".npy",
+}
+DATASET_JSON = "dataset.json"
+FORMAT_VERSION = 1
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 HxW or HxWx3 (RGB) array."""
+    import cv2
+
+    if array.dtype != np.uint8:
+        raise ValueError(f"PNG labels must be uint8, got {array.dtype}")
+    img = array[..., ::-1] if array.ndim == 3 else array  # cv2 wants BGR
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img))
+    if not ok:
+        raise RuntimeError("cv2.imencode failed")
+    return buf.tobytes()
+
+
+def encode_npy(array: np.ndarray) -> bytes:
+    import io
+
+    bio = io.BytesIO()
+    np.save(bio, np.ascontiguousarray(array.astype(np.float32, copy=False)))
+    return bio.getvalue()
+
+
+def write_image(root: str | os.PathLike, sample_id: str, rgb: np.ndarray) -> None:
+    atomic_write_bytes(Path(root) / "images" / f"{sample_id}.png", encode_png(rgb))
+
+
+def write_label(root: str | os.PathLike, task: str, sample_id: str, label: np.ndarray) -> None:
+    ext = LABEL_EXT[task]
+    data = encode_png(label) if ext == ".png" else encode_npy(label)
+    atomic_write_bytes(Path(root) / task / f"{sample_id}{ext}", data)
+
+
+def write_splits(root: str | os.PathLike, splits: dict[str, list[str]]) -> None:
+    for name, ids in splits.items():
+        atomic_write_bytes(Path(root) / "splits" / f"{name}.txt", ("\n".join(ids) + "\n").encode())
+
+
+def write_meta(root: str | os.PathLike, meta: dict[str, Any]) -> None:
+    meta = {"format_version": FORMAT_VERSION, "ignore_index": IGNORE_INDEX, **meta}
+    atomic_write_bytes(Path(root) / DATASET_JSON, (json.dumps(meta, indent=2) + "\n").encode())

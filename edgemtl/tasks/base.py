@@ -1,0 +1,170 @@
+"""The task interface and helpers shared by the task files."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from edgemtl.errors import EdgeMTLError
+
+IGNORE = 255
+
+
+def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``values`` over ``mask``; exactly 0 (still differentiable) when nothing is valid.
+
+    A batch may legitimately hold no valid pixel for a task (e.g. no image with human parts);
+    a plain mean would then be NaN and poison the whole step.
+    """
+    mask = mask.to(values.dtype)
+    denom = mask.sum()
+    if denom == 0:
+        return (values * 0).sum()
+    return (values * mask).sum() / denom
+
+
+class Task:
+    """Base class. Subclasses set the class attributes and implement loss/decode/meter/visualize."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]  # "classes" | "depth" | "normals" | "binary"
+    label_ext: ClassVar[str]  # on-disk label format (see edgemtl.data.layout)
+    primary_metric: ClassVar[str]  # the metric Δm uses
+    higher_is_better: ClassVar[bool]  # direction of the primary metric
+    kpi_metric: ClassVar[str]  # accuracy-type metric in [0,100] for AMTL / Acc_MTL
+    loss_weight: ClassVar[float]  # ASTMT's fixed loss multiplier (PASCAL grid)
+    decoding: ClassVar[str]  # how raw outputs become predictions (travels into export metadata)
+    unit: ClassVar[str]
+
+    def __init__(self, num_classes: int | None = None, class_names: list[str] | None = None) -> None:
+        self.class_names = list(class_names) if class_names else None
+        self.num_classes = num_classes
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any], **options: Any) -> Task:
+        return cls(**options)
+
+    @property
+    def out_channels(self) -> int:
+        raise NotImplementedError
+
+    def loss(self, pred: Tensor, target: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def decode(self, pred: Tensor) -> Tensor:
+        """Raw network output [B,C,H,W] -> prediction in label layout ([B,H,W] or [B,H,W,3])."""
+        raise NotImplementedError
+
+    def target_to_label(self, target: Tensor) -> Tensor:
+        """Dataset target tensor -> label layout expected by the meter."""
+        return target[:, 0] if target.dim() == 4 else target
+
+    def new_meter(self, **protocol: Any) -> Any:
+        raise NotImplementedError
+
+    def update_meter(self, meter: Any, pred: Tensor, target: Tensor) -> None:
+        meter.update(self.decode(pred.detach()).cpu().numpy(), self.target_to_label(target).cpu().numpy())
+
+    def visualize(self, label: np.ndarray) -> np.ndarray:
+        """A prediction or label in label layout ([H,W] or [H,W,3]) -> uint8 RGB image [H,W,3]."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Everything a consumer of an exported artifact needs to decode this task's output."""
+        d: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "out_channels": self.out_channels,
+            "decoding": self.decoding,
+            "unit": self.unit,
+        }
+        if self.class_names:
+            d["class_names"] = self.class_names
+        return d
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(out_channels={self.out_channels})"
+
+
+class ClassMapTask(Task):
+    """Per-pixel classification (semseg, parts): CE loss with ignore index, mIoU."""
+
+    kind = "classes"
+    label_ext = ".png"
+    primary_metric = "mIoU"
+    higher_is_better = True
+    kpi_metric = "mIoU"
+    decoding = "argmax"
+    unit = "class id"
+
+    def __init__(self, num_classes: int | None = None, class_names: list[str] | None = None) -> None:
+        if num_classes is None and class_names:
+            num_classes = len(class_names)
+        if num_classes is None or num_classes < 2:
+            raise EdgeMTLError(
+                f"task '{self.name}' needs at least 2 classes: list them under "
+                f"classes.{self.name} in dataset.json (got {num_classes})"
+            )
+        if class_names and len(class_names) != num_classes:
+            raise EdgeMTLError(
+                f"task '{self.name}': {len(class_names)} class names for {num_classes} classes"
+            )
+        super().__init__(num_classes, class_names or [f"class_{i}" for i in range(num_classes)])
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any], **options: Any) -> Task:
+        names = (meta.get("classes") or {}).get(cls.name)
+        if names is None and "num_classes" not in options:
+            raise EdgeMTLError(
+                f"dataset.json has no classes.{cls.name}: task '{cls.name}' needs its class names"
+            )
+        return cls(class_names=names, **options)
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.num_classes)
+
+    def loss(self, pred: Tensor, target: Tensor) -> Tensor:
+        ce = torch.nn.functional.cross_entropy(pred, target, ignore_index=IGNORE, reduction="none")
+        return masked_mean(ce, target != IGNORE)
+
+    def decode(self, pred: Tensor) -> Tensor:
+        return pred.argmax(1)
+
+    def new_meter(self, **protocol: Any) -> Any:
+        from edgemtl.metrics import ConfusionMeter
+
+        return ConfusionMeter(self.out_channels, ignore_index=IGNORE)
+
+    def visualize(self, label: np.ndarray) -> np.ndarray:
+        return palette(max(self.out_channels, 256))[np.asarray(label, dtype=np.int64) % 256]
+
+
+def palette(n: int = 256) -> np.ndarray:
+    """The PASCAL VOC colour map (bit-interleaved), so class colours match common tools; 255 -> white."""
+    cmap = np.zeros((n, 3), dtype=np.uint8)
+    for i in range(n):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        cmap[i] = (r, g, b)
+    if n > IGNORE:
+        cmap[IGNORE] = (255, 255, 255)
+    return cmap
+
+
+def colormap(values: np.ndarray, vmin: float, vmax: float, invalid: np.ndarray | None = None) -> np.ndarray:
+    """Scalar map -> RGB with matplotlib's 'turbo' (perceptually ordered); invalid pixels black."""
+    import matplotlib
+
+    v = np.clip((np.asarray(values, dtype=np.float32) - vmin) / max(vmax - vmin, 1e-6), 0, 1)
+    rgb = (matplotlib.colormaps["turbo"](v)[..., :3] * 255).astype(np.uint8)
+    if invalid is not None:
+        rgb[invalid] = 0
+    return rgb

@@ -1,0 +1,50 @@
+"""Surface normals (unit vectors, camera frame: x right, y up, z to the camera): L1 loss, angles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from edgemtl.tasks import TASKS
+from edgemtl.tasks.base import Task, masked_mean
+
+
+@TASKS.register("normals")
+class Normals(Task):
+    name = "normals"
+    kind = "normals"
+    label_ext = ".npy"
+    primary_metric = "mean"
+    higher_is_better = False
+    kpi_metric = "within_11.25"
+    loss_weight = 10.0
+    decoding = "l2_normalize"
+    unit = "unit vector"
+
+    @property
+    def out_channels(self) -> int:
+        return 3
+
+    def loss(self, pred: Tensor, target: Tensor) -> Tensor:
+        # L1 between the unit-normalised prediction and the ground truth (ASTMT's normals loss).
+        unit = torch.nn.functional.normalize(pred, dim=1, eps=1e-6)
+        valid = (target.abs().sum(1, keepdim=True) > 0).expand_as(target)
+        return masked_mean((unit - target).abs(), valid)
+
+    def decode(self, pred: Tensor) -> Tensor:
+        return torch.nn.functional.normalize(pred, dim=1, eps=1e-6).permute(0, 2, 3, 1)
+
+    def target_to_label(self, target: Tensor) -> Tensor:
+        return target.permute(0, 2, 3, 1)
+
+    def new_meter(self, **_: Any) -> Any:
+        from edgemtl.metrics import NormalsMeter
+
+        return NormalsMeter()
+
+    def visualize(self, label: np.ndarray) -> np.ndarray:
+        n = np.asarray(label, dtype=np.float32)
+        return np.clip((n + 1) * 127.5, 0, 255).astype(np.uint8)
