@@ -1,0 +1,1 @@
+"""One file per architecture; each registers itself in ``edgemtl.models.ARCHITECTURES``."""

@@ -1,0 +1,55 @@
+"""Hard-parameter-sharing MTL: one shared encoder (and decoder), one pass, all task heads.
+
+With ``aspp: per_task`` each task gets its own decoder (shared encoder only), as the MTL
+baseline of Vandenhende et al. (TPAMI 2021).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from edgemtl.models import ARCHITECTURES
+from edgemtl.models.backbones import Backbone
+from edgemtl.models.base import MultiTaskModel
+from edgemtl.models.config import ModelConfig
+from edgemtl.models.decoders import DeepLabV3PlusLite, LightHeads
+from edgemtl.models.layers import upsample_to
+
+
+@ARCHITECTURES.register("hard_sharing")
+class HardSharing(MultiTaskModel):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(cfg)
+        self.backbone = Backbone(cfg.backbone, cfg.output_stride, cfg.pad_type, cfg.pretrained, cfg.se, cfg.se_reduction)
+        self._set_normalization(self.backbone.pretrained_cfg)
+        ch, red = self.backbone.channels, self.backbone.reductions
+        outs = [self.out_channels[n] for n in self.task_names]
+
+        def decoder() -> DeepLabV3PlusLite:
+            return DeepLabV3PlusLite(ch, red, cfg.decoder_channels, cfg.low_level_channels, cfg.aspp_rates,
+                                     cfg.output_stride, cfg.se, cfg.se_reduction)
+
+        self.light = cfg.decoder == "light"
+        if self.light:
+            self.decoders = LightHeads(ch, red, outs)
+        elif cfg.aspp == "per_task":
+            self.decoders = nn.ModuleDict({n: decoder() for n in self.task_names})
+        else:
+            self.decoder = decoder()
+        if not self.light:
+            width = cfg.decoder_channels
+            self.heads = nn.ModuleDict({n: nn.Conv2d(width, self.out_channels[n], 1) for n in self.task_names})
+
+    def forward_tasks(self, image: Tensor, names: list[str]) -> dict[str, Tensor]:
+        feats = self.backbone(self.normalize(image))
+        if self.light:
+            return {n: upsample_to(self.decoders(feats, self.task_names.index(n)), image) for n in names}
+        shared = self.decoder(feats) if hasattr(self, "decoder") else None
+        out = {}
+        for n in names:
+            x = shared if shared is not None else self.decoders[n](feats)
+            out[n] = upsample_to(self.heads[n](x), image)
+        return out
+
+    def forward(self, image: Tensor) -> dict[str, Tensor]:
+        return self.forward_tasks(image, self.task_names)

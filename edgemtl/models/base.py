@@ -1,0 +1,76 @@
+"""MultiTaskModel: the interface every architecture implements."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from edgemtl.models.config import ModelConfig
+from edgemtl.models.task_input import task_tensor
+
+
+class MultiTaskModel(nn.Module):
+    """Base class.
+
+    ``forward`` takes an RGB image in [0, 1] (normalisation is part of the model, so exported
+    artifacts need no separate pre-processing constants).
+
+    - Task-conditional models (``conditional = True``): ``forward(image, task)`` with ``task`` a
+      one-hot ``[B, T]`` float or an index ``[B]`` int64 tensor returns ``[B, C_max, H, W]``; the
+      selected task's prediction is in its first ``C_t`` channels, the rest is zero.
+    - Multi-output models: ``forward(image)`` returns ``{task: [B, C_t, H, W]}``.
+
+    ``forward_task`` / ``forward_all`` give every architecture the same dict-of-tasks API.
+    """
+
+    conditional: ClassVar[bool] = False
+    default_se: ClassVar[str] = "shared"
+    supported_se: ClassVar[tuple[str, ...]] = ("none", "shared")
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.task_names: list[str] = cfg.task_names
+        self.out_channels: dict[str, int] = {n: int(i["out_channels"]) for n, i in cfg.tasks.items()}
+        self.register_buffer("mean", torch.zeros(1, 3, 1, 1), persistent=True)
+        self.register_buffer("std", torch.ones(1, 3, 1, 1), persistent=True)
+
+    def _set_normalization(self, pretrained_cfg: dict) -> None:
+        cfg = self.config
+        mean = cfg.mean or tuple(pretrained_cfg.get("mean", (0.485, 0.456, 0.406)))
+        std = cfg.std or tuple(pretrained_cfg.get("std", (0.229, 0.224, 0.225)))
+        cfg.mean, cfg.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
+        self.mean.copy_(torch.tensor(cfg.mean).view(1, 3, 1, 1))
+        self.std.copy_(torch.tensor(cfg.std).view(1, 3, 1, 1))
+
+    def normalize(self, image: Tensor) -> Tensor:
+        return (image - self.mean) / self.std
+
+    @property
+    def encoder_shared(self) -> bool:
+        """True when the encoder does not depend on the task (it runs once for all tasks)."""
+        return True
+
+    def forward_task(self, image: Tensor, name: str) -> Tensor:
+        if self.conditional:
+            out = self(image, task_tensor(self.task_names, name, image.shape[0]))
+            return out[:, : self.out_channels[name]]
+        return self.forward_tasks(image, [name])[name]
+
+    def forward_tasks(self, image: Tensor, names: list[str]) -> dict[str, Tensor]:
+        if self.conditional:
+            return {n: self.forward_task(image, n) for n in names}
+        out = self(image)
+        return {n: out[n] for n in names}
+
+    def forward_all(self, image: Tensor) -> dict[str, Tensor]:
+        return self.forward_tasks(image, self.task_names)
+
+    def example_inputs(self, batch: int = 1, task_mode: str = "onehot") -> tuple[Tensor, ...]:
+        h, w = self.config.image_size
+        image = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(0))
+        if self.conditional:
+            return image, task_tensor(self.task_names, 0, batch, task_mode)
+        return (image,)

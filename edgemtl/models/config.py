@@ -1,0 +1,106 @@
+"""ModelConfig: everything needed to rebuild a model; it travels into checkpoints and artifacts."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgemtl.errors import EdgeMTLError, did_you_mean, unknown_choice
+
+SE_MODES = ("none", "shared", "decoder", "encoder_decoder")
+DECODERS = ("aspp_lite", "light")
+ASPP_MODES = ("shared", "per_task")
+
+
+@dataclass
+class ModelConfig:
+    """Typed model description.
+
+    ``tasks`` maps task name -> the task's ``describe()`` dict (at least ``out_channels``), so a
+    checkpoint or artifact is self-describing without the dataset at hand.
+    """
+
+    arch: str = "astmt"
+    backbone: str = "mobilenetv2_100"
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    aux_tasks: dict[str, dict[str, Any]] = field(default_factory=dict)  # MTI-Net/PAD-Net only
+    output_stride: int = 16
+    pretrained: str | None = None  # None | "timm" (hub, online users) | path to a state_dict
+    pad_type: str = ""  # "" (symmetric) | "same" (TF-style, e.g. the TF-slim MobileNet-v2 weights)
+    mean: tuple[float, float, float] | None = None  # None -> the backbone's pretrained config
+    std: tuple[float, float, float] | None = None
+    image_size: tuple[int, int] = (128, 128)
+    decoder: str = "aspp_lite"
+    decoder_channels: int = 64  # ASTMT's MobileNet decoder width
+    low_level_channels: int = 32
+    aspp: str = "shared"
+    aspp_rates: tuple[int, int, int] = (6, 12, 18)
+    se: str | None = None  # None -> the architecture's default
+    se_reduction: int = 4
+    per_task_bn: bool = False
+    adapters: bool = False
+    mti_channels: int = 32  # MTI-Net/PAD-Net per-scale width after the 1x1 reduction
+
+    def __post_init__(self) -> None:
+        from edgemtl.models import ARCHITECTURES, BACKBONES
+
+        if self.arch not in ARCHITECTURES:
+            raise unknown_choice("architecture (model.arch)", self.arch, ARCHITECTURES.names())
+        if self.backbone not in BACKBONES:
+            raise unknown_choice("backbone (model.backbone)", self.backbone, BACKBONES.names())
+        if not self.tasks:
+            raise EdgeMTLError("model.tasks is empty: a model needs at least one task")
+        for name, info in {**self.tasks, **self.aux_tasks}.items():
+            if int(info.get("out_channels", 0)) < 1:
+                raise EdgeMTLError(f"model.tasks.{name}.out_channels must be >= 1 (got {info.get('out_channels')})")
+        if self.output_stride not in (8, 16, 32):
+            raise EdgeMTLError(f"model.output_stride must be 8, 16 or 32 (got {self.output_stride})")
+        arch_cls = ARCHITECTURES.get(self.arch)
+        if self.se is None:
+            self.se = arch_cls.default_se
+        if self.se not in arch_cls.supported_se:
+            raise EdgeMTLError(
+                f"model.se='{self.se}' is not available for arch '{self.arch}' "
+                f"(valid: {', '.join(arch_cls.supported_se)}); per-task SE needs a task-conditional arch such as astmt"
+            )
+        for key, value, choices in (
+            ("se", self.se, SE_MODES),
+            ("decoder", self.decoder, DECODERS),
+            ("aspp", self.aspp, ASPP_MODES),
+            ("pad_type", self.pad_type, ("", "same")),
+        ):
+            if value not in choices:
+                raise unknown_choice(f"model.{key}", value, choices)
+        if self.se_reduction < 1:
+            raise EdgeMTLError(f"model.se_reduction must be >= 1 (got {self.se_reduction})")
+        self.image_size = tuple(int(v) for v in self.image_size)  # type: ignore[assignment]
+        self.aspp_rates = tuple(int(v) for v in self.aspp_rates)  # type: ignore[assignment]
+        for key in ("mean", "std"):
+            v = getattr(self, key)
+            if v is not None:
+                if len(v) != 3:
+                    raise EdgeMTLError(f"model.{key} needs 3 values (RGB), got {v}")
+                setattr(self, key, tuple(float(x) for x in v))
+
+    @property
+    def task_names(self) -> list[str]:
+        return list(self.tasks)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key in d:
+            if key not in names:
+                raise EdgeMTLError(f"unknown model config key '{key}'.{did_you_mean(key, names)} Valid keys: {', '.join(sorted(names))}")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        return dataclasses.replace(self, **changes)

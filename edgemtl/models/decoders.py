@@ -1,0 +1,107 @@
+"""Decoders: DeepLab-v3+ "lite" (ASTMT's MobileNet decoder) and UberNet-style light heads."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from edgemtl.models.layers import ConvBNAct, SepConv, TaskConv2d, bn_factory, conv_factory, upsample_to
+from edgemtl.models.modulation import SE, TaskSE, per_task
+from edgemtl.models.task_input import TaskContext
+
+
+def _level(reductions: list[int], stride: int) -> int:
+    return max(i for i, r in enumerate(reductions) if r <= stride)
+
+
+class ASPPLite(nn.Module):
+    """ASPP with depthwise-separable atrous branches and an image-pooling branch."""
+
+    def __init__(self, cin: int, cout: int, rates: tuple[int, ...], norm, conv) -> None:
+        super().__init__()
+        self.b0 = ConvBNAct(cin, cout, 1, norm, conv)
+        self.atrous = nn.ModuleList(SepConv(cin, cout, r, norm, conv) for r in rates)
+        # Pool branch: no BN (batch 1 at export would make BN meaningless on a 1x1 map).
+        self.pool = nn.Sequential(conv(cin, cout, 1), nn.ReLU6())
+        self.project = ConvBNAct(cout * (2 + len(rates)), cout, 1, norm, conv)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # adaptive_avg_pool2d(1) keeps dims, which XNNPACK delegates (a plain mean would not).
+        pooled = self.pool(F.adaptive_avg_pool2d(x, 1)).expand(-1, -1, x.shape[2], x.shape[3])
+        return self.project(torch.cat([self.b0(x), *(a(x) for a in self.atrous), pooled], 1))
+
+
+class DeepLabV3PlusLite(nn.Module):
+    """ASPP on the deepest features, fused with stride-4 features, two SepConv+SE blocks.
+
+    Returns stride-4 decoder features ``[B, D, H/4, W/4]``; prediction layers are separate.
+    """
+
+    def __init__(self, channels: list[int], reductions: list[int], width: int = 64, low_width: int = 32,
+                 rates: tuple[int, ...] = (6, 12, 18), output_stride: int = 16, se: str = "none",
+                 se_reduction: int = 4, ctx: TaskContext | None = None, per_task_bn: bool = False,
+                 per_task_aspp: bool = False) -> None:
+        super().__init__()
+        norm = bn_factory(ctx, per_task_bn)
+        # Rates are given for output stride 16; at 8 the receptive field doubles them (DeepLab).
+        scale = 16 // output_stride if output_stride <= 16 else 1
+        rates = tuple(r * scale for r in rates)
+        self.low_idx = _level(reductions, 4)
+        aspp_norm = bn_factory(ctx, per_task_bn or per_task_aspp)
+        self.aspp = ASPPLite(channels[-1], width, rates, aspp_norm, conv_factory(ctx, per_task_aspp))
+        self.low = ConvBNAct(channels[self.low_idx], low_width, 1, norm)
+        self.blocks = nn.ModuleList()
+        for cin in (width + low_width, width):
+            mods: list[nn.Module] = [SepConv(cin, width, 1, norm)]
+            if se == "task":
+                mods.append(TaskSE(width, ctx.num_tasks, ctx, se_reduction))
+            elif se == "shared":
+                mods.append(SE(width, se_reduction))
+            self.blocks.append(nn.Sequential(*mods))
+        self.out_channels = width
+
+    def forward(self, feats: list[Tensor]) -> Tensor:
+        low = self.low(feats[self.low_idx])
+        x = upsample_to(self.aspp(feats[-1]), low)
+        x = torch.cat([x, low], 1)
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class LightHeads(nn.Module):
+    """UberNet-style light heads: per task, a 1x1 conv on each of the stride 4/8/deepest levels,
+    upsampled to stride 4 and summed. No shared decoder; the cheap alternative to ASPP."""
+
+    def __init__(self, channels: list[int], reductions: list[int], out_channels: list[int],
+                 ctx: TaskContext | None = None) -> None:
+        super().__init__()
+        self.levels = sorted({_level(reductions, 4), _level(reductions, 8), len(channels) - 1})
+        self.conditional = ctx is not None
+        cmax = max(out_channels)
+        self.heads = nn.ModuleList()
+        for lvl in self.levels:
+            if self.conditional:
+                conv = TaskConv2d(nn.Conv2d(channels[lvl], cmax, 1), ctx)
+                mask = torch.zeros(len(out_channels), cmax, 1, 1, 1)
+                for t, c in enumerate(out_channels):
+                    mask[t, :c] = 1
+                with torch.no_grad():
+                    conv.weight.mul_(mask)
+                    conv.bias.mul_(mask[:, :, 0, 0, 0])
+                self.heads.append(conv)
+            else:
+                self.heads.append(nn.ModuleList(nn.Conv2d(channels[lvl], c, 1) for c in out_channels))
+
+    def forward(self, feats: list[Tensor], task_idx: int | None = None) -> Tensor:
+        ref = feats[self.levels[0]]
+        out = None
+        for lvl, head in zip(self.levels, self.heads):
+            h = head(feats[lvl]) if self.conditional else head[task_idx](feats[lvl])
+            h = upsample_to(h, ref) if h.shape[-2:] != ref.shape[-2:] else h
+            out = h if out is None else out + h
+        return out
+
+
+__all__ = ["ASPPLite", "DeepLabV3PlusLite", "LightHeads", "per_task"]

@@ -1,0 +1,132 @@
+"""Per-task modulation modules (ASTMT, Maninis et al., CVPR 2019).
+
+- :class:`TaskSE`: squeeze-and-excitation whose two FC layers are stacked per task
+  ``[T, ...]`` and selected by the task input.
+- :class:`TaskBatchNorm`: per-task BN statistics and affine parameters.
+- :class:`TaskAdapter`: a per-task 1x1 convolution in parallel to an existing one,
+  zero-initialised so training starts from the shared network (residual adapters).
+
+Stacked per-task parameters carry ``_edgemtl_per_task = True`` so the profiler can split
+parameter counts into shared and per-task parts.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from edgemtl.models.task_input import TaskContext
+
+
+def per_task(p: nn.Parameter) -> nn.Parameter:
+    p._edgemtl_per_task = True  # type: ignore[attr-defined]
+    return p
+
+
+class SE(nn.Module):
+    """Plain (task-shared) SE block, the baseline; pooling keeps dims so XNNPACK delegates it."""
+
+    def __init__(self, channels: int, reduction: int = 4) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 4)
+        self.fc1 = nn.Conv2d(channels, hidden, 1)
+        self.fc2 = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s = F.adaptive_avg_pool2d(x, 1)
+        return x * torch.sigmoid(self.fc2(F.relu6(self.fc1(s))))
+
+
+class TaskSE(nn.Module):
+    """SE with one FC->ReLU6->FC->sigmoid per task (ASTMT ``SEMobileMultiTaskDict``)."""
+
+    def __init__(self, channels: int, num_tasks: int, ctx: TaskContext, reduction: int = 4) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 4)
+        self.ctx = [ctx]  # a list so nn.Module does not register the context as a submodule
+        w1 = torch.empty(num_tasks, hidden, channels)
+        w2 = torch.empty(num_tasks, channels, hidden)
+        for t in range(num_tasks):  # same init as nn.Linear, per task
+            nn.init.kaiming_uniform_(w1[t], a=5**0.5)
+            nn.init.kaiming_uniform_(w2[t], a=5**0.5)
+        self.w1 = per_task(nn.Parameter(w1))
+        self.b1 = per_task(nn.Parameter(torch.zeros(num_tasks, hidden)))
+        self.w2 = per_task(nn.Parameter(w2))
+        # Start near identity gating (sigmoid(2)~0.88) so freshly added tasks do not silence
+        # pretrained features.
+        self.b2 = per_task(nn.Parameter(torch.full((num_tasks, channels), 2.0)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        ctx = self.ctx[0]
+        s = F.adaptive_avg_pool2d(x, 1).flatten(1)  # [B, C]
+        w1, b1, w2, b2 = (ctx.select(p) for p in (self.w1, self.b1, self.w2, self.b2))
+        h = F.relu6(torch.bmm(w1, s.unsqueeze(2)).squeeze(2) + b1)
+        g = torch.sigmoid(torch.bmm(w2, h.unsqueeze(2)).squeeze(2) + b2)
+        return x * g[:, :, None, None]
+
+
+class TaskBatchNorm(nn.Module):
+    """Per-task BatchNorm (+ the wrapped module's activation), initialised from a shared BN.
+
+    Training batches must be single-task (the single-tasking loop guarantees it): batch
+    statistics are shared by the batch, affine parameters and running statistics belong to the
+    task of sample 0. Everything is tensor arithmetic so the module stays exportable.
+    """
+
+    def __init__(self, bn: nn.BatchNorm2d, num_tasks: int, ctx: TaskContext) -> None:
+        super().__init__()
+        self.ctx = [ctx]
+        c = bn.num_features
+        self.eps, self.momentum = bn.eps, (bn.momentum if bn.momentum is not None else 0.1)
+        w = bn.weight.detach() if bn.weight is not None else torch.ones(c)
+        b = bn.bias.detach() if bn.bias is not None else torch.zeros(c)
+        self.weight = per_task(nn.Parameter(w.repeat(num_tasks, 1).clone()))
+        self.bias = per_task(nn.Parameter(b.repeat(num_tasks, 1).clone()))
+        rm = bn.running_mean if bn.running_mean is not None else torch.zeros(c)
+        rv = bn.running_var if bn.running_var is not None else torch.ones(c)
+        self.register_buffer("running_mean", rm.detach().repeat(num_tasks, 1).clone())
+        self.register_buffer("running_var", rv.detach().repeat(num_tasks, 1).clone())
+        # timm's BatchNormAct2d folds drop + activation into the BN module; keep them.
+        self.drop = getattr(bn, "drop", nn.Identity())
+        self.act = getattr(bn, "act", nn.Identity())
+
+    def forward(self, x: Tensor) -> Tensor:
+        ctx = self.ctx[0]
+        gamma, beta = ctx.select(self.weight), ctx.select(self.bias)  # [B, C]
+        if self.training:
+            mean = x.mean((0, 2, 3))
+            var = x.var((0, 2, 3), unbiased=False)
+            with torch.no_grad():
+                sel = (ctx.onehot[0] if ctx.onehot is not None
+                       else F.one_hot(ctx.index[0], self.weight.shape[0]).to(x.dtype))[:, None]
+                n = x.numel() / x.shape[1]
+                unbiased = var * (n / max(n - 1, 1))
+                self.running_mean.add_(self.momentum * sel * (mean - self.running_mean))
+                self.running_var.add_(self.momentum * sel * (unbiased - self.running_var))
+            mean, var = mean[None], var[None]
+        else:
+            mean, var = ctx.select(self.running_mean), ctx.select(self.running_var)
+        scale = gamma * torch.rsqrt(var + self.eps)
+        shift = beta - mean * scale
+        return self.act(self.drop(x * scale[:, :, None, None] + shift[:, :, None, None]))
+
+
+class TaskAdapter(nn.Module):
+    """``conv(x) + adapter_task(x)``: a per-task 1x1 conv beside an existing (1x1) conv."""
+
+    def __init__(self, conv: nn.Conv2d, num_tasks: int, ctx: TaskContext) -> None:
+        super().__init__()
+        self.conv = conv
+        self.ctx = [ctx]
+        self.stride = conv.stride
+        self.weight = per_task(nn.Parameter(torch.zeros(num_tasks, conv.out_channels, conv.in_channels)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = self.ctx[0].select(self.weight)  # [B, O, I]
+        xs = x[:, :, :: self.stride[0], :: self.stride[1]] if self.stride != (1, 1) else x
+        return self.conv(x) + torch.einsum("boi,bihw->bohw", w, xs)
+
+
+class Modulated(nn.Sequential):
+    """A block's final projection BN followed by SE (applied before the residual add)."""

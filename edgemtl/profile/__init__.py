@@ -1,0 +1,1 @@
+"""Measuring models: parameter/MAC accounting (counts) and runtime latency."""
