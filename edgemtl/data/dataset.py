@@ -1,0 +1,275 @@
+"""Read the generic layout (see :mod:`edgemtl.data.layout`) as a torch Dataset.
+
+Each item is a dict of tensors: ``image`` float32 [3,H,W] in [0,1], ``id`` str, and per task
+semseg/parts int64 [H,W] (255 ignore), edges/saliency float32 [1,H,W] (0/1, 255 ignore),
+depth float32 [1,H,W] metres (0 invalid), normals float32 [3,H,W] (all-zero invalid).
+
+Files are checked lazily per item (cheap checks only); :func:`edgemtl.data.validate.validate_dataset`
+scans everything up-front. Augmentation randomness is derived from (seed, epoch, index), so a
+run is reproducible regardless of worker count or which worker loads which item.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from edgemtl.data.layout import DATASET_JSON, FORMAT_VERSION, IGNORE_INDEX, IMAGE_EXTS, LABEL_EXT
+from edgemtl.errors import EdgeMTLError, unknown_choice
+
+TASKS = ("semseg", "depth", "normals", "edges", "saliency", "parts")
+CLASS_TASKS = ("semseg", "parts")
+BINARY_TASKS = ("edges", "saliency")
+
+Sample = dict[str, Any]
+Transform = Callable[[Sample, np.random.Generator], Sample]
+
+
+def _fail(path: Path, what: str) -> EdgeMTLError:
+    return EdgeMTLError(f"{path}: {what}")
+
+
+def load_meta(root: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate ``DIR/dataset.json``; raises EdgeMTLError naming the file and key."""
+    path = Path(root) / DATASET_JSON
+    if not path.is_file():
+        raise EdgeMTLError(
+            f"{path} not found: '{root}' is not an edgemtl dataset. Create one with the synthetic "
+            "generator or a converter (convert_nyud / convert_pascal), see docs/data.md."
+        )
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise _fail(path, f"not valid JSON ({e}).") from None
+    if not isinstance(meta, dict):
+        raise _fail(path, "must hold a JSON object.")
+    for key in ("format_version", "name", "tasks"):
+        if key not in meta:
+            raise _fail(path, f"missing key '{key}'.")
+    if meta["format_version"] != FORMAT_VERSION:
+        raise _fail(path, f"format_version {meta['format_version']!r} is not supported "
+                          f"(this edgemtl reads version {FORMAT_VERSION}).")
+    tasks = meta["tasks"]
+    if not isinstance(tasks, list) or not tasks:
+        raise _fail(path, "key 'tasks' must be a non-empty list of task names.")
+    for t in tasks:
+        if t not in TASKS:
+            err = unknown_choice("task", str(t), TASKS)
+            raise _fail(path, f"key 'tasks': {err}")
+    if len(set(tasks)) != len(tasks):
+        raise _fail(path, "key 'tasks' lists a task twice.")
+    if meta.setdefault("ignore_index", IGNORE_INDEX) != IGNORE_INDEX:
+        raise _fail(path, f"key 'ignore_index' must be {IGNORE_INDEX} (the value the label files use).")
+    classes = meta.get("classes", {})
+    for t in (t for t in tasks if t in CLASS_TASKS):
+        names = classes.get(t) if isinstance(classes, dict) else None
+        if not isinstance(names, list) or not names or len(names) > IGNORE_INDEX:
+            raise _fail(path, f"key 'classes.{t}' must list 1..255 class names for task '{t}'.")
+    if "depth" in tasks:
+        dr = meta.get("depth_range")
+        ok = isinstance(dr, list) and len(dr) == 2 and all(isinstance(v, (int, float)) for v in dr)
+        if not ok or not 0 <= dr[0] < dr[1]:
+            raise _fail(path, "key 'depth_range' must be [min, max] metres with 0 <= min < max "
+                              "(required when 'depth' is a task).")
+    emd = meta.get("edge_max_dist")
+    if emd is not None and not (isinstance(emd, (int, float)) and 0 < emd < 1):
+        raise _fail(path, "key 'edge_max_dist' must be a fraction of the image diagonal in (0, 1), "
+                          "e.g. 0.0075 (PASCAL) or 0.011 (NYUD).")
+    return meta
+
+
+def read_split(root: str | os.PathLike, split: str) -> list[str]:
+    """Ids of ``splits/<split>.txt``; errors if the file is missing, empty or repeats an id."""
+    path = Path(root) / "splits" / f"{split}.txt"
+    if not path.is_file():
+        have = sorted(p.stem for p in (Path(root) / "splits").glob("*.txt"))
+        raise EdgeMTLError(f"split file {path} not found. Available splits: {', '.join(have) or 'none'}.")
+    ids = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    if not ids:
+        raise _fail(path, "split file is empty; list one sample id per line.")
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise _fail(path, f"id '{i}' is listed twice.")
+        seen.add(i)
+    return ids
+
+
+def index_images(root: str | os.PathLike) -> dict[str, Path]:
+    """Map id -> image path for every ``images/<id>.<png|jpg|jpeg>``."""
+    folder = Path(root) / "images"
+    if not folder.is_dir():
+        raise EdgeMTLError(f"{folder} not found: the dataset has no images folder.")
+    return {p.stem: p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS}
+
+
+def load_image(path: Path) -> np.ndarray:
+    """RGB uint8 HxWx3; EdgeMTLError naming the file if it cannot be decoded."""
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise _fail(path, "unreadable or corrupt image; re-export it as PNG/JPEG.")
+    return np.ascontiguousarray(img[..., ::-1])
+
+
+def label_path(root: str | os.PathLike, task: str, sample_id: str) -> Path:
+    return Path(root) / task / f"{sample_id}{LABEL_EXT[task]}"
+
+
+def load_label(task: str, path: Path, hw: tuple[int, int], num_classes: int | None = None) -> np.ndarray:
+    """Read one label file and check it (existence, dtype, shape, value range) against ``hw``."""
+    import cv2
+
+    if not path.is_file():
+        raise _fail(path, f"missing {task} label file (every id of a split needs one per task).")
+    if LABEL_EXT[task] == ".png":
+        lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if lab is None:
+            raise _fail(path, f"unreadable or corrupt {task} PNG.")
+        if lab.ndim != 2 or lab.dtype != np.uint8:
+            raise _fail(path, f"{task} labels must be a single-channel uint8 PNG, got shape "
+                              f"{lab.shape} dtype {lab.dtype}.")
+        _check_hw(path, lab.shape, hw)
+        if task in CLASS_TASKS:
+            bad = (lab >= (num_classes or 0)) & (lab != IGNORE_INDEX)
+            if bad.any():
+                ids = np.unique(lab[bad])[:5].tolist()
+                raise _fail(path, f"class id(s) {ids} out of range: {task} has {num_classes} classes "
+                                  f"(0..{(num_classes or 1) - 1}, {IGNORE_INDEX} = ignore).")
+        else:
+            bad = (lab > 1) & (lab != IGNORE_INDEX)
+            if bad.any():
+                vals = np.unique(lab[bad])[:5].tolist()
+                raise _fail(path, f"{task} map holds value(s) {vals}; only 0, 1 and {IGNORE_INDEX} "
+                                  "(ignore) are allowed.")
+        return lab
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise _fail(path, f"unreadable or corrupt .npy ({e}).") from None
+    want = "HxW" if task == "depth" else "HxWx3"
+    ok_shape = arr.ndim == 2 if task == "depth" else (arr.ndim == 3 and arr.shape[2] == 3)
+    if not ok_shape or arr.dtype.kind != "f":
+        raise _fail(path, f"{task} must be a float {want} array, got shape {arr.shape} dtype {arr.dtype}.")
+    _check_hw(path, arr.shape[:2], hw)
+    arr = arr.astype(np.float32, copy=False)
+    if not np.isfinite(arr).all():
+        raise _fail(path, f"{task} holds NaN/inf; store invalid pixels as 0.")
+    if task == "depth" and (arr < 0).any():
+        raise _fail(path, "depth holds negative values; store invalid pixels as 0.")
+    return arr
+
+
+def _check_hw(path: Path, shape: tuple[int, ...], hw: tuple[int, int]) -> None:
+    if tuple(shape[:2]) != tuple(hw):
+        raise _fail(path, f"label size {shape[0]}x{shape[1]} does not match its image ({hw[0]}x{hw[1]}).")
+
+
+def to_tensor(task: str, arr: np.ndarray) -> torch.Tensor:
+    """Numpy label -> the item tensor layout documented in the module docstring."""
+    if task in CLASS_TASKS:
+        return torch.from_numpy(arr.astype(np.int64))
+    if task == "normals":
+        return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32))
+    return torch.from_numpy(arr.astype(np.float32))[None]
+
+
+class MultiTaskDataset(Dataset):
+    """Samples of one split of a generic-layout dataset (see module docstring for the items)."""
+
+    def __init__(self, root: str | os.PathLike, split: str = "train", tasks: Sequence[str] | None = None,
+                 transform: Transform | None = None, derive_edges: bool = False, seed: int = 0) -> None:
+        self.root = Path(root)
+        self._meta = load_meta(self.root)
+        have = list(self._meta["tasks"])
+        self._derived: set[str] = set()
+        if derive_edges and "edges" not in have and "semseg" not in have:
+            raise EdgeMTLError(f"derive_edges=True needs a 'semseg' task, but dataset {self.root} has: "
+                               f"{', '.join(have)}.")
+        if tasks is None:
+            tasks = have + (["edges"] if derive_edges and "edges" not in have and "semseg" in have else [])
+        for t in tasks:
+            if t not in TASKS:
+                raise unknown_choice("task", t, TASKS)
+            if t in have:
+                continue
+            if t == "edges" and derive_edges and "semseg" in have:
+                self._derived.add("edges")
+                continue
+            hint = " (derive_edges=True needs a 'semseg' task)" if t == "edges" and derive_edges else ""
+            raise EdgeMTLError(f"dataset {self.root} has no '{t}' task{hint}; it has: {', '.join(have)}.")
+        self._tasks = list(dict.fromkeys(tasks))
+        self.split = split
+        self.ids = read_split(self.root, split)
+        images = index_images(self.root)
+        missing = [i for i in self.ids if i not in images]
+        if missing:
+            raise EdgeMTLError(
+                f"{self.root / 'splits' / f'{split}.txt'}: id(s) {missing[:5]} have no image "
+                f"{self.root / 'images' / (missing[0] + '.png|.jpg')}."
+            )
+        self._images = [images[i] for i in self.ids]
+        self.transform = transform
+        self.seed = int(seed)
+        # Shared so that persistent DataLoader workers see set_epoch() from the main process.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self._meta
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self._tasks)
+
+    def class_names(self, task: str) -> list[str]:
+        if task not in CLASS_TASKS:
+            raise EdgeMTLError(f"task '{task}' has no classes; class tasks are {', '.join(CLASS_TASKS)}.")
+        if task not in self._meta["tasks"]:
+            raise EdgeMTLError(f"dataset {self.root} has no '{task}' task.")
+        return list(self._meta["classes"][task])
+
+    def num_classes(self, task: str) -> int:
+        return len(self.class_names(task))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation stream; call before iterating the DataLoader each epoch."""
+        self._epoch.fill_(int(epoch))
+
+    def rng_for(self, index: int) -> np.random.Generator:
+        """The generator used to augment item ``index`` in the current epoch."""
+        return np.random.default_rng([self.seed, int(self._epoch), int(index)])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> Sample:
+        if not 0 <= index < len(self.ids):
+            raise IndexError(index)
+        sid = self.ids[index]
+        rgb = load_image(self._images[index])
+        hw = rgb.shape[:2]
+        item: Sample = {"id": sid, "image": torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)}
+        for task in self._tasks:
+            if task in self._derived:
+                from edgemtl.data.derive import edges_from_segmentation
+
+                seg = load_label("semseg", label_path(self.root, "semseg", sid), hw, self._ncls("semseg"))
+                item[task] = to_tensor(task, edges_from_segmentation(seg))
+                continue
+            arr = load_label(task, label_path(self.root, task, sid), hw, self._ncls(task))
+            item[task] = to_tensor(task, arr)
+        if self.transform is not None:
+            item = self.transform(item, self.rng_for(index))
+        return item
+
+    def _ncls(self, task: str) -> int | None:
+        return len(self._meta["classes"][task]) if task in CLASS_TASKS else None
