@@ -2,3 +2,36 @@ import os
 
 # A stray pretrained=True must fail in 0.1 s instead of retrying the hub for ~46 s.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+
+TINY_MODEL = {"backbone": "mobilenetv2_050", "image_size": [48, 48], "decoder_channels": 16,
+              "low_level_channels": 8, "mti_channels": 8}
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """24 synthetic 48x48 scenes with all six tasks (rendered once per test session)."""
+    from edgemtl.data.synth import generate
+
+    root = tmp_path_factory.mktemp("data") / "synth"
+    generate(root, 24, (48, 48), seed=3, preset="pascal", workers=1, progress=False)
+    return root
+
+
+@pytest.fixture
+def write_recipe(tmp_path, tiny_data):
+    """Write a tiny recipe YAML on ``tiny_data``; keyword sections override the defaults."""
+    import yaml
+
+    def make(name: str = "r", model: dict | None = None, tasks=("semseg", "normals", "edges"), train: dict | None = None,
+             **sections):
+        recipe = {"model": {"arch": "astmt", **TINY_MODEL, **(model or {})}, "tasks": list(tasks),
+                  "data": {"root": str(tiny_data)},
+                  "train": {"epochs": 1, "batch_size": 4, "edge_thresholds": 3, "max_steps_per_epoch": 2, **(train or {})},
+                  **sections}
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(recipe))
+        return path
+
+    return make

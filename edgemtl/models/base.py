@@ -28,6 +28,9 @@ class MultiTaskModel(nn.Module):
     conditional: ClassVar[bool] = False
     default_se: ClassVar[str] = "shared"
     supported_se: ClassVar[tuple[str, ...]] = ("none", "shared")
+    # Task-interaction nets (MTI-Net, PAD-Net) compute every task in one pass and expose
+    # initial predictions for deep supervision through ``forward(image, return_aux=True)``.
+    one_pass_all_tasks: ClassVar[bool] = False
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import torch
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from edgemtl.models.base import MultiTaskModel
+from edgemtl.models.ownership import AUX, STACKED, param_owners
 
 
 @dataclass
@@ -35,34 +35,20 @@ class Counts:
         return d
 
 
-def _owner(path: str, tasks: list[str], aux: list[str]) -> str | None:
-    """The task a parameter belongs to from its module path (ModuleDicts keyed by task name)."""
-    for part in path.split("."):
-        for t in tasks:
-            if part == t or part.endswith(f"_to_{t}"):
-                return t
-        if part in aux:
-            return "_aux"
-    return None
-
-
 def param_breakdown(model: MultiTaskModel) -> tuple[int, int, dict[str, int], int]:
     tasks = list(model.task_names)
-    aux = list(getattr(model.config, "aux_tasks", {}) or {})
+    owners = param_owners(model)
     per = {t: 0 for t in tasks}
     shared = aux_n = total = 0
     for name, p in model.named_parameters():
-        n = p.numel()
+        n, owner = p.numel(), owners[name]
         total += n
-        if getattr(p, "_edgemtl_per_task", False):
-            # Stacked [T, ...] tensors: each task owns one slice.
+        if owner == STACKED:  # [T, ...]: each task owns one slice
             for t in tasks:
                 per[t] += n // len(tasks)
-            continue
-        owner = _owner(name, tasks, aux)
-        if owner is None:
+        elif owner is None:
             shared += n
-        elif owner == "_aux":
+        elif owner == AUX:
             aux_n += n
         else:
             per[owner] += n
@@ -84,7 +70,7 @@ def profile_counts(model: MultiTaskModel, input_size: tuple[int, int] | None = N
     notes = []
     if model.conditional:
         macs = {t: count_macs(model.forward_task, image, t) for t in model.task_names}
-    elif _one_pass(model):
+    elif model.one_pass_all_tasks:
         all_macs = count_macs(model.forward, image)
         macs = {t: all_macs for t in model.task_names}
         notes.append("all tasks are computed in one pass: per-task MACs equal all-task MACs")
@@ -92,7 +78,3 @@ def profile_counts(model: MultiTaskModel, input_size: tuple[int, int] | None = N
         macs = {t: count_macs(model.forward_tasks, image, [t]) for t in model.task_names}
     all_macs = count_macs(model.forward_all, image)
     return Counts(total, shared, per, aux_n, macs, all_macs, (h, w), bool(model.encoder_shared), notes)
-
-
-def _one_pass(model: nn.Module) -> bool:
-    return type(model).__name__ in ("MTINet", "PADNet")

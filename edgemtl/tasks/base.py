@@ -62,6 +62,11 @@ class Task:
         """Dataset target tensor -> label layout expected by the meter."""
         return target[:, 0] if target.dim() == 4 else target
 
+    def valid_mask(self, target: Tensor) -> Tensor:
+        """``[B, H, W]`` bool: pixels that carry ground truth."""
+        t = target[:, 0] if target.dim() == 4 else target
+        return t != IGNORE
+
     def new_meter(self, **protocol: Any) -> Any:
         raise NotImplementedError
 

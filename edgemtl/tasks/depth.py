@@ -53,6 +53,9 @@ class Depth(Task):
                 loss = loss + self.grad_weight * masked_mean((d_pred - d_gt).abs(), both)
         return loss
 
+    def valid_mask(self, target: Tensor) -> Tensor:
+        return (target[:, 0] > 0) & torch.isfinite(target[:, 0])
+
     def decode(self, pred: Tensor) -> Tensor:
         return pred[:, 0].clamp_min(0)
 

@@ -34,6 +34,9 @@ class Normals(Task):
         valid = (target.abs().sum(1, keepdim=True) > 0).expand_as(target)
         return masked_mean((unit - target).abs(), valid)
 
+    def valid_mask(self, target: Tensor) -> Tensor:
+        return target.abs().sum(1) > 0
+
     def decode(self, pred: Tensor) -> Tensor:
         return torch.nn.functional.normalize(pred, dim=1, eps=1e-6).permute(0, 2, 3, 1)
 

@@ -51,26 +51,19 @@ class ASTMT(MultiTaskModel):
         cfg = self.config
         return cfg.se != "encoder_decoder" and not cfg.per_task_bn and not cfg.adapters
 
-    def _decode(self, feats: list[Tensor], image: Tensor) -> Tensor:
+    def _decode(self, feats: list[Tensor], image: Tensor, return_features: bool = False):
         x = self.decoder(feats)
-        if self.head is not None:
-            x = self.head(x)
-        return upsample_to(x, image)
+        y = upsample_to(self.head(x) if self.head is not None else x, image)
+        return (y, x) if return_features else y
 
-    def forward(self, image: Tensor, task: Tensor) -> Tensor:
+    def forward(self, image: Tensor, task: Tensor, return_features: bool = False):
+        """``return_features`` also returns the decoder output before the prediction layer: the
+        shared/task-specific interface where ASTMT's adversarial discriminator looks."""
         if not torch.compiler.is_compiling() and not _tracing():
             check_task_tensor(task, len(self.task_names), image.shape[0])
         self.ctx.set(task)
         try:
-            return self._decode(self.backbone(self.normalize(image)), image)
-        finally:
-            self.ctx.clear()
-
-    def decoder_features(self, image: Tensor, task: Tensor) -> Tensor:
-        """Decoder output before the prediction layer (where ASTMT's discriminator looks)."""
-        self.ctx.set(task)
-        try:
-            return self.decoder(self.backbone(self.normalize(image)))
+            return self._decode(self.backbone(self.normalize(image)), image, return_features)
         finally:
             self.ctx.clear()
 

@@ -40,16 +40,18 @@ class HardSharing(MultiTaskModel):
             width = cfg.decoder_channels
             self.heads = nn.ModuleDict({n: nn.Conv2d(width, self.out_channels[n], 1) for n in self.task_names})
 
-    def forward_tasks(self, image: Tensor, names: list[str]) -> dict[str, Tensor]:
+    def forward_tasks(self, image: Tensor, names: list[str], return_features: bool = False):
         feats = self.backbone(self.normalize(image))
         if self.light:
-            return {n: upsample_to(self.decoders(feats, self.task_names.index(n)), image) for n in names}
+            out = {n: upsample_to(self.decoders(feats, self.task_names.index(n)), image) for n in names}
+            return (out, {n: feats[-1] for n in names}) if return_features else out
         shared = self.decoder(feats) if hasattr(self, "decoder") else None
-        out = {}
+        out, inter = {}, {}
         for n in names:
-            x = shared if shared is not None else self.decoders[n](feats)
-            out[n] = upsample_to(self.heads[n](x), image)
-        return out
+            inter[n] = shared if shared is not None else self.decoders[n](feats)
+            out[n] = upsample_to(self.heads[n](inter[n]), image)
+        return (out, inter) if return_features else out
 
-    def forward(self, image: Tensor) -> dict[str, Tensor]:
-        return self.forward_tasks(image, self.task_names)
+    def forward(self, image: Tensor, return_features: bool = False):
+        """``return_features`` also returns, per task, the input of its prediction layer."""
+        return self.forward_tasks(image, self.task_names, return_features)

@@ -22,6 +22,7 @@ from edgemtl.models.layers import ConvBNAct, upsample_to
 @ARCHITECTURES.register("padnet")
 class PADNet(MultiTaskModel):
     default_se = "none"
+    one_pass_all_tasks = True
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)

@@ -1,0 +1,64 @@
+"""``edgemtl eval``: metrics of a checkpoint on a dataset split, with the protocol printed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+NAME = "eval"
+HELP = "evaluate a checkpoint on a dataset split (all task metrics, protocol, optional Δm)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="an edgemtl checkpoint (.pt)")
+    p.add_argument("--data", required=True, help="dataset folder in the generic layout")
+    p.add_argument("--split", default="test", help="split to evaluate (default test)")
+    p.add_argument("--tasks", nargs="+", help="subset of the model's tasks (default: all)")
+    p.add_argument("--json", dest="json_out", help="write results (metrics, protocol, Δm) to this JSON file")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--depth-image-wise", action="store_true", help="average per-image depth RMSE (ASTMT) instead of pixel-wise")
+    p.add_argument("--edge-thresholds", type=int, default=25, help="thresholds for odsF/oisF/AP (default 25)")
+    p.add_argument("--edge-max-dist", type=float, help="edge match tolerance as a fraction of the diagonal (default: dataset's)")
+    p.add_argument("--baselines", help="JSON {task: {metric: value}} of single-task results for Δm")
+    p.add_argument("--derive-edges", action="store_true", help="derive edge labels from semseg boundaries")
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgemtl.checkpoint import load_checkpoint
+    from edgemtl.data.dataset import MultiTaskDataset
+    from edgemtl.evaluate import Protocol, evaluate, primary_metrics
+    from edgemtl.report import baseline_delta, format_results, write_json
+    from edgemtl.tasks import build_tasks
+    from edgemtl.errors import EdgeMTLError
+    import torch
+
+    model, ckpt = load_checkpoint(args.checkpoint)
+    names = args.tasks or model.task_names
+    for n in names:
+        if n not in model.task_names:
+            raise EdgeMTLError(f"--tasks: the model has no task '{n}' (it has {', '.join(model.task_names)})")
+    ds = MultiTaskDataset(args.data, split=args.split, tasks=names, derive_edges=args.derive_edges)
+    meta = {**ckpt.get("dataset", {}), **ds.meta}
+    tasks = build_tasks(names, meta)
+    for n, t in tasks.items():
+        want = model.out_channels[n]
+        if t.out_channels != want:
+            raise EdgeMTLError(
+                f"task '{n}': the checkpoint predicts {want} channels but {args.data} defines {t.out_channels} "
+                f"classes: evaluate on the dataset the model was trained for"
+            )
+    protocol = Protocol(args.split, args.depth_image_wise, args.edge_thresholds, args.edge_max_dist)
+    if args.edge_max_dist is not None and "edges" in tasks:
+        tasks["edges"].max_dist = args.edge_max_dist
+    loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, shuffle=False)
+    results = evaluate(model, loader, tasks, protocol, progress=True)
+    report = {"checkpoint": args.checkpoint, "data": args.data, "protocol": protocol.to_dict(),
+              "protocol_text": protocol.describe(tasks), "metrics": results,
+              "primary": primary_metrics(results, tasks)}
+    if args.baselines:
+        report.update(baseline_delta(results, tasks, args.baselines))
+    print(format_results(report))
+    if args.json_out:
+        write_json(args.json_out, report)
+        print(f"wrote {args.json_out}")
+    return 0

@@ -1,0 +1,82 @@
+"""``edgemtl profile``: parameters (total/shared/per task) and MACs per task and for all tasks."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "profile"
+HELP = "params (total/shared/per task) and MACs per task of a recipe or checkpoint, vs a single-task model"
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size must look like HxW, e.g. 256x256 (got '{text}')")
+    return h, w
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", help="a checkpoint (.pt) or a recipe (models/<name>.yaml or its name)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override, e.g. model.se=decoder")
+    p.add_argument("--size", type=_size, help="input HxW for MACs (default: the model's image_size)")
+    p.add_argument("--json", dest="json_out", help="write the profile to this JSON file")
+    p.add_argument("--no-single-task", action="store_true", help="skip the comparison with a single-task model")
+
+
+def _model(target: str, overrides: list[str]):
+    from edgemtl.models import create_model
+
+    if target.endswith((".pt", ".pth", ".ckpt")):
+        from edgemtl.checkpoint import load_checkpoint
+
+        return load_checkpoint(target)[0]
+    from edgemtl.recipes import load_recipe
+
+    return create_model(load_recipe(target, overrides).model_config())
+
+
+def single_task_reference(model):
+    """The single-task model with the same backbone and decoder (shared SE where the MTL has SE)."""
+    from edgemtl.models import create_model
+
+    cfg = model.config
+    first = model.task_names[0]
+    se = "none" if cfg.se == "none" else "shared"
+    return create_model(cfg.replace(arch="single_task", tasks={first: cfg.tasks[first]}, aux_tasks={},
+                                    se=se, per_task_bn=False, adapters=False, aspp="shared", pretrained=None))
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgemtl.profile.counts import profile_counts
+    from edgemtl.report import write_json
+
+    model = _model(args.target, args.set)
+    c = profile_counts(model, args.size)
+    cfg = model.config
+    print(f"{args.target}: arch={cfg.arch} backbone={cfg.backbone} se={cfg.se} tasks={','.join(model.task_names)} "
+          f"input={c.input_size[0]}x{c.input_size[1]}")
+    print(f"  params: total {c.params_total / 1e6:.3f} M, shared {c.params_shared / 1e6:.3f} M"
+          + (f", auxiliary-only {c.params_aux / 1e6:.3f} M" if c.params_aux else ""))
+    for t in model.task_names:
+        print(f"  {t:9s} per-task params {c.params_per_task[t] / 1e3:9.1f} k   MACs {c.macs_per_task[t] / 1e9:7.4f} G")
+    enc = "encoder once" if c.encoder_once_for_all_tasks else "encoder per task"
+    print(f"  all tasks: {c.macs_all_tasks / 1e9:.4f} GMAC ({enc})")
+    for note in c.notes:
+        print(f"  note: {note}")
+    out = {"target": args.target, "model_config": cfg.to_dict(), **c.to_dict()}
+    if not args.no_single_task and (len(model.task_names) > 1 or cfg.arch != "single_task"):
+        ref = single_task_reference(model)
+        rc = profile_counts(ref, c.input_size)
+        first = model.task_names[0]
+        p_ratio = c.params_total / rc.params_total
+        m_ratio = {t: c.macs_per_task[t] / rc.macs_per_task[first] for t in model.task_names}
+        print(f"  vs one single-task model (same backbone+decoder, {rc.params_total / 1e6:.3f} M params, "
+              f"{rc.macs_per_task[first] / 1e9:.4f} GMAC): params x{p_ratio:.3f} for {len(model.task_names)} tasks; "
+              f"per-task MACs x{min(m_ratio.values()):.3f}..x{max(m_ratio.values()):.3f}")
+        out["single_task_reference"] = {"params": rc.params_total, "macs": rc.macs_per_task[first],
+                                        "params_ratio": p_ratio, "macs_ratio_per_task": m_ratio}
+    if args.json_out:
+        write_json(args.json_out, out)
+        print(f"wrote {args.json_out}")
+    return 0

@@ -1,0 +1,115 @@
+"""Recipes: YAML files in the repository's ``models/`` folder (model + tasks + data [+ train]).
+
+A recipe is data, validated on load: unknown sections or keys name themselves and the valid
+choices. ``--set section.key=value`` overrides any entry (the value is parsed as YAML).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgemtl.errors import EdgeMTLError, did_you_mean
+
+RECIPE_DIR = Path(__file__).resolve().parents[1] / "models"
+SECTIONS = ("description", "model", "tasks", "aux_tasks", "data", "train")
+DATA_KEYS = ("root", "synth", "derive_edges")
+
+
+@dataclass
+class Recipe:
+    path: str
+    description: str = ""
+    model: dict[str, Any] = field(default_factory=dict)
+    tasks: list[str] = field(default_factory=list)
+    aux_tasks: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+
+    def dataset_meta(self) -> dict[str, Any]:
+        """dataset.json of ``data.root`` if it exists, else the synthetic preset's description."""
+        root = self.data.get("root")
+        if root and (Path(root) / "dataset.json").is_file():
+            from edgemtl.data.dataset import load_meta
+
+            return load_meta(root)
+        synth = self.data.get("synth")
+        if synth is not None:
+            from edgemtl.data.synth import preset_meta
+
+            return preset_meta(synth.get("preset", "nyud"), tuple(synth.get("size", (128, 128))))
+        if root:
+            raise EdgeMTLError(f"{self.path}: data.root {root} has no dataset.json (make one with `edgemtl data synth`)")
+        raise EdgeMTLError(f"{self.path}: the recipe needs data.root or data.synth to know the tasks' classes")
+
+    def model_config(self, meta: dict[str, Any] | None = None):
+        from edgemtl.models.config import ModelConfig
+        from edgemtl.tasks import build_tasks
+
+        meta = meta if meta is not None else self.dataset_meta()
+        tasks = {n: t.describe() for n, t in build_tasks(self.tasks, meta).items()}
+        aux = {n: t.describe() for n, t in build_tasks(self.aux_tasks, meta).items()}
+        return ModelConfig.from_dict({**self.model, "tasks": tasks, "aux_tasks": aux})
+
+
+def resolve_recipe_path(name: str) -> Path:
+    p = Path(name)
+    if p.is_file():
+        return p
+    for cand in (RECIPE_DIR / name, RECIPE_DIR / f"{name}.yaml"):
+        if cand.is_file():
+            return cand
+    known = sorted(f.stem for f in RECIPE_DIR.glob("*.yaml")) if RECIPE_DIR.is_dir() else []
+    raise EdgeMTLError(f"recipe '{name}' not found (a YAML path or a name in {RECIPE_DIR}).{did_you_mean(p.stem, known)}"
+                       f" Known recipes: {', '.join(known)}")
+
+
+def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    d = copy.deepcopy(d)
+    for item in overrides:
+        if "=" not in item:
+            raise EdgeMTLError(f"--set expects key=value (got '{item}'), e.g. --set model.se=decoder")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw)
+        parts = key.split(".")
+        if parts[0] not in SECTIONS:
+            raise EdgeMTLError(f"--set {key}: unknown section '{parts[0]}'.{did_you_mean(parts[0], SECTIONS)} Sections: {', '.join(SECTIONS)}")
+        node = d
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise EdgeMTLError(f"--set {key}: '{p}' is not a section")
+        node[parts[-1]] = value
+    return d
+
+
+def load_recipe(name: str, overrides: list[str] | None = None) -> Recipe:
+    path = resolve_recipe_path(name)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise EdgeMTLError(f"{path}: invalid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise EdgeMTLError(f"{path}: a recipe is a mapping with sections {', '.join(SECTIONS)}")
+    raw = apply_overrides(raw, overrides or [])
+    for key in raw:
+        if key not in SECTIONS:
+            raise EdgeMTLError(f"{path}: unknown section '{key}'.{did_you_mean(key, SECTIONS)} Valid sections: {', '.join(SECTIONS)}")
+    for key in raw.get("data", {}) or {}:
+        if key not in DATA_KEYS:
+            raise EdgeMTLError(f"{path}: unknown key data.{key}.{did_you_mean(key, DATA_KEYS)} Valid: {', '.join(DATA_KEYS)}")
+    tasks = raw.get("tasks") or []
+    if isinstance(tasks, str):
+        tasks = [tasks]
+    if not tasks:
+        raise EdgeMTLError(f"{path}: 'tasks' must list at least one task")
+    from edgemtl.tasks import TASKS
+
+    for t in [*tasks, *(raw.get("aux_tasks") or [])]:
+        TASKS.get(t)  # raises 'unknown task' with suggestions
+    return Recipe(str(path), raw.get("description", ""), dict(raw.get("model") or {}), list(tasks),
+                  list(raw.get("aux_tasks") or []), dict(raw.get("data") or {}), dict(raw.get("train") or {}))

@@ -1,0 +1,36 @@
+"""The command line: help, suggestions, errors without tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from edgemtl.cli import build_parser, main
+
+
+def test_help_lists_every_subcommand_with_one_line(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    parser = build_parser()
+    names = [a for act in parser._actions if getattr(act, "choices", None) for a in act.choices]
+    assert {"data", "eval", "profile", "train"} <= set(names)
+    for n in names:
+        assert f"    {n}" in out
+
+
+def test_unknown_subcommand_and_flag_suggest(capsys):
+    assert subprocess.run([sys.executable, "-m", "edgemtl", "evl"], capture_output=True, text=True).stderr.count(
+        "Did you mean 'eval'?") == 1
+    r = subprocess.run([sys.executable, "-m", "edgemtl", "data", "synth", "--out", "x", "--nmu", "3"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "Did you mean '--num'?" in r.stderr
+
+
+def test_user_errors_have_no_traceback(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "edgemtl", "eval", "--checkpoint", str(tmp_path / "none.pt"),
+                        "--data", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "checkpoint not found" in r.stderr and "Traceback" not in r.stderr
