@@ -1,0 +1,124 @@
+"""The balancer interface.
+
+A balancer turns per-task losses into gradients. Two kinds:
+
+- ``kind = "loss"``: it weighs the losses (``weights``) and combines them (``combine``, a
+  weighted sum unless overridden, e.g. a geometric mean); one backward pass.
+- ``kind = "gradient"``: it reads each task's gradient of the *shared* parameters and sets
+  their ``.grad`` to a combination (MGDA, PCGrad, CAGrad, IMTL-G, ...). Task-specific
+  parameters keep their own task's gradient.
+
+The trainer calls, per step, ``weights_used = balancer.backward(losses, ctx)``; per epoch
+``epoch_end(epoch, mean_losses)``; after each validation ``update_kpi(kpi)`` with
+accuracy-type KPIs in [0, 1] (AMTL, DTP). ``parameters()`` are learnable balancer parameters
+the trainer adds to its optimizer (e.g. uncertainty log-variances). ``state_dict`` makes
+resuming exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class BalanceContext:
+    shared_params: list[nn.Parameter]  # parameters every task uses (the encoder, shared decoder)
+    step: int = 0
+    epoch: int = 0
+    last_shared: nn.Parameter | None = None  # the last shared layer's weight (GradNorm)
+    generator: torch.Generator | None = None  # for stochastic balancers (RLW), seeded by the trainer
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Balancer:
+    name: ClassVar[str]
+    kind: ClassVar[str] = "loss"
+
+    def __init__(self, tasks: list[str], fixed_weights: dict[str, float] | None = None) -> None:
+        self.tasks = list(tasks)
+        self.fixed_weights = {t: float((fixed_weights or {}).get(t, 1.0)) for t in self.tasks}
+        self.last_weights: dict[str, float] = {t: 1.0 for t in self.tasks}
+
+    # ---- loss-based balancers override these two ----
+    def weights(self, losses: dict[str, Tensor], ctx: BalanceContext) -> dict[str, Tensor | float]:
+        return {t: 1.0 for t in self.tasks}
+
+    def combine(self, losses: dict[str, Tensor], weights: dict[str, Tensor | float]) -> Tensor:
+        return sum(weights[t] * losses[t] for t in self.tasks)
+
+    # ---- gradient-based balancers override this ----
+    def backward(self, losses: dict[str, Tensor], ctx: BalanceContext) -> dict[str, float]:
+        w = self.weights(losses, ctx)
+        self.combine(losses, w).backward()
+        # detach: learnable weights (uncertainty) would warn on float() of a graph tensor
+        self.last_weights = {t: float(w[t].detach() if isinstance(w[t], Tensor) else w[t])
+                             for t in self.tasks}
+        return self.last_weights
+
+    # ---- hooks ----
+    def epoch_end(self, epoch: int, mean_losses: dict[str, float]) -> None:
+        pass
+
+    def update_kpi(self, kpi: dict[str, float]) -> None:
+        pass
+
+    def parameters(self) -> list[nn.Parameter]:
+        return []
+
+    def to(self, device: torch.device | str) -> Balancer:
+        """Move learnable state to ``device`` in place.
+
+        Only ``.data`` is swapped, so the Parameter objects an optimizer already holds stay valid;
+        call it before building the optimizer (or loading its state) so both live on one device.
+        """
+        for p in self.parameters():
+            p.data = p.data.to(device)
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last_weights": dict(self.last_weights)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.last_weights = dict(state.get("last_weights", self.last_weights))
+
+
+def task_gradients(losses: dict[str, Tensor], tasks: list[str], params: list[nn.Parameter]) -> Tensor:
+    """Per-task gradients of ``params`` flattened into a ``[T, P]`` matrix (graph retained)."""
+    rows = []
+    for t in tasks:
+        grads = torch.autograd.grad(losses[t], params, retain_graph=True, allow_unused=True)
+        rows.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)]))
+    return torch.stack(rows)
+
+
+def set_shared_grad(params: list[nn.Parameter], flat: Tensor) -> None:
+    """Write a flat combined gradient into ``params``' ``.grad``."""
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset: offset + n].view_as(p).clone()
+        offset += n
+
+
+class GradientBalancer(Balancer):
+    """Base for gradient-manipulation methods: subclasses implement ``combine_grads``."""
+
+    kind = "gradient"
+
+    def combine_grads(self, grads: Tensor, losses: dict[str, Tensor], ctx: BalanceContext) -> tuple[Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def backward(self, losses: dict[str, Tensor], ctx: BalanceContext) -> dict[str, float]:
+        shared = [p for p in ctx.shared_params if p.requires_grad]
+        grads = task_gradients(losses, self.tasks, shared)
+        combined, weights = self.combine_grads(grads, losses, ctx)
+        # Task-specific parameters: each only sees its own task's loss, so the plain sum gives
+        # exactly their task gradient; the shared ones are then overwritten.
+        sum(losses[t] for t in self.tasks).backward()
+        set_shared_grad(shared, combined)
+        self.last_weights = {t: float(weights.get(t, 1.0)) for t in self.tasks}
+        return self.last_weights
