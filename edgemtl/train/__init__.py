@@ -1,0 +1,1 @@
+"""Training: config, loops (single-tasking and joint), adversarial task gradients, QAT, DDP."""

@@ -1,0 +1,82 @@
+"""TrainConfig: the ``train`` section of a recipe, typed and validated."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgemtl.errors import EdgeMTLError, did_you_mean, unknown_choice
+
+LOOPS = ("auto", "single_tasking", "joint")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("poly", "cosine", "constant")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 16
+    loop: str = "auto"  # auto: single_tasking for task-conditional models, joint otherwise
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "poly"
+    poly_power: float = 0.9
+    warmup_epochs: int = 0
+    balancer: str = "fixed"
+    balancer_params: dict[str, Any] = field(default_factory=dict)
+    loss_weights: dict[str, float] = field(default_factory=dict)  # overrides the tasks' fixed weights
+    aux_weight: float = 1.0  # deep supervision (MTI-Net / PAD-Net initial predictions)
+    adversarial: bool = False
+    adv_weight: float = 0.01  # ASTMT's dscr_w: (1 - w) * task loss + w * discriminator loss
+    adv_lr_mult: float = 10.0
+    adv_hidden: int = 64
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = 0
+    val_split: str = "val"
+    eval_every: int = 1
+    augment: bool = True
+    scales: tuple[float, float] = (0.75, 1.25)
+    crop: tuple[int, int] | None = None  # training crop HxW; None = the dataset's image size
+    grad_clip: float | None = None
+    max_steps_per_epoch: int | None = None  # cap for quick runs (quickstart, tests)
+    edge_thresholds: int = 15  # validation edge metric thresholds (fewer = faster)
+    deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        for key, value, choices in (("loop", self.loop, LOOPS), ("optimizer", self.optimizer, OPTIMIZERS),
+                                    ("schedule", self.schedule, SCHEDULES)):
+            if value not in choices:
+                raise unknown_choice(f"train.{key}", value, choices)
+        from edgemtl.balancers import BALANCERS
+
+        if self.balancer not in BALANCERS:
+            raise unknown_choice("train.balancer", self.balancer, BALANCERS.names())
+        for key in ("epochs", "batch_size"):
+            if int(getattr(self, key)) < 1:
+                raise EdgeMTLError(f"train.{key} must be >= 1 (got {getattr(self, key)})")
+        if self.lr <= 0:
+            raise EdgeMTLError(f"train.lr must be > 0 (got {self.lr})")
+        if not 0 <= self.adv_weight < 1:
+            raise EdgeMTLError(f"train.adv_weight must be in [0, 1) (got {self.adv_weight})")
+        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise EdgeMTLError(f"train.device must be auto, cpu, cuda or cuda:N (got {self.device})")
+        self.scales = tuple(float(s) for s in self.scales)  # type: ignore[assignment]
+        if self.crop is not None:
+            self.crop = tuple(int(v) for v in self.crop)  # type: ignore[assignment]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in d:
+            if key not in names:
+                raise EdgeMTLError(f"unknown train config key 'train.{key}'.{did_you_mean(key, names)} "
+                                   f"Valid keys: {', '.join(names)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

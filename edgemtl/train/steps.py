@@ -1,0 +1,148 @@
+"""One optimisation step of the single-tasking loop (ASTMT) and of the joint loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from edgemtl.balancers import BalanceContext, Balancer
+from edgemtl.errors import EdgeMTLError
+from edgemtl.tasks import Task
+from edgemtl.train.adversarial import TaskDiscriminator, discriminator_loss
+from edgemtl.train.config import TrainConfig
+from edgemtl.train.optim import MaskedStep
+
+# Balancers whose weight for a task does not need the other tasks' losses of the same step,
+# so they can drive the single-tasking loop (one task per optimizer step).
+SINGLE_TASKING_BALANCERS = {"fixed", "uniform", "dwa", "dtp", "rlw", "fmtl"}
+
+
+@dataclass
+class StepContext:
+    net: nn.Module  # the model, or its DDP wrapper (forward goes through it so gradients sync)
+    model: nn.Module  # the bare model
+    tasks: dict[str, Task]
+    aux_tasks: dict[str, Task]
+    balancer: Balancer
+    optimizer: torch.optim.Optimizer
+    cfg: TrainConfig
+    masked: MaskedStep
+    balance_ctx: BalanceContext
+    disc: TaskDiscriminator | None = None
+    alpha: float = 0.0
+    last_losses: dict[str, float] = field(default_factory=dict)
+
+
+def _check(loss: Tensor, task: str, where: str) -> None:
+    if not torch.isfinite(loss):
+        raise EdgeMTLError(
+            f"non-finite {task} loss ({loss.item()}) at {where}: training stopped. Lower train.lr, enable "
+            f"train.grad_clip, or check the {task} labels; the last good checkpoint is last.pt"
+        )
+
+
+def _forward(s: StepContext, image: Tensor, names: list[str], features: bool, aux: bool):
+    """Outputs (and interface features / deep-supervision predictions) for ``names``."""
+    m = s.model
+    if m.conditional:
+        outs, feats = {}, {}
+        for n in names:
+            idx = torch.full((image.shape[0],), m.task_names.index(n), dtype=torch.long, device=image.device)
+            r = s.net(image, idx, return_features=features)
+            y, f = r if features else (r, None)
+            outs[n], feats[n] = y[:, : m.out_channels[n]], f
+        return outs, feats, None
+    if aux:
+        outs, initial = s.net(image, return_aux=True)
+        return outs, None, initial
+    if features:
+        outs, feats = s.net(image, return_features=True)
+        return outs, feats, None
+    return s.net(image), None, None
+
+
+def _aux_loss(s: StepContext, initial: dict[str, dict[str, Tensor]], batch: dict[str, Any]) -> Tensor:
+    """Deep supervision of the initial predictions (MTI-Net / PAD-Net), fixed task weights."""
+    every = {**s.tasks, **s.aux_tasks}
+    total = 0.0
+    for preds in initial.values():
+        for n, y in preds.items():
+            if n in batch:
+                total = total + every[n].loss_weight * every[n].loss(y, batch[n])
+    return s.cfg.aux_weight * total
+
+
+def _clip(s: StepContext) -> None:
+    if s.cfg.grad_clip:
+        params = [p for g in s.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(params, s.cfg.grad_clip)
+
+
+def single_tasking_step(s: StepContext, batch: dict[str, Any], where: str) -> dict[str, float]:
+    """For each task: forward that task, backward, step only the parameters it uses."""
+    image = batch["image"]
+    use_aux = s.model.one_pass_all_tasks
+    out_losses = {}
+    for n in s.tasks:
+        s.optimizer.zero_grad(set_to_none=True)
+        outs, feats, initial = _forward(s, image, [n], s.disc is not None, use_aux)
+        loss = s.tasks[n].loss(outs[n], batch[n])
+        _check(loss, n, where)
+        s.last_losses[n] = loss.item()
+        live = {t: torch.tensor(s.last_losses.get(t, 1.0)) for t in s.tasks}
+        live[n] = loss
+        w = s.balancer.weights(live, s.balance_ctx)[n]
+        total = w * loss
+        if initial is not None:
+            total = total + _aux_loss(s, {k: {n: v[n]} for k, v in initial.items()}, batch)
+        if s.disc is not None:
+            d = discriminator_loss(loss, feats[n], s.model.task_names.index(n),
+                                   s.tasks[n].valid_mask(batch[n]), s.disc, s.alpha)
+            total = (1 - s.cfg.adv_weight) * total + s.cfg.adv_weight * d
+        total.backward()
+        _clip(s)
+        s.masked.step(s.optimizer, s.model.task_names.index(n))
+        s.balancer.last_weights[n] = float(w)
+        out_losses[n] = loss.item()
+    return out_losses
+
+
+def joint_step(s: StepContext, batch: dict[str, Any], where: str) -> dict[str, float]:
+    """One forward of all tasks, balanced losses, one optimizer step."""
+    image = batch["image"]
+    use_aux = s.model.one_pass_all_tasks
+    s.optimizer.zero_grad(set_to_none=True)
+    names = list(s.tasks)
+    outs, feats, initial = _forward(s, image, names, s.disc is not None, use_aux)
+    losses = {}
+    for n in names:
+        losses[n] = s.tasks[n].loss(outs[n], batch[n])
+        _check(losses[n], n, where)
+    reported = {n: v.item() for n, v in losses.items()}
+    extra = None
+    if initial is not None:
+        extra = _aux_loss(s, initial, batch)
+    if s.disc is not None:
+        d = sum(discriminator_loss(losses[n], feats[n], s.model.task_names.index(n),
+                                   s.tasks[n].valid_mask(batch[n]), s.disc, s.alpha) for n in names)
+        extra = (extra or 0) + s.cfg.adv_weight * d
+        losses = {n: (1 - s.cfg.adv_weight) * v for n, v in losses.items()}
+    saved = None
+    if extra is not None:
+        extra.backward(retain_graph=True)
+        if s.balancer.kind == "gradient":
+            # Gradient balancers overwrite the shared gradients; add the extra terms back after.
+            saved = [(p, p.grad) for p in s.balance_ctx.shared_params]
+            for p in s.balance_ctx.shared_params:
+                p.grad = None
+    s.balancer.backward(losses, s.balance_ctx)
+    if saved:
+        for p, g in saved:
+            if g is not None:
+                p.grad = g if p.grad is None else p.grad + g
+    _clip(s)
+    s.optimizer.step()
+    return reported

@@ -1,0 +1,287 @@
+"""The training run: data, model, loop, validation, checkpoints, exact resume, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from edgemtl.balancers import BalanceContext, build_balancer
+from edgemtl.checkpoint import read_checkpoint, save_checkpoint
+from edgemtl.data.dataset import MultiTaskDataset
+from edgemtl.data.layout import atomic_write_bytes
+from edgemtl.errors import EdgeMTLError
+from edgemtl.evaluate import Protocol, evaluate
+from edgemtl.models import create_model
+from edgemtl.models.ownership import param_owners
+from edgemtl.recipes import Recipe
+from edgemtl.tasks import build_tasks
+from edgemtl.train import baselines as bl
+from edgemtl.train.adversarial import TaskDiscriminator, ganin_alpha
+from edgemtl.train.config import TrainConfig
+from edgemtl.train.data import dataset_fingerprint, make_loader, resolve_data_root
+from edgemtl.train.dist import DistInfo, setup_distributed
+from edgemtl.train.optim import MaskedStep, make_optimizer, make_schedule, param_groups
+from edgemtl.train.steps import SINGLE_TASKING_BALANCERS, StepContext, joint_step, single_tasking_step
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+class Trainer:
+    def __init__(self, recipe: Recipe, out: str | os.PathLike, resume: bool = False, progress: bool = True,
+                 baselines_path: str | None = None) -> None:
+        self.recipe, self.out, self.progress = recipe, Path(out), progress
+        self.cfg = cfg = TrainConfig.from_dict(recipe.train)
+        self.dist: DistInfo = setup_distributed()
+        self.baselines_path = baselines_path
+        if self.out.exists() and (self.out / "last.pt").exists() and not resume:
+            raise EdgeMTLError(f"{self.out} already holds a run: pass --resume to continue it, or choose another --out")
+        if resume and not (self.out / "last.pt").exists():
+            raise EdgeMTLError(f"--resume: {self.out}/last.pt not found (nothing to resume)")
+        seed_everything(cfg.seed, cfg.deterministic)
+        self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device(f"cuda:{self.dist.local_rank}")
+
+        self.root = resolve_data_root(recipe.data, progress) if self.dist.rank == 0 else None
+        self.root = self.dist.broadcast_path(self.root)
+        self.meta = json.loads((self.root / "dataset.json").read_text())
+        model_cfg = recipe.model_config(self.meta)
+        if resume:  # the run's own config wins over an edited recipe
+            model_cfg = read_checkpoint(self.out / "last.pt")["model_config"]
+        self.model = create_model(model_cfg).to(self.device)
+        self.tasks = build_tasks(self.model.task_names, self.meta)
+        self.aux_tasks = build_tasks(list(self.model.config.aux_tasks), self.meta)
+        h, w = self.meta.get("image_size", self.model.config.image_size)
+        self.crop = cfg.crop or (h, w)
+        self._build_data()
+
+        conditional = self.model.conditional
+        self.loop = cfg.loop if cfg.loop != "auto" else ("single_tasking" if conditional else "joint")
+        fixed = {n: float(cfg.loss_weights.get(n, t.loss_weight)) for n, t in self.tasks.items()}
+        self.balancer = build_balancer(cfg.balancer, list(self.tasks), fixed_weights=fixed, **cfg.balancer_params)
+        if self.loop == "single_tasking" and cfg.balancer not in SINGLE_TASKING_BALANCERS:
+            raise EdgeMTLError(
+                f"train.balancer={cfg.balancer} combines all task losses of one step, but the single-tasking loop "
+                f"steps one task at a time: set train.loop=joint, or use one of {', '.join(sorted(SINGLE_TASKING_BALANCERS))}"
+            )
+        self.balancer.to(self.device)  # before the optimizer sees its parameters
+        self.disc = None
+        extra_groups = []
+        if cfg.adversarial:
+            if self.model.one_pass_all_tasks or self.model.config.decoder != "aspp_lite":
+                raise EdgeMTLError("train.adversarial needs the task interface features of an astmt/hard_sharing/"
+                                   "single_task model with decoder aspp_lite")
+            self.disc = TaskDiscriminator(self.model.config.decoder_channels, len(self.tasks), cfg.adv_hidden).to(self.device)
+            extra_groups.append({"params": list(self.disc.parameters()), "lr": cfg.lr * cfg.adv_lr_mult, "name": "discriminator"})
+        if self.balancer.parameters():
+            extra_groups.append({"params": self.balancer.parameters(), "lr": cfg.lr, "name": "balancer"})
+        self.net = self.dist.wrap(self.model, self.device)
+        groups = param_groups(self.model, cfg, self.loop == "single_tasking", extra_groups)
+        self.optimizer = make_optimizer(groups, cfg)
+        self.schedule = make_schedule(self.optimizer, cfg, self.steps_per_epoch)
+        owners = param_owners(self.model)
+        shared = [p for n, p in self.model.named_parameters() if owners[n] is None and p.requires_grad]
+        self.gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.bctx = BalanceContext(shared_params=shared, last_shared=_last_shared(self.model, owners), generator=self.gen)
+        self.step_ctx = StepContext(self.net, self.model, self.tasks, self.aux_tasks, self.balancer, self.optimizer,
+                                    cfg, MaskedStep(self.model), self.bctx, self.disc)
+        self.epoch, self.global_step, self.best_score, self.first_val = 0, 0, -float("inf"), None
+        if resume:
+            self._load_state(read_checkpoint(self.out / "last.pt"))
+
+    # ---------------------------------------------------------------- data
+    def _build_data(self) -> None:
+        from edgemtl.data.transforms import default_eval_transform, default_train_transform
+
+        cfg = self.cfg
+        names = list(self.tasks) + [t for t in self.aux_tasks if t in self.meta["tasks"]]
+        tf = default_train_transform(self.crop, scales=cfg.scales) if cfg.augment else default_eval_transform(self.crop)
+        self.train_ds = MultiTaskDataset(self.root, "train", tasks=names, transform=tf, seed=cfg.seed)
+        self.val_ds = MultiTaskDataset(self.root, cfg.val_split, tasks=list(self.tasks), seed=cfg.seed)
+        n = len(self.train_ds) // (cfg.batch_size * self.dist.world_size)
+        if n < 1:
+            raise EdgeMTLError(f"the train split of {self.root} has {len(self.train_ds)} images: fewer than "
+                               f"train.batch_size={cfg.batch_size} x {self.dist.world_size} process(es)")
+        self.steps_per_epoch = min(n, cfg.max_steps_per_epoch or n)
+
+    # ---------------------------------------------------------------- state
+    def _state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch, "global_step": self.global_step, "best_score": self.best_score,
+            "first_val": self.first_val, "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(), "balancer": self.balancer.state_dict(),
+            "disc": self.disc.state_dict() if self.disc is not None else None,
+            "rng_torch": torch.get_rng_state(), "rng_gen": self.gen.get_state(),
+            "loop": self.loop,
+        }
+
+    def _load_state(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["state_dict"])
+        st = ckpt["extra"]["train_state"]
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.schedule.load_state_dict(st["schedule"])
+        self.balancer.load_state_dict(st["balancer"])
+        if self.disc is not None and st["disc"] is not None:
+            self.disc.load_state_dict(st["disc"])
+        torch.set_rng_state(st["rng_torch"])
+        self.gen.set_state(st["rng_gen"])
+        self.epoch, self.global_step = st["epoch"], st["global_step"]
+        self.best_score, self.first_val = st["best_score"], st["first_val"]
+
+    def _save(self, name: str, metrics: dict | None = None) -> None:
+        if self.dist.rank != 0:
+            return
+        save_checkpoint(self.out / name, self.model, self.meta,
+                        extra={"train_state": self._state(), "recipe": self.recipe.path,
+                               "train_config": self.cfg.to_dict(), "val": metrics or {}})
+
+    # ---------------------------------------------------------------- loop
+    def fit(self) -> dict[str, Any]:
+        cfg = self.cfg
+        if self.dist.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            resolved = {"description": self.recipe.description, "model": self.model.config.to_dict(),
+                        "tasks": list(self.tasks), "aux_tasks": list(self.aux_tasks),
+                        "data": {**self.recipe.data, "resolved_root": str(self.root)}, "train": cfg.to_dict(),
+                        "loop": self.loop, "world_size": self.dist.world_size}
+            atomic_write_bytes(self.out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False).encode())
+        while self.epoch < cfg.epochs:
+            t0 = time.perf_counter()
+            train_losses = self._train_epoch()
+            self.balancer.epoch_end(self.epoch, train_losses)
+            record = {"epoch": self.epoch, "step": self.global_step, "lr": self.optimizer.param_groups[0]["lr"],
+                      "loop": self.loop, "train_loss": train_losses, "weights": dict(self.balancer.last_weights)}
+            is_best = False
+            if (self.epoch + 1) % cfg.eval_every == 0 or self.epoch + 1 == cfg.epochs:
+                val = self.validate()
+                score = self._score(val)
+                record.update(val=val, score=score)
+                is_best = score > self.best_score
+                if is_best:
+                    self.best_score = score
+            record["time_s"] = round(time.perf_counter() - t0, 2)
+            self.epoch += 1
+            self._save("last.pt", record.get("val"))
+            if is_best:
+                self._save("best.pt", record.get("val"))
+            if self.dist.rank == 0:
+                with open(self.out / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(record, default=float) + "\n")
+                if self.progress:
+                    loss_txt = " ".join(f"{k}={v:.3f}" for k, v in train_losses.items())
+                    print(f"epoch {self.epoch}/{cfg.epochs} {loss_txt} score={record.get('score', float('nan')):.4g} "
+                          f"({record['time_s']:.1f}s)", flush=True)
+        return self.finish()
+
+    def _train_epoch(self) -> dict[str, float]:
+        cfg = self.cfg
+        self.model.train()
+        loader = make_loader(self.train_ds, cfg.batch_size, True, cfg.seed, self.epoch, cfg.num_workers,
+                             self.dist.enabled, drop_last=True)
+        self.step_ctx.alpha = ganin_alpha(self.epoch, cfg.epochs)
+        self.bctx.epoch = self.epoch
+        step_fn = single_tasking_step if self.loop == "single_tasking" else joint_step
+        sums = {n: 0.0 for n in self.tasks}
+        it = loader
+        if self.progress and self.dist.rank == 0:
+            from tqdm import tqdm
+
+            it = tqdm(loader, total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False)
+        count = 0
+        for i, batch in enumerate(it):
+            if i >= self.steps_per_epoch:
+                break
+            batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            self.bctx.step = self.global_step
+            losses = step_fn(self.step_ctx, batch, f"epoch {self.epoch + 1}, step {self.global_step + 1}")
+            self.schedule.step()
+            self.global_step += 1
+            count += 1
+            for n, v in losses.items():
+                sums[n] += v
+        return {n: v / max(count, 1) for n, v in sums.items()}
+
+    def validate(self) -> dict[str, dict[str, float]]:
+        """Rank 0 evaluates; every rank gets the results so KPI-driven balancers stay in sync."""
+        val = None
+        if self.dist.rank == 0:
+            loader = make_loader(self.val_ds, self.cfg.batch_size, False, 0, 0, self.cfg.num_workers)
+            protocol = Protocol(self.cfg.val_split, edge_thresholds=self.cfg.edge_thresholds)
+            val = evaluate(self.model, loader, self.tasks, protocol, self.device)
+        val = self.dist.broadcast_object(val)
+        self.balancer.update_kpi({n: val[n][t.kpi_metric] / 100.0 for n, t in self.tasks.items()})
+        self.model.train()
+        return val
+
+    def _score(self, val: dict[str, dict[str, float]]) -> float:
+        """Model selection on the val split: Δm vs the first validation (LibMTL-style), in %."""
+        from edgemtl.metrics import delta_m
+
+        prim = {n: val[n][t.primary_metric] for n, t in self.tasks.items()}
+        if self.first_val is None:
+            self.first_val = prim
+        hib = {n: t.higher_is_better for n, t in self.tasks.items()}
+        safe = {n: v if v != 0 else 1e-9 for n, v in self.first_val.items()}
+        return float(delta_m(prim, safe, hib))
+
+    def finish(self) -> dict[str, Any]:
+        """Test-split evaluation of best.pt; single-task runs record themselves as baselines."""
+        summary: dict[str, Any] = {"run": str(self.out), "epochs": self.epoch, "loop": self.loop}
+        if self.dist.rank == 0:
+            from edgemtl.checkpoint import load_checkpoint
+
+            best, _ = load_checkpoint(self.out / "best.pt")
+            split = "test" if (self.root / "splits" / "test.txt").is_file() else self.cfg.val_split
+            ds = MultiTaskDataset(self.root, split, tasks=list(self.tasks))
+            protocol = Protocol(split, edge_thresholds=self.cfg.edge_thresholds)
+            test = evaluate(best, make_loader(ds, self.cfg.batch_size, False, 0, 0, self.cfg.num_workers),
+                            self.tasks, protocol, self.device)
+            summary.update(split=split, protocol=protocol.describe(self.tasks), metrics=test,
+                           primary={n: test[n][t.primary_metric] for n, t in self.tasks.items()})
+            key_fields = (f"{self.meta.get('name', self.root.name)}@{dataset_fingerprint(self.root)}",
+                          self.model.config.backbone, tuple(self.crop), self.cfg.seed)
+            if self.model.config.arch == "single_task":
+                n = self.model.task_names[0]
+                path = bl.record_baseline(bl.baseline_key(*key_fields, n), {
+                    "metrics": test[n], "checkpoint": str((self.out / "best.pt").resolve()),
+                    "recipe": self.recipe.path, "protocol": summary["protocol"]}, self.baselines_path)
+                summary["baseline_recorded"] = str(path)
+            else:
+                base = bl.lookup_baselines(*key_fields, list(self.tasks), self.baselines_path)
+                if base is not None:
+                    from edgemtl.metrics import delta_m, per_task_delta
+
+                    stl = {n: base[n][t.primary_metric] for n, t in self.tasks.items()}
+                    hib = {n: t.higher_is_better for n, t in self.tasks.items()}
+                    summary["delta_m"] = delta_m(summary["primary"], stl, hib)
+                    summary["delta_m_per_task"] = per_task_delta(summary["primary"], stl, hib)
+                    summary["baselines"] = stl
+            from edgemtl.report import write_json
+
+            write_json(self.out / "summary.json", summary)
+        self.dist.barrier()
+        return summary
+
+
+def _last_shared(model, owners) -> torch.nn.Parameter | None:
+    """The last shared weight tensor (GradNorm normalises gradients there)."""
+    last = None
+    for n, p in model.named_parameters():
+        if owners[n] is None and p.dim() > 1 and p.requires_grad:
+            last = p
+    return last

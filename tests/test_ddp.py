@@ -1,0 +1,68 @@
+"""DDP on CPU with the gloo backend and 2 processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _bn_worker(rank: int, port: int, x: torch.Tensor, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    from edgemtl.train.syncbn import sync_batchnorm
+
+    torch.manual_seed(0)
+    bn = torch.nn.BatchNorm2d(3)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
+    sync_batchnorm(bn)
+    part = x[rank * 2:(rank + 1) * 2].clone().requires_grad_(True)
+    y = bn(part)
+    (y * torch.arange(y.numel()).view_as(y).float()).sum().backward()
+    torch.save({"y": y.detach(), "gx": part.grad, "gw": bn.weight.grad, "rm": bn.running_mean}, f"{out_dir}/r{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_synced_batchnorm_equals_full_batch_bn(tmp_path):
+    """Two processes with half a batch each == one process with the whole batch (values and grads)."""
+    x = torch.randn(4, 3, 5, 5)
+    mp.spawn(_bn_worker, args=(_free_port(), x, str(tmp_path)), nprocs=2, join=True)
+    r = [torch.load(tmp_path / f"r{i}.pt", weights_only=True) for i in range(2)]
+    ref = torch.nn.BatchNorm2d(3)
+    with torch.no_grad():
+        ref.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
+    xr = x.clone().requires_grad_(True)
+    y = ref(xr)
+    (y * torch.cat([torch.arange(y[:2].numel()).view_as(y[:2]).float()] * 2)).sum().backward()
+    torch.testing.assert_close(torch.cat([r[0]["y"], r[1]["y"]]), y.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.cat([r[0]["gx"], r[1]["gx"]]), xr.grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(r[0]["gw"] + r[1]["gw"], ref.weight.grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(r[0]["rm"], ref.running_mean, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_torchrun_two_process_training(write_recipe, tmp_path):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    recipe = write_recipe(tasks=("semseg", "normals"))
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "edgemtl", "train", str(recipe),
+                        "--out", str(out), "--quiet"], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "world_size: 2" in (out / "config.yaml").read_text()
+    assert (out / "best.pt").is_file() and "semseg" in (out / "summary.json").read_text()
