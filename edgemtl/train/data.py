@@ -35,8 +35,7 @@ def resolve_data_root(data: dict[str, Any], progress: bool = True) -> Path:
     if not (root / "dataset.json").is_file():
         from edgemtl.data.synth import generate
 
-        if root.exists() and any(root.iterdir()):
-            raise EdgeMTLError(f"{root} exists but holds no dataset.json: remove it or set data.root elsewhere")
+        # generate() resumes an interrupted render with the same parameters and refuses anything else.
         generate(root, params["num"], params["size"], seed=params["seed"], preset=params["preset"], progress=progress)
     return root
 

@@ -1,0 +1,226 @@
+"""Write a synthetic dataset in the generic layout (the driver behind ``edgemtl data synth``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgemtl.data import layout
+from edgemtl.data.synth.presets import get_preset
+from edgemtl.data.synth.renderer import TASKS, check_size, render
+from edgemtl.data.synth.scene import sample_scene
+from edgemtl.errors import EdgeMTLError
+
+# Bump whenever the output for a given (seed, index, size, preset) changes.
+VERSION = "1.0"
+MARKER = ".synth.json"  # written first; dataset.json is written last, when everything is on disk
+_SPLIT_KEY = 0x5EED5  # entropy word that separates the split permutation from the image streams
+
+
+def image_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator that draws image ``index`` of a dataset made with ``seed``."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
+
+
+def sample_id(index: int, num: int) -> str:
+    return f"{index:0{max(6, len(str(num - 1)))}d}"
+
+
+def render_index(seed: int, index: int, size: tuple[int, int], preset: str) -> dict[str, np.ndarray]:
+    """Exactly what :func:`generate` writes for image ``index``."""
+    return render(sample_scene(image_rng(seed, index), preset), size)
+
+
+def split_ids(ids: list[str], seed: int, fractions) -> dict[str, list[str]]:
+    """Deterministic (by seed) partition of ``ids`` into train/val/test with the given fractions.
+
+    Every split with a positive fraction gets at least one id when there are enough ids; splits
+    that end up empty are left out (an empty split file is not valid in the layout).
+    """
+    n = len(ids)
+    fr = np.asarray(fractions, dtype=np.float64)
+    exact = fr / fr.sum() * n
+    counts = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - counts), kind="stable")[: n - counts.sum()]:
+        counts[i] += 1
+    for i in range(3):  # borrow from the largest split for a positive-fraction split left empty
+        if fr[i] > 0 and counts[i] == 0 and counts.max() > 1:
+            counts[int(np.argmax(counts))] -= 1
+            counts[i] += 1
+    perm = np.random.default_rng(np.random.SeedSequence([_SPLIT_KEY, seed])).permutation(n)
+    out, a = {}, 0
+    for name, c in zip(layout.SPLITS, counts):
+        if c > 0:
+            out[name] = sorted(ids[j] for j in perm[a:a + c])
+        a += c
+    return out
+
+
+def _check_args(num, size, seed, preset, workers, splits) -> tuple[tuple[int, int], int]:
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
+        raise EdgeMTLError(f"--num: expected a whole number of images >= 1, got {num!r}.")
+    size = check_size(size)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise EdgeMTLError(f"--seed: expected a whole number >= 0, got {seed!r}.")
+    get_preset(preset)
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise EdgeMTLError(
+            f"--workers: expected a whole number >= 1 (or leave it out for all cores), got {workers!r}.")
+    try:
+        fr = [float(v) for v in splits]
+    except (TypeError, ValueError):
+        fr = []
+    if len(fr) != 3 or min(fr) < 0 or not abs(sum(fr) - 1.0) < 1e-6:
+        raise EdgeMTLError(
+            f"splits: expected three fractions (train, val, test) >= 0 summing to 1, got {splits!r}.")
+    return size, int(workers)
+
+
+def _files(root: Path, sid: str) -> list[Path]:
+    return [root / "images" / f"{sid}.png"] + [root / t / f"{sid}{layout.LABEL_EXT[t]}" for t in TASKS]
+
+
+def _write(root: Path, sid: str, out: dict[str, np.ndarray]) -> None:
+    layout.write_image(root, sid, out["image"])
+    for t in TASKS:
+        layout.write_label(root, t, sid, out[t])
+
+
+def _work(job: tuple) -> int:
+    root, seed, size, preset, num, indices = job
+    root = Path(root)
+    for i in indices:
+        _write(root, sample_id(i, num), render_index(seed, i, size, preset))
+    return len(indices)
+
+
+def _init_worker() -> None:
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except Exception:  # pragma: no cover - cv2 is a hard dependency of the writers
+        pass
+
+
+def _prepare_out(root: Path, params: dict[str, Any]) -> bool:
+    """Check/prepare the output folder; True when resuming a run with identical parameters."""
+    if root.exists() and not root.is_dir():
+        raise EdgeMTLError(f"--out: '{root}' exists and is not a folder; choose a new or empty folder.")
+    if root.is_dir() and any(root.iterdir()):
+        marker = root / MARKER
+        try:
+            previous = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            previous = None
+        if previous != params:
+            why = ("it holds a synth dataset made with different parameters" if previous is not None
+                   else "it is not empty")
+            raise EdgeMTLError(
+                f"--out: '{root}' cannot be used: {why}. Synth writes into a new or empty folder, or "
+                "re-runs into the folder of an earlier (possibly interrupted) run with the same --num, "
+                "--size, --seed and --preset. Choose another --out or delete the folder.")
+        return True
+    root.mkdir(parents=True, exist_ok=True)
+    layout.atomic_write_bytes(root / MARKER, (json.dumps(params, indent=2) + "\n").encode())
+    return False
+
+
+def generate(out: str | os.PathLike, num: int, size: tuple[int, int] = (128, 128), seed: int = 0,
+             preset: str = "nyud", workers: int | None = None, splits=(0.8, 0.1, 0.1),
+             progress: bool = True) -> dict[str, Any]:
+    """Render ``num`` scenes into ``out`` in the generic layout and return the dataset meta.
+
+    Image ``i`` (id ``f"{i:06d}"``) is drawn from ``image_rng(seed, i)`` alone, so the output is
+    bit-identical for any ``workers``. ``out`` must be new or empty, or hold an earlier run with
+    the same parameters (then finished images are kept and missing ones rendered).
+    """
+    size, workers = _check_args(num, size, seed, preset, workers, splits)
+    P = get_preset(preset)
+    root = Path(out)
+    params = {"generator": "edgemtl.data.synth", "version": VERSION, "num": int(num), "size": list(size),
+              "seed": int(seed), "preset": P.name, "splits": [float(v) for v in splits]}
+    resume = _prepare_out(root, params)
+    num, seed = int(num), int(seed)
+    ids = [sample_id(i, num) for i in range(num)]
+    todo = [i for i in range(num) if not (resume and all(p.is_file() for p in _files(root, ids[i])))]
+    for t in ("images", *TASKS):
+        (root / t).mkdir(exist_ok=True)
+
+    workers = max(1, min(workers, len(todo)))
+    chunk = max(1, min(16, len(todo) // (workers * 8) if todo else 1))
+    jobs = [(str(root), seed, size, P.name, num, todo[a:a + chunk]) for a in range(0, len(todo), chunk)]
+    bar = _progress(len(todo), progress)
+    try:
+        if workers == 1:
+            _init_worker()
+            for job in jobs:
+                bar(_work(job))
+        else:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+            with ctx.Pool(workers, initializer=_init_worker) as pool:
+                for done in pool.imap_unordered(_work, jobs):
+                    bar(done)
+    finally:
+        bar(None)
+
+    layout.write_splits(root, split_ids(ids, seed, splits))
+    meta = preset_meta(P.name, size)
+    meta.update(num_samples=num, generator={
+        "name": "edgemtl.data.synth", "seed": seed, "num": num, "version": VERSION,
+        "preset": P.name, "size": list(size), "splits": [float(v) for v in splits]})
+    layout.write_meta(root, meta)
+    return json.loads((root / layout.DATASET_JSON).read_text())
+
+
+def preset_meta(preset: str, size: tuple[int, int] = (128, 128)) -> dict[str, Any]:
+    """The dataset.json content a preset produces (minus generation details), without rendering:
+    recipes use it to size task heads before any data exists."""
+    P = get_preset(preset)
+    return {
+        "name": f"synth-{P.name}",
+        "preset": P.name,
+        "tasks": list(TASKS),
+        "classes": {"semseg": list(P.classes), "parts": list(P.parts)},
+        "depth_range": [float(v) for v in P.depth_range],
+        "edge_max_dist": P.edge_max_dist,
+        "image_size": [int(v) for v in size],
+        "part_classes": sorted(P.part_classes),
+        "saliency_classes": [c for c in P.classes if c not in P.room_classes],
+    }
+
+
+def _progress(total: int, enabled: bool):
+    """A callable ``bar(n_done)``; ``bar(None)`` closes it."""
+    if not enabled or total == 0:
+        return lambda n: None
+    try:
+        from tqdm import tqdm
+
+        t = tqdm(total=total, unit="img", desc="synth", file=sys.stderr, dynamic_ncols=True)
+
+        def bar(n):
+            t.close() if n is None else t.update(n)
+
+        return bar
+    except ImportError:  # pragma: no cover
+        state = {"done": 0, "next": 0.1}
+
+        def bar(n):
+            if n is None:
+                return
+            state["done"] += n
+            if state["done"] / total >= state["next"] or state["done"] == total:
+                print(f"synth: {state['done']}/{total}", file=sys.stderr)
+                state["next"] += 0.1
+
+        return bar
