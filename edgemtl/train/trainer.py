@@ -43,7 +43,8 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 class Trainer:
     def __init__(self, recipe: Recipe, out: str | os.PathLike, resume: bool = False, progress: bool = True,
-                 baselines_path: str | None = None) -> None:
+                 baselines_path: str | None = None, model: torch.nn.Module | None = None) -> None:
+        """``model`` replaces the recipe's model (QAT finetunes a fake-quant graph this way)."""
         self.recipe, self.out, self.progress = recipe, Path(out), progress
         self.cfg = cfg = TrainConfig.from_dict(recipe.train)
         self.dist: DistInfo = setup_distributed()
@@ -63,7 +64,7 @@ class Trainer:
         model_cfg = recipe.model_config(self.meta)
         if resume:  # the run's own config wins over an edited recipe
             model_cfg = read_checkpoint(self.out / "last.pt")["model_config"]
-        self.model = create_model(model_cfg).to(self.device)
+        self.model = (model if model is not None else create_model(model_cfg)).to(self.device)
         self.tasks = build_tasks(self.model.task_names, self.meta)
         self.aux_tasks = build_tasks(list(self.model.config.aux_tasks), self.meta)
         h, w = self.meta.get("image_size", self.model.config.image_size)
@@ -187,6 +188,19 @@ class Trainer:
                     print(f"epoch {self.epoch}/{cfg.epochs} {loss_txt} score={record.get('score', float('nan')):.4g} "
                           f"({record['time_s']:.1f}s)", flush=True)
         return self.finish()
+
+    def finetune(self) -> list[dict[str, Any]]:
+        """Train for ``train.epochs`` without checkpoints or final evaluation (QAT finetuning)."""
+        history = []
+        while self.epoch < self.cfg.epochs:
+            losses = self._train_epoch()
+            self.balancer.epoch_end(self.epoch, losses)
+            history.append({"epoch": self.epoch, "train_loss": losses})
+            if self.progress:
+                print(f"finetune epoch {self.epoch + 1}/{self.cfg.epochs} "
+                      + " ".join(f"{k}={v:.3f}" for k, v in losses.items()), flush=True)
+            self.epoch += 1
+        return history
 
     def _train_epoch(self) -> dict[str, float]:
         cfg = self.cfg

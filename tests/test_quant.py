@@ -1,0 +1,163 @@
+"""PT2E PTQ / QAT on tiny real models (XNNPACK quantizer, torchao)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from edgemtl.errors import EdgeMTLError
+from edgemtl.models import create_model
+from edgemtl.quant import QuantConfig, QuantizedModel, load_program, prepare_qat, ptq, save_program
+
+from conftest import TINY_MODEL
+
+TASKS = {"semseg": {"out_channels": 5}, "depth": {"out_channels": 1}, "normals": {"out_channels": 3}}
+
+
+def model_(arch="astmt", **kw):
+    torch.manual_seed(0)
+    m = create_model(arch=arch, tasks=TASKS, **{**TINY_MODEL, **kw})
+    m.train()
+    with torch.no_grad():  # warm BN statistics so activations have realistic ranges
+        for _ in range(3):
+            m.forward_all(torch.rand(4, 3, 48, 48))
+    return m.eval()
+
+
+def weight_quant_ops(gm, module: str, op: str) -> list[str]:
+    """Quantize/dequantize ops feeding the weight input of the first ``op`` node of ``module``.
+
+    Walks up the weight argument's producers (reshape, mm with the one-hot, ...) a few levels.
+    Raises if the module or op is absent, so the check can never pass vacuously.
+    """
+    nodes = [n for n in gm.graph.nodes if n.op == "call_function" and op in str(n.target)
+             and any(v[0] == module for v in n.meta.get("nn_module_stack", {}).values())]
+    assert nodes, f"no {op} node in {module}"
+    frontier, found, seen = [nodes[0].args[0 if op == "bmm" else 1]], [], set()
+    for _ in range(6):
+        nxt = []
+        for node in frontier:
+            if not hasattr(node, "op") or node in seen:
+                continue
+            seen.add(node)
+            if "quantize" in str(node.target):
+                found.append(str(node.target))
+            nxt.extend(a for a in node.args if hasattr(a, "op"))
+        frontier = nxt
+    return found
+
+
+def sqnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach(), b.detach()
+    return float(10 * torch.log10(a.square().mean() / (a - b).square().mean()))
+
+
+@pytest.fixture(scope="module")
+def astmt():
+    return model_()
+
+
+@pytest.fixture(scope="module")
+def ptq_float(astmt):
+    return ptq(astmt, [torch.rand(2, 3, 48, 48) for _ in range(3)])
+
+
+def test_ptq_keeps_the_task_input_and_float_task_weights(astmt, ptq_float):
+    m = astmt
+    q = QuantizedModel(ptq_float, m, "ptq")
+    ops = [str(n.target) for n in q.gm.graph.nodes if n.op == "call_function"]
+    assert sum("quantize_per_channel" in o for o in ops) > 10, "conv weights must be int8 per channel"
+    se = "backbone.body.blocks.2.0.bn3.1"
+    assert weight_quant_ops(q.gm, se, "bmm") == [], "task-selected SE weights stay fp32"
+    assert any("per_channel" in o for o in weight_quant_ops(q.gm, "backbone.body.blocks.2.0.conv_pw", "conv"))
+    x = torch.rand(1, 3, 48, 48)
+    outs = [q(x, torch.tensor([t])) for t in range(3)]
+    ref = [m(x, torch.tensor([t])) for t in range(3)]
+    assert (outs[0][:, :1] - outs[1][:, :1]).abs().max() > 1e-4, "task switching survives quantization"
+    for o, r in zip(outs, ref):
+        assert sqnr(r, o) > 8, "int8 output close to fp32 (random weights, warmed BN)"
+
+
+def dequantized_inputs(gm, module: str) -> list[str]:
+    """Dequantize ops feeding the ops of ``module`` (int8 tensors entering its computation)."""
+    found = []
+    for n in gm.graph.nodes:
+        if n.op == "call_function" and any(v[0] == module for v in n.meta.get("nn_module_stack", {}).values()):
+            found += [str(a.target) for a in n.args if hasattr(a, "target") and "dequantize" in str(a.target)]
+    return found
+
+
+def test_per_tensor_mode_quantizes_task_modules_per_tensor(astmt, ptq_float):
+    se = "backbone.body.blocks.2.0.bn3.1"
+    fp = dequantized_inputs(ptq_float, se)
+    pt_gm = ptq(astmt, [torch.rand(2, 3, 48, 48)], QuantConfig(task_weights="per_tensor"))
+    pt = dequantized_inputs(pt_gm, se)
+    # float: only tensors arriving from quantized neighbours; per_tensor: the SE's own FC/ReLU6
+    # arithmetic runs on int8 tensors too, always with per-tensor parameters.
+    assert len(pt) > len(fp) and all("per_tensor" in o for o in pt)
+    # The selected weights are computed in-graph by the one-hot matmul and stay fp32 either way.
+    assert weight_quant_ops(pt_gm, se, "bmm") == []
+    with pytest.raises(EdgeMTLError, match="task_weights"):
+        QuantConfig(task_weights="per_channel")
+
+
+def test_per_head_float_modules():
+    m = model_("hard_sharing", se="shared")
+    gm = ptq(m, [torch.rand(2, 3, 48, 48)], QuantConfig(float_modules=["heads.depth"]))
+    assert weight_quant_ops(gm, "heads.depth", "conv") == []
+    assert any("per_channel" in o for o in weight_quant_ops(gm, "heads.semseg", "conv"))
+    with pytest.raises(EdgeMTLError, match="heads.dept.*heads.depth"):
+        ptq(m, [], QuantConfig(float_modules=["heads.dept"]))
+
+
+def test_qat_freezes_observers_for_eval(astmt):
+    prepared = prepare_qat(astmt)
+    qm = QuantizedModel(prepared, astmt, "qat").train()
+    opt = torch.optim.SGD([p for p in qm.parameters() if p.requires_grad], lr=1e-3)
+    loss = qm.forward_task(torch.rand(2, 3, 48, 48), "semseg").square().mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    x = torch.rand(1, 3, 48, 48)
+    qm.train()
+    a = qm(x, torch.tensor([1])).detach()
+    qm(torch.rand(2, 3, 48, 48) * 5, torch.tensor([1, 1]))  # training-mode call moves observer ranges
+    qm.eval()
+    b, c = qm(x, torch.tensor([1])), qm(torch.rand(1, 3, 48, 48) * 9, torch.tensor([1]))
+    assert torch.equal(qm(x, torch.tensor([1])), b), "frozen observers: eval outputs must not drift between calls"
+    assert not torch.equal(a, b)  # ...while training-mode calls did update them
+
+
+def test_quantized_program_round_trip(tmp_path, astmt, ptq_float):
+    x = torch.rand(1, 3, 48, 48)
+    onehot = torch.nn.functional.one_hot(torch.tensor([2]), 3).float()
+    save_program(ptq_float, astmt, tmp_path / "q.pt2")
+    ep = load_program(tmp_path / "q.pt2")
+    torch.testing.assert_close(ep.module()(x, onehot), ptq_float(x, onehot))
+    with pytest.raises(EdgeMTLError, match="not found"):
+        load_program(tmp_path / "missing.pt2")
+    (tmp_path / "bad.pt2").write_bytes(b"junk")
+    with pytest.raises(EdgeMTLError, match="cannot read"):
+        load_program(tmp_path / "bad.pt2")
+
+
+@pytest.mark.slow
+def test_qat_cli_reports_fp32_ptq_qat(write_recipe, tiny_data, tmp_path, capsys):
+    from edgemtl.checkpoint import save_checkpoint
+    from edgemtl.cli import main
+    from edgemtl.data.dataset import load_meta
+    from edgemtl.tasks import build_tasks
+
+    recipe = write_recipe(tasks=("semseg", "normals"), train={"max_steps_per_epoch": 1})
+    meta = load_meta(tiny_data)
+    tasks = {n: t.describe() for n, t in build_tasks(["semseg", "normals"], meta).items()}
+    save_checkpoint(tmp_path / "m.pt", create_model(arch="astmt", tasks=tasks, **TINY_MODEL), meta)
+    assert main(["qat", "--checkpoint", str(tmp_path / "m.pt"), "--recipe", str(recipe), "--epochs", "1",
+                 "--calib-batches", "2", "--out", str(tmp_path / "q"), "--quiet"]) == 0
+    report = json.loads((tmp_path / "q" / "quant_report.json").read_text())
+    assert set(report["primary"]) == {"fp32", "ptq", "qat"}
+    assert set(report["delta_vs_fp32"]) == {"ptq", "qat"}
+    assert (tmp_path / "q" / "qat_int8.pt2").is_file()
+    assert "QAT int8: Δm vs its fp32 model" in capsys.readouterr().out
