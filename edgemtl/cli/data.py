@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from edgemtl.cli._args import size_arg
+
 from edgemtl.errors import EdgeMTLError
 
 NAME = "data"
 HELP = "make, convert and check datasets (synth | validate | derive-edges | convert)"
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--size must look like HxW, e.g. 128x128 (got '{text}')")
-    return h, w
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s = sub.add_parser("synth", help="render procedural 3D scenes with exact labels for all six tasks")
     s.add_argument("--out", required=True, help="output folder (must be empty or new)")
     s.add_argument("--num", type=int, default=1000, help="number of images (default 1000)")
-    s.add_argument("--size", type=_size, default=(128, 128), help="HxW (default 128x128)")
+    s.add_argument("--size", type=size_arg, default=(128, 128), help="HxW (default 128x128)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--preset", default="nyud", help="scene style: nyud (indoor) or pascal (objects, people)")
     s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 NAME = "eval"
 HELP = "evaluate a checkpoint on a dataset split (all task metrics, protocol, optional Δm)"

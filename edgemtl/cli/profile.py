@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from edgemtl.cli._args import size_arg
+
 NAME = "profile"
 HELP = "params (total/shared/per task) and MACs per task of a recipe or checkpoint, vs a single-task model"
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--size must look like HxW, e.g. 256x256 (got '{text}')")
-    return h, w
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help="a checkpoint (.pt) or a recipe (models/<name>.yaml or its name)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override, e.g. model.se=decoder")
-    p.add_argument("--size", type=_size, help="input HxW for MACs (default: the model's image_size)")
+    p.add_argument("--size", type=size_arg, help="input HxW for MACs (default: the model's image_size)")
     p.add_argument("--json", dest="json_out", help="write the profile to this JSON file")
     p.add_argument("--no-single-task", action="store_true", help="skip the comparison with a single-task model")
 

@@ -40,6 +40,20 @@ class MultiTaskModel(nn.Module):
         self.register_buffer("mean", torch.zeros(1, 3, 1, 1), persistent=True)
         self.register_buffer("std", torch.ones(1, 3, 1, 1), persistent=True)
 
+    def _build_shared_backbone(self):
+        """A task-independent backbone (no per-task modules); sets the input normalisation."""
+        from edgemtl.models.backbones import Backbone
+
+        cfg = self.config
+        backbone = Backbone(cfg.backbone, cfg.output_stride, cfg.pad_type, cfg.pretrained, cfg.se, cfg.se_reduction)
+        self._set_normalization(backbone.pretrained_cfg)
+        return backbone
+
+    def head_channels(self) -> dict[str, int]:
+        """Output channels of every task with a prediction layer: final tasks, then auxiliary ones."""
+        aux = {t: int(i["out_channels"]) for t, i in self.config.aux_tasks.items()}
+        return {**{t: self.out_channels[t] for t in self.task_names}, **aux}
+
     def _set_normalization(self, pretrained_cfg: dict) -> None:
         cfg = self.config
         mean = cfg.mean or tuple(pretrained_cfg.get("mean", (0.485, 0.456, 0.406)))

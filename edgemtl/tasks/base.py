@@ -26,6 +26,17 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     return (values * mask).sum() / denom
 
 
+def binary_bce(pred: Tensor, target: Tensor, pos_weight: float | None = None) -> Tensor:
+    """BCE on logits against a 0/1 map with 255 = ignore; ``pos_weight`` w weighs positives by w
+    and negatives by 1 - w (ASTMT's class-balanced BCE)."""
+    valid = target != IGNORE
+    y = torch.where(valid, target, torch.zeros_like(target))
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(pred, y, reduction="none")
+    if pos_weight is not None:
+        bce = (pos_weight * y + (1 - pos_weight) * (1 - y)) * bce
+    return masked_mean(bce, valid)
+
+
 class Task:
     """Base class. Subclasses set the class attributes and implement loss/decode/meter/visualize."""
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from edgemtl.tasks import TASKS
-from edgemtl.tasks.base import IGNORE, Task, masked_mean
+from edgemtl.tasks.base import IGNORE, Task, binary_bce
 
 
 @TASKS.register("edges")
@@ -42,11 +42,7 @@ class Edges(Task):
         return 1
 
     def loss(self, pred: Tensor, target: Tensor) -> Tensor:
-        valid = target != IGNORE
-        y = torch.where(valid, target, torch.zeros_like(target))
-        w = self.pos_weight * y + (1 - self.pos_weight) * (1 - y)
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(pred, y, reduction="none")
-        return masked_mean(w * bce, valid)
+        return binary_bce(pred, target, self.pos_weight)
 
     def decode(self, pred: Tensor) -> Tensor:
         return torch.sigmoid(pred[:, 0])

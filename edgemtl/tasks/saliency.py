@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from edgemtl.tasks import TASKS
-from edgemtl.tasks.base import IGNORE, Task, colormap, masked_mean
+from edgemtl.tasks.base import IGNORE, Task, binary_bce, colormap
 
 
 @TASKS.register("saliency")
@@ -29,10 +29,7 @@ class Saliency(Task):
         return 1
 
     def loss(self, pred: Tensor, target: Tensor) -> Tensor:
-        valid = target != IGNORE
-        y = torch.where(valid, target, torch.zeros_like(target))
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(pred, y, reduction="none")
-        return masked_mean(bce, valid)
+        return binary_bce(pred, target)
 
     def decode(self, pred: Tensor) -> Tensor:
         return torch.sigmoid(pred[:, 0])

@@ -9,7 +9,6 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from edgemtl.models import ARCHITECTURES
-from edgemtl.models.backbones import Backbone
 from edgemtl.models.base import MultiTaskModel
 from edgemtl.models.config import ModelConfig
 from edgemtl.models.decoders import DeepLabV3PlusLite, LightHeads
@@ -20,8 +19,7 @@ from edgemtl.models.layers import upsample_to
 class HardSharing(MultiTaskModel):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
-        self.backbone = Backbone(cfg.backbone, cfg.output_stride, cfg.pad_type, cfg.pretrained, cfg.se, cfg.se_reduction)
-        self._set_normalization(self.backbone.pretrained_cfg)
+        self.backbone = self._build_shared_backbone()
         ch, red = self.backbone.channels, self.backbone.reductions
         outs = [self.out_channels[n] for n in self.task_names]
 

@@ -11,7 +11,6 @@ import torch
 from torch import Tensor, nn
 
 from edgemtl.models import ARCHITECTURES
-from edgemtl.models.backbones import Backbone
 from edgemtl.models.base import MultiTaskModel
 from edgemtl.models.config import ModelConfig
 from edgemtl.models.decoders import _level
@@ -26,13 +25,11 @@ class MTINet(MultiTaskModel):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
-        self.backbone = Backbone(cfg.backbone, cfg.output_stride, cfg.pad_type, cfg.pretrained, cfg.se, cfg.se_reduction)
-        self._set_normalization(self.backbone.pretrained_cfg)
+        self.backbone = self._build_shared_backbone()
         ch, red = self.backbone.channels, self.backbone.reductions
         self.levels = [_level(red, 4), _level(red, 8), _level(red, 16), len(ch) - 1]
         width = cfg.mti_channels
-        heads = {**{t: self.out_channels[t] for t in self.task_names},
-                 **{t: int(i["out_channels"]) for t, i in cfg.aux_tasks.items()}}
+        heads = self.head_channels()
         self.all_tasks = list(heads)
         self.reduce = nn.ModuleList(ConvBNAct(ch[lvl], width, 1) for lvl in self.levels)
         self.initial = nn.ModuleList(

@@ -11,7 +11,6 @@ import torch
 from torch import Tensor, nn
 
 from edgemtl.models import ARCHITECTURES
-from edgemtl.models.backbones import Backbone
 from edgemtl.models.base import MultiTaskModel
 from edgemtl.models.config import ModelConfig
 from edgemtl.models.decoders import _level
@@ -26,12 +25,10 @@ class PADNet(MultiTaskModel):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
-        self.backbone = Backbone(cfg.backbone, cfg.output_stride, cfg.pad_type, cfg.pretrained, cfg.se, cfg.se_reduction)
-        self._set_normalization(self.backbone.pretrained_cfg)
+        self.backbone = self._build_shared_backbone()
         ch, red = self.backbone.channels, self.backbone.reductions
         self.mid, width = _level(red, 8), 2 * cfg.mti_channels
-        heads = {**{t: self.out_channels[t] for t in self.task_names},
-                 **{t: int(i["out_channels"]) for t, i in cfg.aux_tasks.items()}}
+        heads = self.head_channels()
         self.fuse = ConvBNAct(ch[self.mid] + ch[-1], width, 1)
         self.initial = InitialPrediction(width, width, heads)
         self.distill = Distillation(self.task_names, list(heads), width)
