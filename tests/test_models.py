@@ -237,3 +237,39 @@ def test_pretrained_timm_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(EdgeMTLError, match="model.pretrained=/path"):
         build("astmt", pretrained="timm")
+
+
+@pytest.mark.parametrize("per_task_bn", [None, False])
+def test_bn_statistics_are_per_task_behind_task_gated_features(per_task_bn):
+    """Eval-mode BN behind task-gated features needs each task's own running statistics.
+
+    Alternating tasks on one fixed batch makes a BN's running mean converge to its input's batch
+    mean. Behind a per-task SE the input differs per task, so one shared running mean cannot match
+    every task (the eval-time failure per-task BN avoids); per-task running means match exactly.
+    """
+    torch.manual_seed(0)
+    model = build("astmt", se="encoder_decoder", per_task_bn=per_task_bn)
+    for m in model.modules():  # fast convergence of running statistics: 0.5^20 ~ 1e-6
+        if isinstance(getattr(m, "momentum", None), float):
+            m.momentum = 0.5
+    bn = model.backbone.body.blocks[3][0].bn1  # input = conv of the task-gated output of blocks[2]
+    seen = {}
+    hook = bn.register_forward_pre_hook(lambda m, a: seen.__setitem__("mean", a[0].mean((0, 2, 3))))
+    x = torch.rand(4, 3, *SIZE)
+    batch_means = {}
+    with torch.no_grad():
+        model.train()
+        for _ in range(20):
+            for t in range(3):
+                model(x, torch.full((4,), t))
+                batch_means[t] = seen["mean"]
+    hook.remove()
+    gap = float((batch_means[0] - batch_means[1]).abs().max())
+    assert gap > 1e-3, "task gating must change the BN input statistics"
+    running = [bn.running_mean[t] if per_task_bn is None else bn.bn.running_mean if hasattr(bn, "bn") else bn.running_mean
+               for t in range(3)]
+    errs = [float((running[t] - batch_means[t]).abs().max()) for t in range(3)]
+    if per_task_bn is None:  # the default for task SE
+        assert model.config.per_task_bn and max(errs) < 1e-3 * max(gap, 1), errs
+    else:
+        assert max(errs) > 0.2 * gap, errs

@@ -38,7 +38,10 @@ class ModelConfig:
     aspp_rates: tuple[int, int, int] = (6, 12, 18)
     se: str | None = None  # None -> the architecture's default
     se_reduction: int = 4
-    per_task_bn: bool = False
+    # None -> on wherever task SE modulates (ASTMT): after task-gated features, one set of BN
+    # running statistics would average over differently-scaled tasks and break eval-mode BN.
+    # Encoder BNs become per-task only when the encoder itself is modulated.
+    per_task_bn: bool | None = None
     adapters: bool = False
     mti_channels: int = 32  # MTI-Net/PAD-Net per-scale width after the 1x1 reduction
 
@@ -59,6 +62,8 @@ class ModelConfig:
         arch_cls = ARCHITECTURES.get(self.arch)
         if self.se is None:
             self.se = arch_cls.default_se
+        if self.per_task_bn is None:
+            self.per_task_bn = bool(arch_cls.conditional and self.se in ("decoder", "encoder_decoder"))
         if self.se not in arch_cls.supported_se:
             raise EdgeMTLError(
                 f"model.se='{self.se}' is not available for arch '{self.arch}' "

@@ -29,9 +29,10 @@ class ASTMT(MultiTaskModel):
         self.ctx = TaskContext(len(self.task_names))
         enc_se = {"none": "none", "shared": "shared", "decoder": "shared", "encoder_decoder": "task"}[cfg.se]
         dec_se = {"none": "none", "shared": "shared", "decoder": "task", "encoder_decoder": "task"}[cfg.se]
+        enc_bn = cfg.per_task_bn and (cfg.se == "encoder_decoder" or cfg.adapters)
         self.backbone = Backbone(
             cfg.backbone, cfg.output_stride, cfg.pad_type, cfg.pretrained, enc_se, cfg.se_reduction,
-            cfg.per_task_bn, cfg.adapters, self.ctx,
+            enc_bn, cfg.adapters, self.ctx,
         )
         self._set_normalization(self.backbone.pretrained_cfg)
         ch, red = self.backbone.channels, self.backbone.reductions
@@ -49,7 +50,7 @@ class ASTMT(MultiTaskModel):
     @property
     def encoder_shared(self) -> bool:
         cfg = self.config
-        return cfg.se != "encoder_decoder" and not cfg.per_task_bn and not cfg.adapters
+        return cfg.se != "encoder_decoder" and not cfg.adapters
 
     def _decode(self, feats: list[Tensor], image: Tensor, return_features: bool = False):
         x = self.decoder(feats)
