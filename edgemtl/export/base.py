@@ -1,0 +1,225 @@
+"""The export target interface and the pipeline every target shares:
+
+    check support -> precision hook -> wrap (wrapper.py) -> torch.export -> target.write
+    -> verify (structure + numbers) -> embed metadata -> manifest beside the artifact
+
+A target declares what it supports (``precisions``, ``task_inputs``, ``options``); anything else
+raises :class:`UnsupportedError` before any work is done.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from edgemtl.errors import EdgeMTLError, UnsupportedError, did_you_mean
+from edgemtl.export import metadata as md
+from edgemtl.export.verify import numeric_parity, raise_if_failed, sample_images
+from edgemtl.export.wrapper import Graph, build_graphs, check_scheme, task_io
+
+PRECISIONS = ("fp32", "fp16", "int8")
+CALIBRATION_IMAGES = 16  # int8 at export time: images (x every task) the observers see
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    manifest: Path
+    target: str
+    precision: str
+    task_input: str
+    metadata: dict[str, Any]
+    seconds: float
+    size_bytes: int
+
+    @property
+    def parity(self) -> dict[str, Any]:
+        return self.metadata["verification"].get("numeric", {}).get("tasks", {})
+
+
+@dataclass
+class ExportContext:
+    """What a target's ``write``/``inspect`` get besides the graphs."""
+
+    out: Path
+    precision: str
+    scheme: str
+    options: dict[str, Any]
+    io: dict[str, Any]
+    model: nn.Module
+    notes: list[str] = field(default_factory=list)
+
+
+class ExportTarget:
+    """One output format. Subclasses register in ``edgemtl.export.TARGETS`` and fill these in."""
+
+    name: ClassVar[str]
+    suffix: ClassVar[str]
+    description: ClassVar[str]
+    precisions: ClassVar[tuple[str, ...]]
+    task_inputs: ClassVar[tuple[str, ...]]
+    options: ClassVar[dict[str, Any]] = {}  # option -> default (profile ``options:`` / --option)
+    option_choices: ClassVar[dict[str, tuple]] = {}
+    unsupported_why: ClassVar[dict[str, str]] = {}  # value -> reason, for the error message
+
+    def write(self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext) -> None:
+        """Write the artifact to ``ctx.out`` (programs: method -> torch.export ExportedProgram)."""
+        raise NotImplementedError
+
+    def inspect(self, graphs: list[Graph], ctx: ExportContext) -> dict[str, Any]:
+        """Structural checks of the written artifact: ``{"problems": [...], ...facts}``."""
+        return {"problems": []}
+
+    def numeric(self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext, images) -> dict[str, Any]:
+        """Numeric parity; by default the artifact itself through edgemtl.runtime's backend."""
+        from edgemtl.runtime.backends import open_backend
+
+        backend = open_backend(ctx.out, threads=None)
+        return numeric_parity(graphs, ctx.io, backend.run, images, ctx.precision, f"{backend.name} (the artifact itself)")
+
+    def embed_metadata(self, path: Path, meta: dict[str, Any]) -> None:
+        """Store the metadata inside the artifact where the format has a slot (default: none)."""
+
+    def prepare_model(self, model: nn.Module, precision: str, ctx_options: dict[str, Any],
+                      calibration: Callable[[], list], size: tuple[int, int], notes: list[str]) -> nn.Module:
+        """The precision hook (targets with their own quantizer override it)."""
+        return prepare_precision(model, precision, calibration, size, notes)
+
+    # ---- shared helpers -------------------------------------------------------------------
+
+    def resolve_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
+        out = dict(self.options)
+        for key, value in (options or {}).items():
+            if key not in self.options:
+                valid = ", ".join(sorted(self.options)) or "none"
+                raise EdgeMTLError(f"unknown option '{key}' for target '{self.name}'.{did_you_mean(key, self.options)} "
+                                   f"Valid options: {valid}")
+            choices = self.option_choices.get(key)
+            if choices and value not in choices:
+                raise EdgeMTLError(f"option {key}={value!r} for target '{self.name}': valid values are "
+                                   f"{', '.join(map(str, choices))}")
+            out[key] = value
+        return out
+
+    def check_support(self, precision: str, scheme: str) -> None:
+        if precision not in PRECISIONS:
+            raise EdgeMTLError(f"unknown --precision '{precision}'.{did_you_mean(precision, PRECISIONS)} "
+                               f"Valid: {', '.join(PRECISIONS)}")
+        if precision not in self.precisions:
+            why = self.unsupported_why.get(precision, "")
+            raise UnsupportedError(f"target '{self.name}' does not support --precision {precision}{why}; "
+                                   f"supported: {', '.join(self.precisions)}")
+        if scheme not in self.task_inputs:
+            why = self.unsupported_why.get(scheme, "")
+            raise UnsupportedError(f"target '{self.name}' does not support --task-input {scheme}{why}; "
+                                   f"supported: {', '.join(self.task_inputs)}")
+
+
+def calibration_batches(images: list[tuple[str, Any]], size: tuple[int, int], batch: int = 4) -> list[torch.Tensor]:
+    """uint8 RGB images -> float batches [B,3,H,W] in [0,1], preprocessed exactly as at inference."""
+    from edgemtl.runtime.processing import preprocess
+
+    xs = [torch.from_numpy(preprocess(img, size)) for _, img in images]
+    return [torch.cat(xs[i:i + batch]) for i in range(0, len(xs), batch)]
+
+
+def prepare_precision(model: nn.Module, precision: str, calibration: Callable[[], list], size: tuple[int, int],
+                      notes: list[str]) -> nn.Module:
+    """The module whose graph gets exported for ``precision``.
+
+    fp32/fp16 export the float model (fp16 is the target's compute precision, e.g. CoreML).
+    int8 takes a model already quantized with edgemtl.quant (a PTQ or QAT-converted program, e.g.
+    ``qat_int8.pt2`` from ``edgemtl qat``) as is; a float model is quantized here with PT2E
+    post-training quantization calibrated on ``calibration()`` images (every task).
+    """
+    stage = getattr(model, "stage", None)
+    if precision != "int8":
+        if stage is not None:
+            raise UnsupportedError(f"--precision {precision}: this model is quantized ({stage}); export it as int8")
+        return model
+    if stage in ("ptq", "converted"):
+        notes.append(f"int8: the {'QAT-converted' if stage == 'converted' else 'PTQ'} PT2E program as given")
+        return model
+    if stage is not None:
+        raise UnsupportedError("--precision int8: this QAT model still has fake-quant observers; convert it first "
+                               "(edgemtl.quant.convert; 'edgemtl qat' writes qat_int8.pt2)")
+    if tuple(size) != tuple(model.config.image_size):
+        raise EdgeMTLError(f"--precision int8 quantizes at the model's image_size {tuple(model.config.image_size)}; "
+                           f"drop --size {size[0]}x{size[1]} (or retrain at that size)")
+    from edgemtl.quant.pt2e import ptq
+    from edgemtl.quant.wrapper import QuantizedModel
+
+    batches = calibration()
+    n = sum(b.shape[0] for b in batches)
+    notes.append(f"int8: PT2E post-training quantization at export time (XNNPACK quantizer, int8 per-channel "
+                 f"weights, int8 activations; task-selected weights fp32), calibrated on {n} images x every task. "
+                 "For QAT, export the qat_int8.pt2 that 'edgemtl qat' writes")
+    return QuantizedModel(ptq(model, batches), model, "ptq")
+
+
+def _export_program(graph: Graph) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.export.export(graph.module, graph.example, strict=False)
+
+
+def remove_artifact(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def run_export(model: nn.Module, target: ExportTarget, out: str | os.PathLike, precision: str = "fp32",
+               task_input: str | None = None, options: dict[str, Any] | None = None,
+               images: str | os.PathLike | list | None = None, num_images: int = 3,
+               dataset: dict[str, Any] | None = None, input_size: tuple[int, int] | None = None) -> ExportResult:
+    """The shared pipeline (see the module docstring)."""
+    start = time.perf_counter()
+    scheme = check_scheme(model, task_input)
+    target.check_support(precision, scheme)
+    opts = target.resolve_options(options)
+    out = Path(out)
+    if out.suffix != target.suffix:
+        raise EdgeMTLError(f"--out {out}: target '{target.name}' writes a {target.suffix} file; "
+                           f"use e.g. --out {out.with_suffix(target.suffix)}")
+    size = tuple(input_size or model.config.image_size)
+    imgs = images if isinstance(images, list) else sample_images(images, size, num_images)
+    notes: list[str] = []
+
+    def calibration() -> list[torch.Tensor]:
+        calib = images if isinstance(images, list) else sample_images(images, size, max(num_images, CALIBRATION_IMAGES))
+        return calibration_batches(calib, size)
+
+    model = target.prepare_model(model.eval(), precision, opts, calibration, size, notes)
+    graphs = build_graphs(model, scheme, size)
+    io = task_io(model, scheme, graphs)
+    ctx = ExportContext(out, precision, scheme, opts, io, model, notes)
+    programs = {g.method: _export_program(g) for g in graphs}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_artifact(out)
+    remove_artifact(md.manifest_path(out))  # a stale manifest must never describe a new artifact
+    target.write(programs, graphs, ctx)
+    if md.artifact_size(out) == 0:
+        raise EdgeMTLError(f"target '{target.name}' wrote nothing to {out}")
+    structure = target.inspect(graphs, ctx)
+    numeric = target.numeric(programs, graphs, ctx, imgs)
+    verification = {"structure": structure, "numeric": numeric,
+                    "passed": not structure.get("problems") and numeric.get("passed", False)}
+    meta = md.build_metadata(model, target.name, precision, io, size, opts, dataset)
+    meta["verification"] = verification
+    meta["notes"] = ctx.notes
+    meta["export_seconds"] = round(time.perf_counter() - start, 2)
+    target.embed_metadata(out, meta)
+    manifest = md.write_manifest(out, meta)
+    raise_if_failed(verification, out)
+    return ExportResult(out, manifest, target.name, precision, scheme, meta, meta["export_seconds"], md.artifact_size(out))

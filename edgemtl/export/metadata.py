@@ -1,0 +1,156 @@
+"""Artifact metadata: one JSON document, embedded where the format allows and always written as a
+manifest beside the artifact (``<artifact>.json``), which is what apps and ``edgemtl.runtime`` read.
+
+ExecuTorch programs have no metadata slot, ONNX has ``metadata_props`` (key ``edgemtl``) and
+CoreML ``userDefined`` metadata (key ``edgemtl``); the manifest is the one place that works for all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from edgemtl import __version__
+from edgemtl.data.layout import atomic_write_bytes
+from edgemtl.errors import EdgeMTLError
+
+FORMAT = "edgemtl-artifact"
+FORMAT_VERSION = 1
+METADATA_KEY = "edgemtl"
+
+# Mirrors edgemtl.data.transforms.Resize, the evaluation pre-processing, so an app sees what the
+# metrics were computed on.
+RESIZE_POLICY = (
+    "stretch the whole RGB image to the input HxW (no crop, no padding, aspect ratio not kept): "
+    "cv2.INTER_AREA when shrinking both sides, else cv2.INTER_LINEAR; raw outputs are resized back "
+    "to the original size with cv2.INTER_LINEAR before decoding"
+)
+
+
+def manifest_path(artifact: str | os.PathLike) -> Path:
+    """``model.onnx`` -> ``model.onnx.json`` (also for ``.pte`` and ``.mlpackage``)."""
+    p = Path(artifact)
+    return p.with_name(p.name + ".json")
+
+
+def task_info(model, dataset: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Per task: kind, channels, decoding, unit, class names (the task's ``describe()``).
+
+    Filled from the task registry where the model config holds only ``out_channels`` (models
+    built in code rather than trained from a dataset).
+    """
+    from edgemtl.tasks import TASKS
+
+    out = {}
+    for name in model.task_names:
+        desc = dict(model.config.tasks[name])
+        if name in TASKS:
+            cls = TASKS.get(name)
+            for key in ("kind", "decoding", "unit"):
+                desc.setdefault(key, getattr(cls, key))
+        desc["out_channels"] = int(model.out_channels[name])
+        desc.setdefault("name", name)
+        if name == "depth" and dataset and "depth_range" in dataset:
+            desc.setdefault("depth_range", list(dataset["depth_range"]))
+        out[name] = desc
+    return out
+
+
+def preprocessing(model, size: tuple[int, int]) -> dict[str, Any]:
+    cfg = model.config
+    return {
+        "input": "image",
+        "size_hw": [int(size[0]), int(size[1])],
+        "layout": "NCHW, batch 1",
+        "color": "RGB",
+        "dtype": "float32",
+        "range": [0.0, 1.0],
+        "scale": "uint8 / 255",
+        "normalization": "inside the graph: do NOT subtract mean or divide by std yourself",
+        "mean_in_graph": list(cfg.mean) if cfg.mean else None,
+        "std_in_graph": list(cfg.std) if cfg.std else None,
+        "resize": RESIZE_POLICY,
+    }
+
+
+def build_metadata(model, target: str, precision: str, io: dict[str, Any], size: tuple[int, int],
+                   options: dict[str, Any], dataset: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "edgemtl_version": __version__,
+        "target": target,
+        "precision": precision,
+        "target_options": options,
+        "arch": model.config.arch,
+        "tasks": list(model.task_names),
+        "task_info": task_info(model, dataset),
+        "task_input": io,
+        "preprocessing": preprocessing(model, size),
+        "model_config": model.config.to_dict(),
+        "dataset": dataset or {},
+    }
+
+
+def file_digest(path: str | os.PathLike) -> str | None:
+    """sha256 of a file artifact (None for directory artifacts such as .mlpackage)."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def artifact_size(path: str | os.PathLike) -> int:
+    p = Path(path)
+    if p.is_dir():
+        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+    return p.stat().st_size if p.exists() else 0
+
+
+def write_manifest(artifact: str | os.PathLike, meta: dict[str, Any]) -> Path:
+    meta = {**meta, "artifact": Path(artifact).name, "artifact_bytes": artifact_size(artifact),
+            "artifact_sha256": file_digest(artifact)}
+    path = manifest_path(artifact)
+    atomic_write_bytes(path, (json.dumps(meta, indent=2, default=_jsonable) + "\n").encode())
+    return path
+
+
+def read_manifest(artifact: str | os.PathLike, embedded: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest beside ``artifact``; ``embedded`` (e.g. ONNX metadata_props) is the fallback."""
+    path = manifest_path(artifact)
+    if not path.is_file():
+        if embedded is not None:
+            return embedded
+        raise EdgeMTLError(
+            f"missing manifest {path}: edgemtl export writes it beside the artifact; copy it along "
+            f"with {Path(artifact).name} (or re-export)"
+        )
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise EdgeMTLError(f"cannot read manifest {path}: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise EdgeMTLError(f"{path} is not an edgemtl manifest (no 'format: {FORMAT}' entry)")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise EdgeMTLError(f"{path} has manifest format {meta['format_version']}; this edgemtl reads up to "
+                           f"{FORMAT_VERSION}: upgrade edgemtl")
+    return meta
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def to_json(meta: dict[str, Any]) -> str:
+    return json.dumps(meta, default=_jsonable)

@@ -1,0 +1,233 @@
+"""ONNX: one graph in one file (opset 18+), run with ONNX Runtime.
+
+Gotchas handled here: the dynamo exporter writes weights to ``<file>.data`` unless
+``external_data=False`` (single file unless the weights exceed protobuf's 2 GB limit); metadata
+goes into ``metadata_props`` under the key ``edgemtl``.
+
+int8, two quantizers (option ``quantizer``):
+
+- ``ort``: ONNX Runtime's static quantizer on the fp32 graph, QDQ with uint8 activations and
+  int8 per-channel weights (U8S8: the fast path of ORT's x86 kernels; S8S8 and PT2E's QDQ run
+  slower than fp32 there). Nodes that read the task input or anything derived from it (task
+  encoding, selected per-task weights and the ops reading them, the invalid-task guard) stay
+  fp32, as in edgemtl.quant.
+- ``pt2e``: the PT2E program (PTQ here, or QAT from ``edgemtl qat``) exported as QDQ: the same
+  numbers as the ExecuTorch int8 program, but slower on ORT x86 (see above).
+
+``auto`` (default) picks ``pt2e`` for an already-quantized model (QAT ranges must be kept) and
+``ort`` for a float one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from edgemtl.data.layout import atomic_write_bytes
+from edgemtl.errors import EdgeMTLError, UnsupportedError
+from edgemtl.export import TARGETS
+from edgemtl.export.base import ExportContext, ExportTarget
+from edgemtl.export.verify import check_io
+from edgemtl.export.wrapper import Graph
+
+_PROTO_LIMIT = 2 * 1024**3 - 64 * 1024**2  # leave room for the graph itself
+_DTYPES = {1: "float32", 7: "int64", 10: "float16", 6: "int32"}
+
+
+def export_onnx_bytes(program: Any, graph: Graph, opset: int = 18, optimize: bool = True) -> tuple[bytes, bool]:
+    """ExportedProgram -> (ONNX bytes, external_data). Also used to check CoreML programs in ORT."""
+    import torch
+
+    n_bytes = sum(t.numel() * t.element_size() for t in program.state_dict.values())
+    external = n_bytes > _PROTO_LIMIT
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = Path(tmp) / "model.onnx"
+        import contextlib
+
+        with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints progress lines
+            torch.onnx.export(program, graph.example, str(path), dynamo=True, opset_version=opset,
+                              input_names=[s["name"] for s in graph.inputs],
+                              output_names=[s["name"] for s in graph.outputs],
+                              external_data=external, optimize=optimize, verbose=False)
+        if external:
+            raise EdgeMTLError("weights over 2 GB need ONNX external data, which edgemtl does not package yet")
+        return path.read_bytes(), external
+
+
+@TARGETS.register("onnx")
+class OnnxTarget(ExportTarget):
+    name = "onnx"
+    suffix = ".onnx"
+    description = "ONNX (opset 18+) single file, ONNX Runtime; fp32"
+    precisions = ("fp32", "int8")
+    task_inputs = ("onehot", "index", "all")
+    options = {"opset": 18, "optimize": True, "quantizer": "auto"}
+    option_choices = {"opset": (18, 19, 20, 21), "optimize": (True, False), "quantizer": ("auto", "ort", "pt2e")}
+    unsupported_why = {
+        "per-task": " (an ONNX file holds one graph: use --task-input onehot or index, or one export per task)",
+        "fp16": " (fp16 ONNX needs a float16 conversion pass edgemtl does not ship; use coreml for fp16)",
+    }
+
+    def prepare_model(self, model, precision, ctx_options, calibration, size, notes):
+        self.ort_calibration = None
+        if precision == "int8":
+            quantizer = ctx_options["quantizer"]
+            if quantizer == "auto":
+                quantizer = "pt2e" if getattr(model, "stage", None) else "ort"
+            if quantizer == "ort" and getattr(model, "stage", None):
+                raise UnsupportedError("onnx quantizer=ort quantizes a float model; this one is already quantized "
+                                       f"({model.stage}): use quantizer=pt2e (keeps its QAT/PTQ ranges)")
+            ctx_options["quantizer"] = quantizer
+            if quantizer == "ort":
+                self.ort_calibration = calibration()
+                n = sum(b.shape[0] for b in self.ort_calibration)
+                notes.append(f"int8: ONNX Runtime static quantization (QDQ, uint8 activations, int8 per-channel "
+                             "weights; task-selected weights and the task guard fp32) calibrated on "
+                             f"{n} images x every task; verified against the fp32 PyTorch model")
+                return model
+        return super().prepare_model(model, precision, ctx_options, calibration, size, notes)
+
+    def write(self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext) -> None:
+        data, _ = export_onnx_bytes(programs["forward"], graphs[0], int(ctx.options["opset"]), bool(ctx.options["optimize"]))
+        if ctx.precision == "int8" and self.ort_calibration is not None:
+            data = quantize_ort(data, graphs[0], ctx.io, self.ort_calibration)
+        atomic_write_bytes(ctx.out, data)
+
+    def inspect(self, graphs: list[Graph], ctx: ExportContext) -> dict[str, Any]:
+        import onnx
+
+        model = onnx.load(str(ctx.out), load_external_data=False)
+        problems = []
+        opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+        if opset < 18:
+            problems.append(f"onnx: opset {opset} < 18")
+        if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+            problems.append("onnx: weights were written as external data; expected a single file")
+
+        def specs(values) -> list[dict[str, Any]]:
+            return [{"name": v.name, "dtype": _DTYPES.get(v.type.tensor_type.elem_type, str(v.type.tensor_type.elem_type)),
+                     "shape": [d.dim_value for d in v.type.tensor_type.shape.dim]} for v in values]
+
+        found = {"forward": {"inputs": specs(model.graph.input), "outputs": specs(model.graph.output)}}
+        problems += check_io(found, ctx.io["methods"], "onnx")
+        ops = Counter(n.op_type for n in model.graph.node)
+        # The wrapper turns a task id into a one-hot (Equal): a Gather on it would wrap -1 silently.
+        if any(n.op_type == "Gather" and "task" in n.input for n in model.graph.node):
+            problems.append("onnx: the task input feeds a Gather (out-of-range ids would not be caught)")
+        return {"problems": problems, "opset": opset, "ops": dict(ops.most_common()), "io": found,
+                "single_file": True, "bytes": ctx.out.stat().st_size}
+
+    def embed_metadata(self, path: Path, meta: dict[str, Any]) -> None:
+        import onnx
+
+        from edgemtl.export.metadata import METADATA_KEY, to_json
+
+        model = onnx.load(str(path))
+        del model.metadata_props[:]
+        entry = model.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, to_json(meta)
+        model.producer_name = "edgemtl"
+        model.doc_string = (f"edgemtl {meta['arch']} tasks={','.join(meta['tasks'])} "
+                            f"task_input={meta['task_input']['scheme']}; see metadata_props['{METADATA_KEY}']")
+        atomic_write_bytes(path, model.SerializeToString())
+
+
+def task_dependent_nodes(model: Any, image_input: str = "image") -> list[str]:
+    """Nodes that read anything derived from a non-image input (the task): the task encoding,
+    the task-selected weights and the ops they feed directly (SE matmuls, the invalid-task guard).
+    Kept fp32, as edgemtl.quant keeps task-selected weights fp32: a per-tensor int8 range over
+    selected weights costs accuracy, and ORT cannot fold a non-constant bias."""
+    task_inputs = {i.name for i in model.graph.input if i.name != image_input}
+    derived = set(task_inputs)
+    from_image = {image_input}
+    keep_float = []
+    for node in model.graph.node:  # ONNX graphs are topologically sorted
+        reads_task = any(i in derived for i in node.input)
+        reads_image = any(i in from_image for i in node.input)
+        if reads_task and not reads_image:
+            derived.update(node.output)
+        if reads_image:
+            from_image.update(node.output)
+        if reads_task or not reads_image:
+            keep_float.append(node.name)
+    return keep_float
+
+
+def quantize_ort(fp32: bytes, graph: Graph, io_spec: dict[str, Any], batches: list) -> bytes:
+    """ONNX Runtime static quantization (QDQ, U8S8, per-channel) of an fp32 graph."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from edgemtl.export.wrapper import encode_task
+
+    names = [s["name"] for s in graph.inputs]
+    feeds = []
+    for batch in batches:
+        for x in batch.split(1):
+            for task in io_spec["tasks"] if len(names) > 1 else io_spec["tasks"][:1]:
+                _, extra = encode_task(io_spec, task)
+                feeds.append(dict(zip(names, [x.numpy(), *extra])))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(feeds)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        root.setLevel(logging.ERROR)  # the quantizer logs advice per node through the root logger
+        src, pre, dst = (Path(tmp) / n for n in ("fp32.onnx", "pre.onnx", "int8.onnx"))
+        src.write_bytes(fp32)
+        try:  # shape inference + fusions; the quantizer works without it, just less well
+            quant_pre_process(str(src), str(pre))
+        except Exception:  # noqa: BLE001 (its failures are optimisation misses, not errors)
+            pre = src
+        try:
+            quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            nodes_to_exclude=task_dependent_nodes(onnx.load(str(pre))))
+        finally:
+            root.setLevel(level)
+        return dst.read_bytes()
+
+
+def read_embedded(path: str | Path) -> dict[str, Any] | None:
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    return json.loads(props["edgemtl"]) if "edgemtl" in props else None
+
+
+def ort_surrogates(programs: dict[str, Any], graphs: list[Graph]) -> dict[str, bytes]:
+    """ONNX bytes of each ExportedProgram, made *before* a backend lowers it (lowering mutates programs)."""
+    return {g.method: export_onnx_bytes(programs[g.method], g, optimize=False)[0] for g in graphs}
+
+
+def numeric_via_ort(models: dict[str, bytes], graphs: list[Graph], ctx: ExportContext, images, what: str) -> dict[str, Any]:
+    """Parity of the exact ExportedProgram(s) a non-runnable target converted, run in ONNX Runtime.
+
+    Used where the artifact's own runtime is not available on this host (CoreML): it checks the
+    graph capture and wrapper, not the backend's own conversion (which is checked structurally).
+    """
+    from edgemtl.export.verify import numeric_parity
+    from edgemtl.runtime.backends import OrtBackend
+
+    sessions = {m: OrtBackend(data) for m, data in models.items()}
+
+    def run(method: str, inputs: list) -> list:
+        return sessions[method].run("forward", inputs)
+
+    return numeric_parity(graphs, ctx.io, run, images, "fp32", f"onnxruntime on {what}")

@@ -1,0 +1,56 @@
+"""Export profiles: YAML files in the repository's ``export/`` folder naming a target, a precision,
+a task-input scheme and target options. ``--profile`` loads one; CLI flags override it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgemtl.errors import EdgeMTLError, did_you_mean
+
+PROFILE_DIR = Path(__file__).resolve().parents[2] / "export"
+KEYS = {
+    "description": "free text",
+    "target": "onnx | executorch | executorch-coreml | coreml",
+    "precision": "fp32 | fp16 (per target)",
+    "task_input": "onehot | index | per-task | all",
+    "options": "target options (see docs/export.md)",
+    "input_size": "[H, W] export input size (default: the model's image_size)",
+    "images": "folder of images for the parity check (default: rendered scenes)",
+}
+
+
+def resolve_profile(name: str | Path) -> Path:
+    p = Path(name)
+    if p.is_file():
+        return p
+    for cand in (PROFILE_DIR / str(name), PROFILE_DIR / f"{name}.yaml"):
+        if cand.is_file():
+            return cand
+    known = sorted(f.stem for f in PROFILE_DIR.glob("*.yaml")) if PROFILE_DIR.is_dir() else []
+    raise EdgeMTLError(f"--profile {name}: not a file nor a profile in {PROFILE_DIR}.{did_you_mean(p.stem, known)} "
+                       f"Known profiles: {', '.join(known) or 'none'}")
+
+
+def load_profile(name: str | Path) -> dict[str, Any]:
+    """A validated profile dict (only the keys in ``KEYS``; unknown keys raise naming the key)."""
+    import yaml
+
+    path = resolve_profile(name)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise EdgeMTLError(f"--profile {path}: invalid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise EdgeMTLError(f"--profile {path}: expected a mapping of {', '.join(KEYS)}")
+    for key in data:
+        if key not in KEYS:
+            raise EdgeMTLError(f"--profile {path}: unknown key '{key}'.{did_you_mean(key, KEYS)} "
+                               f"Valid keys: {', '.join(KEYS)}")
+    if "options" in data and not isinstance(data["options"], dict):
+        raise EdgeMTLError(f"--profile {path}: 'options' must be a mapping (got {data['options']!r})")
+    if "target" in data:
+        from edgemtl.export import get_target
+
+        get_target(data["target"]).resolve_options(data.get("options"))  # option names and values checked now
+    return data

@@ -1,0 +1,159 @@
+"""Every export checks itself: PyTorch (the same wrapper that was exported) vs the artifact, for
+every task, on real images.
+
+Numeric rule (fp32, fp16): for each task and image, ``max |artifact - pytorch| <= atol + rtol *
+max |pytorch|`` over the task's channels of its output. The relative term keeps the bound
+meaningful for outputs in metres or large logits; the absolute term for outputs near zero.
+
+int8 rule: SQNR = 10 log10(sum ref^2 / sum (artifact - ref)^2) >= ``MIN_SQNR_DB`` per task and
+image, where ref is the quantized PyTorch program (PT2E: quantize/dequantize simulated in fp32)
+or, for ONNX Runtime's own quantizer, the fp32 model. Integer kernels round differently from
+the simulation (1 LSB), so a bit-exact bound would be wrong; SQNR also stays meaningful across
+output scales.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgemtl.errors import EdgeMTLError
+from edgemtl.export.wrapper import Graph, encode_task, select_output
+
+# precision -> (atol, rtol). fp32 artifacts differ from eager PyTorch by float re-association
+# only (~1e-7 here; 1e-6..1e-5 for deep nets). fp16 applies to CoreML, whose numbers are checked
+# through the fp32 program (no CoreML runtime on Linux), so it shares the fp32 bound.
+# int8 hook: add ("int8": (atol, rtol)) when a target declares int8 (compare with the quantized
+# PyTorch module, not the fp32 one).
+TOLERANCES: dict[str, tuple[float, float]] = {"fp32": (1e-3, 1e-4), "fp16": (1e-3, 1e-4)}
+MIN_SQNR_DB = 20.0  # int8: 1% noise power; rounding differences measured here give 30-60 dB
+
+Runner = Callable[[str, list[np.ndarray]], list[np.ndarray]]
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+class VerificationError(EdgeMTLError):
+    """An exported artifact does not match PyTorch (or its structure is not what was asked for)."""
+
+
+def sample_images(images: str | os.PathLike | None = None, size: tuple[int, int] = (64, 64),
+                  n: int = 3) -> list[tuple[str, np.ndarray]]:
+    """``(name, uint8 HxWx3 RGB)``: the images in a folder, else ``n`` rendered synthetic scenes."""
+    if images is None:
+        from edgemtl.data.synth import render_scene
+
+        return [(f"synth_{s}", render_scene(s, size, "pascal")["image"]) for s in range(n)]
+    import cv2
+
+    root = Path(images)
+    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTS) if root.is_dir() else []
+    if not files:
+        raise EdgeMTLError(f"--images {root}: no {'/'.join(IMAGE_EXTS)} files in that folder")
+    out = []
+    for p in files[:n] if n else files:
+        bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise EdgeMTLError(f"--images: cannot decode {p}")
+        out.append((p.name, np.ascontiguousarray(bgr[..., ::-1])))
+    return out
+
+
+def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
+    """Signal-to-quantization-noise ratio of ``got`` against ``ref`` in dB (inf when identical)."""
+    ref = ref.astype(np.float64)
+    noise = float(((got.astype(np.float64) - ref) ** 2).sum())
+    signal = float((ref ** 2).sum())
+    if noise == 0:
+        return float("inf")
+    return float(10 * np.log10(signal / noise)) if signal > 0 else float("-inf")
+
+
+def tolerance(precision: str) -> tuple[float, float]:
+    if precision == "int8":
+        return 0.0, 0.0  # unused: int8 is checked by SQNR
+    if precision not in TOLERANCES:
+        raise EdgeMTLError(f"no verification tolerance for precision '{precision}' "
+                           "(edgemtl.export.verify.TOLERANCES)")
+    return TOLERANCES[precision]
+
+
+def numeric_parity(graphs: list[Graph], io: dict[str, Any], run: Runner, images: list[tuple[str, np.ndarray]],
+                   precision: str, runtime: str) -> dict[str, Any]:
+    """Run every task on every image through PyTorch and ``run``; report max |Δ| per task/output."""
+    from edgemtl.runtime.processing import preprocess
+
+    modules = {g.method: g.module for g in graphs}
+    size = tuple(io["methods"][graphs[0].method]["inputs"][0]["shape"][2:])
+    atol, rtol = tolerance(precision)
+    int8 = precision == "int8"
+    per_task: dict[str, Any] = {}
+    failures = []
+    for task in io["tasks"]:
+        worst = {"max_abs_diff": 0.0, "tolerance": atol, "image": None}
+        if int8:
+            worst["sqnr_db"] = float("inf")
+        for name, img in images:
+            x = preprocess(img, size)
+            method, extra = encode_task(io, task)
+            with torch.no_grad():
+                ref_out = modules[method](torch.from_numpy(x), *(torch.from_numpy(e) for e in extra))
+            ref_list = [t.numpy() for t in (ref_out if isinstance(ref_out, tuple) else (ref_out,))]
+            ref = select_output(io, task, ref_list)
+            got = select_output(io, task, run(method, [x, *extra]))
+            if got.shape != ref.shape:
+                failures.append(f"task '{task}' output '{io['task_outputs'][task]['output']}': shape "
+                                f"{list(got.shape)} != PyTorch {list(ref.shape)}")
+                continue
+            finite = bool(np.isfinite(got).all())
+            diff = float(np.abs(got.astype(np.float64) - ref).max()) if finite else float("inf")
+            if int8:
+                sq = sqnr_db(ref, got) if finite else float("-inf")
+                if sq <= worst["sqnr_db"]:
+                    worst = {"max_abs_diff": diff, "sqnr_db": sq, "min_sqnr_db": MIN_SQNR_DB, "image": name}
+                if not sq >= MIN_SQNR_DB:
+                    failures.append(f"task '{task}' output '{io['task_outputs'][task]['output']}' "
+                                    f"(method '{method}'): SQNR {sq:.1f} dB < {MIN_SQNR_DB:g} dB against the "
+                                    f"PyTorch reference on image {name}")
+                continue
+            tol = atol + rtol * float(np.abs(ref).max())
+            if diff >= worst["max_abs_diff"]:
+                worst = {"max_abs_diff": diff, "tolerance": tol, "image": name}
+            if not diff <= tol:
+                failures.append(f"task '{task}' output '{io['task_outputs'][task]['output']}' "
+                                f"(method '{method}'): max |artifact - pytorch| = {diff:.3g} > tolerance "
+                                f"{tol:.3g} on image {name}")
+        per_task[task] = {"output": io["task_outputs"][task]["output"], "method": io["task_outputs"][task]["method"],
+                          **worst, "images": len(images)}
+    rule = (f"SQNR(artifact vs reference) >= {MIN_SQNR_DB:g} dB per task and image" if int8
+            else "max|artifact-pytorch| <= atol + rtol*max|pytorch| per task and image")
+    return {"runtime": runtime, "precision_checked": precision, "atol": atol, "rtol": rtol, "rule": rule,
+            "tasks": per_task, "failures": failures, "passed": not failures}
+
+
+def check_io(found: dict[str, dict[str, Any]], expected: dict[str, Any], where: str) -> list[str]:
+    """Compare ``{method: {"inputs": [...], "outputs": [...]}}`` name/dtype/shape specs."""
+    problems = []
+    for method, spec in expected.items():
+        if method not in found:
+            problems.append(f"{where}: method/function '{method}' missing (found: {', '.join(found) or 'none'})")
+            continue
+        for kind in ("inputs", "outputs"):
+            want = [(s["name"], s["dtype"], list(s["shape"])) for s in spec[kind]]
+            got = [(s["name"], s["dtype"], list(s["shape"])) for s in found[method][kind]]
+            if want != got:
+                problems.append(f"{where}: '{method}' {kind} are {got}, expected {want}")
+    return problems
+
+
+def raise_if_failed(report: dict[str, Any], artifact: str | os.PathLike) -> None:
+    problems = list(report.get("structure", {}).get("problems", [])) + list(report.get("numeric", {}).get("failures", []))
+    if problems:
+        raise VerificationError(
+            f"export verification failed for {artifact} (artifact and manifest kept for inspection; "
+            f"the manifest records verification.passed=false):\n  " + "\n  ".join(problems)
+        )
