@@ -20,6 +20,15 @@ SECTIONS = ("description", "model", "tasks", "aux_tasks", "data", "train")
 DATA_KEYS = ("root", "synth", "derive_edges")
 
 
+def synth_size(value: Any, where: Any = "recipe") -> tuple[int, int]:
+    """``data.synth.size``: an int (square) or [H, W]."""
+    if isinstance(value, int) and value > 0:
+        return value, value
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
+        return int(value[0]), int(value[1])
+    raise EdgeMTLError(f"{where}: data.synth.size must be an int or [H, W] of positive ints (got {value!r})")
+
+
 @dataclass
 class Recipe:
     path: str
@@ -41,7 +50,7 @@ class Recipe:
         if synth is not None:
             from edgemtl.data.synth import preset_meta
 
-            return preset_meta(synth.get("preset", "nyud"), tuple(synth.get("size", (128, 128))))
+            return preset_meta(synth.get("preset", "nyud"), synth_size(synth.get("size", (128, 128)), self.path))
         if root:
             raise EdgeMTLError(f"{self.path}: data.root {root} has no dataset.json (make one with `edgemtl data synth`)")
         raise EdgeMTLError(f"{self.path}: the recipe needs data.root or data.synth to know the tasks' classes")

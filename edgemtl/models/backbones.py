@@ -22,13 +22,14 @@ from edgemtl.registry import Registry
 class BackboneSpec:
     name: str
     timm_name: str
+    timm_kwargs: tuple[tuple[str, object], ...] = ()  # extra timm.create_model arguments
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 
 
-def register_timm(name: str, timm_name: str | None = None) -> None:
-    BACKBONES.register(name)(BackboneSpec(name, timm_name or name))
+def register_timm(name: str, timm_name: str | None = None, **timm_kwargs: object) -> None:
+    BACKBONES.register(name)(BackboneSpec(name, timm_name or name, tuple(sorted(timm_kwargs.items()))))
 
 
 for _w in ("050", "075", "100", "140"):
@@ -36,6 +37,10 @@ for _w in ("050", "075", "100", "140"):
 register_timm("efficientnetv2_b0", "tf_efficientnetv2_b0")
 register_timm("efficientnetv2_rw_t")
 register_timm("efficientnet_lite0", "tf_efficientnet_lite0")
+# timm's MobileNet-v2 generator at width 0.35 with one block per stage (depth_multiplier 0.25):
+# 0.1 M params, the same block types and strides. For microcontroller-sized budgets and for the
+# export tests, where graph size (not FLOPs) sets the lowering time. No pretrained weights exist.
+register_timm("mobilenetv2_tiny", "mobilenetv2_035", depth_multiplier=0.25)
 
 # (final projection BN, projection conv, all BNs) per timm block type: the per-task SE goes right
 # after the projection BN and before the residual add, as in ASTMT's SE-MobileNet.
@@ -103,7 +108,7 @@ class Backbone(nn.Module):
         import timm
 
         spec = BACKBONES.get(name)
-        kwargs = {"features_only": True, "output_stride": output_stride}
+        kwargs = {"features_only": True, "output_stride": output_stride, **dict(spec.timm_kwargs)}
         if pad_type:
             kwargs["pad_type"] = pad_type
         if pretrained == "timm":

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from edgemtl.errors import EdgeMTLError
+from edgemtl.recipes import synth_size
 
 
 def cache_dir() -> Path:
@@ -27,7 +28,7 @@ def resolve_data_root(data: dict[str, Any], progress: bool = True) -> Path:
         raise EdgeMTLError(f"data.root {root} has no dataset.json and the recipe has no data.synth to render one"
                            if root else "the recipe needs data.root (a dataset folder) or data.synth")
     params = {"preset": synth.get("preset", "nyud"), "num": int(synth.get("num", 1000)),
-              "size": tuple(int(v) for v in synth.get("size", (128, 128))), "seed": int(synth.get("seed", 0))}
+              "size": synth_size(synth.get("size", (128, 128)), "data.synth"), "seed": int(synth.get("seed", 0))}
     if not root:
         h, w = params["size"]
         root = cache_dir() / "data" / f"synth-{params['preset']}-n{params['num']}-{h}x{w}-s{params['seed']}"
