@@ -1,4 +1,5 @@
-"""``edgemtl profile``: parameters (total/shared/per task) and MACs per task and for all tasks."""
+"""``edgemtl profile``: parameters (total/shared/per task), MACs per task and for all tasks, artifact
+size and latency on ONNX Runtime / ExecuTorch (per task and all tasks, threads stated)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,36 @@ import argparse
 from edgemtl.cli._args import size_arg
 
 NAME = "profile"
-HELP = "params (total/shared/per task) and MACs per task of a recipe or checkpoint, vs a single-task model"
+HELP = "params, MACs per task, artifact size and runtime latency of a checkpoint, artifact or recipe"
+ARTIFACTS = (".onnx", ".pte")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("target", help="a checkpoint (.pt) or a recipe (models/<name>.yaml or its name)")
+    p.add_argument("target", help="a checkpoint (.pt), an exported artifact (.onnx/.pte with its manifest) "
+                   "or a recipe (models/<name>.yaml or its name)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override, e.g. model.se=decoder")
     p.add_argument("--size", type=size_arg, help="input HxW for MACs (default: the model's image_size)")
     p.add_argument("--json", dest="json_out", help="write the profile to this JSON file")
     p.add_argument("--no-single-task", action="store_true", help="skip the comparison with a single-task model")
+    p.add_argument("--threads", type=int, default=None,
+                   help="runtime CPU threads for latency (default: all cores of this machine)")
+    p.add_argument("--runtime", action="append", choices=["onnx", "executorch"], default=None,
+                   help="runtimes to time a checkpoint/recipe on, repeatable (default: both; an artifact uses its own)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "int8"],
+                   help="precision of the artifacts exported for timing a checkpoint/recipe (default fp32)")
+    p.add_argument("--no-latency", action="store_true", help="counts only (no export, no timing)")
+    p.add_argument("--runs", type=int, default=30, help="timed calls per measurement (default 30)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed calls first (default 5)")
 
 
 def _model(target: str, overrides: list[str]):
     from edgemtl.models import create_model
 
+    if target.endswith(ARTIFACTS):
+        from edgemtl import runtime
+
+        meta = runtime.load(target).metadata  # checks the manifest and the file first
+        return create_model(dict(meta["model_config"], pretrained=None)).eval()
     if target.endswith((".pt", ".pth", ".ckpt")):
         from edgemtl.checkpoint import load_checkpoint
 
@@ -70,7 +87,51 @@ def run(args: argparse.Namespace) -> int:
               f"per-task MACs x{min(m_ratio.values()):.3f}..x{max(m_ratio.values()):.3f}")
         out["single_task_reference"] = {"params": rc.params_total, "macs": rc.macs_per_task[first],
                                         "params_ratio": p_ratio, "macs_ratio_per_task": m_ratio}
+    if not args.no_latency:
+        out["latency"] = _latency(args, model)
     if args.json_out:
         write_json(args.json_out, out)
         print(f"wrote {args.json_out}")
     return 0
+
+
+def _latency(args: argparse.Namespace, model) -> dict:
+    import os
+
+    from edgemtl.profile import latency
+
+    threads = args.threads or os.cpu_count() or 1
+    if args.target.endswith(ARTIFACTS):
+        r = latency.profile_artifact(args.target, threads, args.warmup, args.runs)
+        res = {r["runtime"]: r}
+    else:
+        runtimes = args.runtime or list(latency.RUNTIMES)
+        res = latency.profile_runtimes(model, runtimes, threads, args.precision, args.warmup, args.runs,
+                                       progress=lambda msg: print(f"  ... {msg}", flush=True))
+    cpu = _cpu_name()
+    print(f"  latency at batch 1, {threads} thread(s), median (p90) of {args.runs} runs after {args.warmup} warm-up, "
+          f"graph call only; CPU: {cpu}")
+    for name, r in res.items():
+        size = f"{r['bytes'] / 1e6:.2f} MB" if r.get("bytes") else ""
+        print(f"  {name} [{r['precision']}, task input {r['task_input']}, {size}]")
+        for t, m in r["per_task"].items():
+            print(f"    {t:9s} {m['median_ms']:8.2f} ms ({m['p90_ms']:.2f})")
+        a = r["all_tasks"]
+        how = "one call, encoder once" if a["calls_per_image"] == 1 else f"{a['calls_per_image']} calls"
+        print(f"    all tasks {a['median_ms']:8.2f} ms ({a['p90_ms']:.2f}) [{how}]")
+        if "all_tasks_sequential" in r:
+            q = r["all_tasks_sequential"]
+            print(f"    all tasks {q['median_ms']:8.2f} ms ({q['p90_ms']:.2f}) [{q['calls_per_image']} task-conditional calls]")
+    return {"threads": threads, "cpu": cpu, "runtimes": res}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()

@@ -156,23 +156,54 @@ def convert(prepared: nn.Module) -> nn.Module:
     return qp.convert_pt2e(prepared)
 
 
-def save_program(module: nn.Module, model_like, path: str | os.PathLike) -> None:
-    """Save a converted module as a torch.export program (.pt2), batch 1, atomically."""
+PROGRAM_INFO = "edgemtl.json"  # extra file inside a .pt2: model config, stage, dataset
+
+
+def save_program(module: nn.Module, model_like, path: str | os.PathLike, stage: str = "converted",
+                 dataset: dict[str, Any] | None = None) -> None:
+    """Save a converted module as a torch.export program (.pt2), batch 1, atomically.
+
+    The model config travels inside the file, so ``edgemtl export`` can rebuild task names,
+    channels and pre-processing from the .pt2 alone.
+    """
     import io
+    import json
 
     from edgemtl.data.layout import atomic_write_bytes
 
     ep = torch.export.export(module, example_inputs(model_like, 1))
+    info = {"model_config": model_like.config.to_dict(), "stage": stage, "dataset": dataset or {}}
     buf = io.BytesIO()
-    torch.export.save(ep, buf)
+    torch.export.save(ep, buf, extra_files={PROGRAM_INFO: json.dumps(info)})
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
-def load_program(path: str | os.PathLike):
+def load_program(path: str | os.PathLike, with_info: bool = False):
+    """The ExportedProgram in a .pt2 (and, ``with_info``, its edgemtl info dict)."""
+    import json
+
     _quiet_imports()  # registers the quantized_decomposed ops the program refers to
     if not Path(path).is_file():
         raise EdgeMTLError(f"quantized program not found: {path}")
+    extra = {PROGRAM_INFO: ""}
     try:
-        return torch.export.load(str(path))
+        ep = torch.export.load(str(path), extra_files=extra)
     except Exception as e:
         raise EdgeMTLError(f"cannot read quantized program {path}: {str(e)[:300]}") from None
+    if not with_info:
+        return ep
+    if not extra[PROGRAM_INFO]:
+        raise EdgeMTLError(f"{path} has no edgemtl model info (saved by an older edgemtl): re-run 'edgemtl qat'")
+    return ep, json.loads(extra[PROGRAM_INFO])
+
+
+def load_quantized_model(path: str | os.PathLike):
+    """A .pt2 from ``edgemtl qat`` as a QuantizedModel (the float model is rebuilt from its config
+    for task names, channels and normalisation; its weights are not needed)."""
+    from edgemtl.models import create_model
+    from edgemtl.quant.wrapper import QuantizedModel
+
+    ep, info = load_program(path, with_info=True)
+    cfg = dict(info["model_config"], pretrained=None)
+    reference = create_model(cfg).eval()
+    return QuantizedModel(ep.module(), reference, "ptq" if info.get("stage") == "ptq" else "converted"), info

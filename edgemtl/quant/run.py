@@ -45,7 +45,7 @@ def run_quantization(checkpoint: str, recipe: Recipe, out: Path, qcfg: QuantConf
     results: dict[str, Any] = {"fp32": score(model)}
     ptq_model = QuantizedModel(ptq(model, calib, qcfg), model, "ptq")
     results["ptq"] = score(ptq_model)
-    save_program(ptq_model.gm, model, out / "ptq_int8.pt2")
+    save_program(ptq_model.gm, model, out / "ptq_int8.pt2", "ptq", ckpt.get("dataset"))
     artifacts = {"ptq": str(out / "ptq_int8.pt2")}
     if do_qat:
         from edgemtl.train.trainer import Trainer
@@ -56,7 +56,7 @@ def run_quantization(checkpoint: str, recipe: Recipe, out: Path, qcfg: QuantConf
         results["qat_history"] = trainer.finetune()
         converted = QuantizedModel(convert(prepared), model, "converted")
         results["qat"] = score(converted)
-        save_program(converted.gm, model, out / "qat_int8.pt2")
+        save_program(converted.gm, model, out / "qat_int8.pt2", "converted", ckpt.get("dataset"))
         artifacts["qat"] = str(out / "qat_int8.pt2")
     prim = {k: {n: results[k][n][t.primary_metric] for n, t in tasks.items()} for k in ("fp32", "ptq", "qat") if k in results}
     hib = {n: t.higher_is_better for n, t in tasks.items()}

@@ -1,0 +1,526 @@
+"""Export to ONNX / ExecuTorch / CoreML and the runtime API, with the real runtimes (never mocked).
+
+Tiny models (mobilenetv2_tiny: timm's MobileNet-v2 generator with one block per stage, 32x32,
+2-3 tasks): lowering time grows with graph size, and ExecuTorch's XNNPACK lowering still takes
+~20-30 s per graph here, so each artifact is built once and shared.
+The default run exports every registered architecture to every target, covers every precision
+of every target, every task-input scheme and every runtime error. EDGEMTL_EXPORT_MATRIX=1 adds
+the full architecture x target x precision product (about 20 minutes here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from edgemtl import runtime
+from edgemtl.errors import EdgeMTLError, UnsupportedError
+from edgemtl.export import TARGETS, export, get_target, support_table
+from edgemtl.export.verify import VerificationError, numeric_parity, sample_images
+from edgemtl.export.wrapper import build_graphs, task_io
+from edgemtl.models import ARCHITECTURES, create_model
+from edgemtl.runtime.processing import preprocess
+
+TINY = {"backbone": "mobilenetv2_tiny", "image_size": (32, 32), "decoder_channels": 16, "low_level_channels": 8,
+        "mti_channels": 8}
+CLASSES = ["bg", "a", "b", "c", "d"]
+TASKS3 = {"semseg": {"out_channels": 5, "class_names": CLASSES}, "depth": {"out_channels": 1},
+          "normals": {"out_channels": 3}}
+TASKS2 = {"semseg": {"out_channels": 5}, "edges": {"out_channels": 1}}
+MATRIX = os.environ.get("EDGEMTL_EXPORT_MATRIX") == "1"
+
+
+def tiny(arch: str, tasks: dict = TASKS3, **kw):
+    torch.manual_seed(0)
+    if arch == "single_task":
+        tasks = {"semseg": tasks["semseg"]}
+    # se="decoder" keeps astmt's per-task SE out of the encoder: same export paths, ~7x fewer
+    # XNNPACK partitions to lower (the encoder-SE graph takes minutes to lower here).
+    extra = {"se": "decoder"} if arch == "astmt" else {}
+    return create_model(arch=arch, tasks=tasks, **TINY, **{**extra, **kw}).eval()
+
+
+@pytest.fixture(scope="module")
+def images():
+    return sample_images(None, (40, 56), 2)  # real (rendered) scenes, not the model size: exercises resizing
+
+
+@pytest.fixture(scope="module")
+def astmt():
+    return tiny("astmt")
+
+
+@pytest.fixture(scope="module")
+def onnx_onehot(astmt, images, tmp_path_factory):
+    return export(astmt, "onnx", tmp_path_factory.mktemp("onnx") / "astmt.onnx", images=images)
+
+
+@pytest.fixture(scope="module")
+def pte_per_task(images, tmp_path_factory):
+    model = tiny("hard_sharing", TASKS2)
+    res = export(model, "executorch", tmp_path_factory.mktemp("et") / "hs.pte", task_input="per-task", images=images)
+    return model, res
+
+
+def reference(model, image: np.ndarray, task: str, size=(32, 32)) -> np.ndarray:
+    with torch.no_grad():
+        return model.forward_task(torch.from_numpy(preprocess(image, size)), task)[0].numpy()
+
+
+def check_runtime_matches_pytorch(model, path, images) -> None:
+    rt = runtime.load(path, threads=1)
+    assert rt.tasks == model.task_names
+    for name, img in images:
+        for task in rt.tasks:
+            pred = rt.predict(img, task)
+            ref = reference(model, img, task)
+            np.testing.assert_allclose(pred["raw"], ref, atol=1e-4, rtol=1e-4, err_msg=f"{task} on {name}")
+            assert pred["prediction"].shape[:2] == img.shape[:2]
+            vis = rt.visualize(pred)
+            assert vis.dtype == np.uint8 and vis.shape == (*img.shape[:2], 3)
+
+
+# ---- declared support -----------------------------------------------------------------------
+
+def test_support_table_is_declarative():
+    rows = {r["target"]: r for r in support_table()}
+    assert set(rows) == {"onnx", "executorch", "executorch-coreml", "coreml"}
+    assert rows["onnx"]["precisions"] == ("fp32", "int8") and "per-task" not in rows["onnx"]["task_inputs"]
+    assert rows["executorch"]["precisions"] == ("fp32", "int8")
+    assert set(rows["coreml"]["precisions"]) == {"fp16", "fp32"} and "index" not in rows["coreml"]["task_inputs"]
+    assert "per-task" in rows["executorch"]["task_inputs"]
+
+
+@pytest.mark.parametrize("target,precision,scheme,arch,match", [
+    ("onnx", "fp32", "per-task", "astmt", "one graph"),
+    ("onnx", "fp16", None, "astmt", "fp16"),
+    ("executorch", "fp16", None, "astmt", "fp16"),
+    ("coreml", "fp16", "index", "astmt", "int32 gather"),
+    ("executorch-coreml", "fp16", "index", "astmt", "int64"),
+    ("onnx", "fp32", "onehot", "hard_sharing", "multi-output"),
+    ("coreml", "fp16", "all", "astmt_encoder_se", "task-modulated encoder"),
+    ("executorch-coreml", "int8", None, "astmt", "weight_compression: int8"),
+    ("coreml", "int8", None, "astmt", "weight_compression"),
+])
+def test_unsupported_combinations_raise_before_any_work(tmp_path, target, precision, scheme, arch, match):
+    model = tiny("astmt", se="encoder_decoder") if arch == "astmt_encoder_se" else tiny(arch)
+    out = tmp_path / f"m{get_target(target).suffix}"
+    with pytest.raises(UnsupportedError, match=match):
+        export(model, target, out, precision=precision, task_input=scheme)
+    assert not out.exists()
+
+
+def test_bad_names_and_options_are_clear(tmp_path):
+    model = tiny("single_task")
+    with pytest.raises(EdgeMTLError, match="Did you mean 'onnx'"):
+        export(model, "onnxx", tmp_path / "m.onnx")
+    with pytest.raises(EdgeMTLError, match="unknown option 'weight_compresion'.*Did you mean 'weight_compression'"):
+        export(model, "coreml", tmp_path / "m.mlpackage", precision="fp16", options={"weight_compresion": "int8"})
+    with pytest.raises(EdgeMTLError, match="writes a .pte file"):
+        export(model, "executorch", tmp_path / "m.onnx")
+
+
+def test_every_shipped_profile_loads_and_unknown_keys_fail(tmp_path):
+    from edgemtl.export.profiles import PROFILE_DIR, load_profile
+
+    files = sorted(PROFILE_DIR.glob("*.yaml"))
+    assert {f.stem for f in files} >= {"onnx_fp32", "executorch_xnnpack_fp32", "coreml_ios17_fp16", "coreml_multifunction"}
+    for f in files:
+        prof = load_profile(f.stem)
+        target = get_target(prof["target"])
+        assert prof.get("precision", "fp32") in target.precisions, f.name
+        assert prof.get("task_input", "onehot") in target.task_inputs + ("all",), f.name
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("target: onnx\nprecison: fp32\n")
+    with pytest.raises(EdgeMTLError, match="unknown key 'precison'.*Did you mean 'precision'"):
+        load_profile(bad)
+    bad.write_text("target: coreml\noptions: {palette_bits: 5}\n")
+    with pytest.raises(EdgeMTLError, match="palette_bits=5"):
+        load_profile(bad)
+
+
+# ---- ONNX (one-hot + index), runtime API and its errors --------------------------------------
+
+def test_onnx_onehot_artifact_verified_and_self_describing(onnx_onehot, astmt):
+    meta = onnx_onehot.metadata
+    assert meta["verification"]["passed"]
+    parity = meta["verification"]["numeric"]["tasks"]
+    assert set(parity) == set(astmt.task_names)
+    assert all(p["max_abs_diff"] < 1e-4 and p["images"] == 2 for p in parity.values())
+    assert meta["task_input"]["scheme"] == "onehot"
+    assert meta["task_input"]["methods"]["forward"]["inputs"][1] == {"name": "task", "dtype": "float32", "shape": [1, 3]}
+    assert meta["task_info"]["semseg"]["class_names"] == CLASSES
+    assert meta["task_info"]["depth"]["unit"] == "metres" and meta["task_info"]["normals"]["decoding"] == "l2_normalize"
+    assert "inside the graph" in meta["preprocessing"]["normalization"]
+    assert meta["model_config"]["arch"] == "astmt" and meta["edgemtl_version"]
+    manifest = json.loads(onnx_onehot.manifest.read_text())
+    assert manifest["artifact_sha256"] and manifest["tasks"] == astmt.task_names
+    import onnx
+
+    m = onnx.load(str(onnx_onehot.path))
+    assert json.loads({p.key: p.value for p in m.metadata_props}["edgemtl"])["tasks"] == astmt.task_names
+    assert not list(onnx_onehot.path.parent.glob("*.data")), "single file, no external weights"
+
+
+def test_onnx_runtime_predict_matches_pytorch_for_every_task(onnx_onehot, astmt, images):
+    check_runtime_matches_pytorch(astmt, onnx_onehot.path, images)
+    rt = runtime.load(onnx_onehot.path)
+    pred = rt.predict(images[0][1], "normals")
+    assert np.allclose(np.linalg.norm(pred["prediction"], axis=-1), 1, atol=1e-4), "unit normals"
+    assert rt.predict(images[0][1], 0)["task"] == "semseg"
+
+
+def test_graph_returns_nan_for_an_invalid_onehot(onnx_onehot):
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(onnx_onehot.path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    for bad in ([[0, 0, 0]], [[1, 1, 0]], [[0.5, 0.5, 0]]):
+        assert np.isnan(sess.run(None, {"image": x, "task": np.array(bad, np.float32)})[0]).all()
+    assert np.isfinite(sess.run(None, {"image": x, "task": np.array([[0, 1, 0]], np.float32)})[0]).all()
+
+
+def test_onnx_index_graph_guards_out_of_range_ids(astmt, images, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    res = export(astmt, "onnx", tmp_path / "idx.onnx", task_input="index", images=images[:1])
+    assert res.metadata["verification"]["passed"]
+    assert not any(n.op_type == "Gather" and "task" in n.input for n in onnx.load(str(res.path)).graph.node)
+    sess = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
+    x = preprocess(images[0][1], (32, 32))
+    for bad in (-1, 3, 7):  # ORT would wrap -1 to the last task with a plain gather
+        assert np.isnan(sess.run(None, {"image": x, "task": np.array([bad])})[0]).all()
+    rt = runtime.load(res.path)
+    with pytest.raises(EdgeMTLError, match="task id -1 out of range"):
+        rt.predict(images[0][1], -1)
+    np.testing.assert_allclose(rt.predict(images[0][1], "depth")["raw"], reference(astmt, images[0][1], "depth"),
+                               atol=1e-4)
+
+
+def test_runtime_input_errors_are_clear(onnx_onehot, images):
+    rt = runtime.load(onnx_onehot.path)
+    img = images[0][1]
+    with pytest.raises(EdgeMTLError, match="unknown task 'dept'.*Did you mean 'depth'"):
+        rt.predict(img, "dept")
+    with pytest.raises(EdgeMTLError, match="task id 3 out of range"):
+        rt.predict(img, 3)
+    with pytest.raises(EdgeMTLError, match="dtype must be uint8"):
+        rt.predict(img.astype(np.float32) / 255, "depth")
+    with pytest.raises(EdgeMTLError, match="grayscale"):
+        rt.predict(img[..., 0], "depth")
+    with pytest.raises(EdgeMTLError, match=r"RGBA: pass image\[..., :3\]"):
+        rt.predict(np.dstack([img, img[..., :1]]), "depth")
+    with pytest.raises(EdgeMTLError, match="model input is 32x32"):
+        rt.predict(img, "depth", resize=False)
+    with pytest.raises(EdgeMTLError, match=r"float32 \[1, 3, 32, 32\]"):
+        rt.run(np.zeros((1, 3, 40, 40), np.float32), "depth")
+
+
+def test_runtime_file_errors_are_clear(onnx_onehot, tmp_path):
+    with pytest.raises(EdgeMTLError, match="artifact not found"):
+        runtime.load(tmp_path / "none.onnx")
+    trunc = tmp_path / "trunc.onnx"
+    trunc.write_bytes(onnx_onehot.path.read_bytes()[:5000])
+    shutil.copy(onnx_onehot.manifest, tmp_path / "trunc.onnx.json")
+    with pytest.raises(EdgeMTLError, match="sha256 differs"):
+        runtime.load(trunc)
+    (tmp_path / "trunc.onnx.json").unlink()
+    with pytest.raises(EdgeMTLError, match="truncated or corrupt"):
+        runtime.load(trunc)
+    # Without its manifest an ONNX file still loads from its embedded metadata.
+    alone = tmp_path / "alone.onnx"
+    shutil.copy(onnx_onehot.path, alone)
+    assert runtime.load(alone).tasks == onnx_onehot.metadata["tasks"]
+
+
+def test_failed_parity_names_task_and_output(onnx_onehot, astmt, images):
+    from edgemtl.runtime.backends import OrtBackend
+
+    graphs = build_graphs(astmt, "onehot")
+    io = task_io(astmt, "onehot", graphs)
+    backend = OrtBackend(onnx_onehot.path)
+
+    def off_for_depth(method, inputs):  # the real artifact, with depth's channel shifted afterwards
+        out = backend.run(method, inputs)
+        if inputs[1][0, 1] == 1:
+            out[0] = out[0] + 0.5
+        return out
+
+    rep = numeric_parity(graphs, io, off_for_depth, images, "fp32", "ort")
+    assert not rep["passed"] and rep["tasks"]["semseg"]["max_abs_diff"] < 1e-4
+    assert len(rep["failures"]) == len(images) and "task 'depth' output 'out'" in rep["failures"][0]
+    from edgemtl.export.verify import raise_if_failed
+
+    with pytest.raises(VerificationError, match="task 'depth' output 'out'"):
+        raise_if_failed({"numeric": rep}, "m.onnx")
+
+
+def test_latency_measure(onnx_onehot):
+    from edgemtl.profile.latency import measure
+
+    r = measure(runtime.load(onnx_onehot.path, threads=1), "depth", warmup=1, runs=5)
+    assert 0 < r["median_ms"] <= r["p90_ms"] and r["threads"] == 1 and r["backend"] == "onnxruntime"
+
+
+# ---- ExecuTorch (per-task methods) ----------------------------------------------------------
+
+def test_executorch_per_task_methods_share_weights_and_match(pte_per_task, images):
+    model, res = pte_per_task
+    meta = res.metadata
+    assert meta["verification"]["passed"] and "executorch" in meta["verification"]["numeric"]["runtime"]
+    methods = meta["verification"]["structure"]["methods"]
+    assert set(methods) == {"semseg", "edges"}
+    assert all(m["delegate_calls"].get("XnnpackBackend") for m in methods.values())
+    assert meta["task_input"]["task_outputs"]["edges"] == {"method": "edges", "output": "edges", "index": 0,
+                                                           "channels": [0, 1]}
+    check_runtime_matches_pytorch(model, res.path, images)
+    pred = runtime.load(res.path).predict(images[0][1], "edges")
+    assert pred["decoding"] == "sigmoid" and 0 <= pred["prediction"].min() <= pred["prediction"].max() <= 1
+
+
+def test_executorch_runtime_errors_and_threads(pte_per_task, tmp_path, images):
+    from edgemtl.profile.latency import measure
+
+    _, res = pte_per_task
+    r = measure(runtime.load(res.path, threads=1), "semseg", warmup=1, runs=3)
+    assert r["backend"] == "executorch" and r["threads"] == 1
+    lonely = tmp_path / "lonely.pte"
+    shutil.copy(res.path, lonely)
+    with pytest.raises(EdgeMTLError, match="missing manifest .*lonely.pte.json"):
+        runtime.load(lonely)
+    shutil.copy(res.manifest, tmp_path / "lonely.pte.json")
+    lonely.write_bytes(res.path.read_bytes()[: res.size_bytes // 3])
+    with pytest.raises(EdgeMTLError, match="truncated, corrupt"):
+        runtime.load(lonely)
+
+
+def test_profile_latency_of_an_artifact_and_of_a_recipe(pte_per_task, tmp_path, capsys):
+    from edgemtl.cli import main
+
+    _, res = pte_per_task
+    out = tmp_path / "p.json"
+    assert main(["profile", str(res.path), "--threads", "1", "--runs", "3", "--warmup", "1", "--json", str(out)]) == 0
+    prof = json.loads(out.read_text())
+    et = prof["latency"]["runtimes"]["executorch"]
+    assert prof["latency"]["threads"] == 1 and et["bytes"] == res.size_bytes and prof["params_total"] > 0
+    assert set(et["per_task"]) == {"semseg", "edges"} and all(m["median_ms"] > 0 for m in et["per_task"].values())
+    assert et["all_tasks"]["calls_per_image"] == 2, "per-task methods: one call per task"
+    assert "1 thread(s)" in capsys.readouterr().out
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: {arch: astmt, backbone: mobilenetv2_tiny, image_size: [32, 32], decoder_channels: 16, "
+                      "low_level_channels: 8, se: decoder}\ntasks: [semseg, depth]\n"
+                      "data: {synth: {preset: pascal, num: 4, size: 32}}\n")
+    assert main(["profile", str(recipe), "--runtime", "onnx", "--threads", "1", "--runs", "3", "--warmup", "1",
+                 "--json", str(out)]) == 0
+    ort_prof = json.loads(out.read_text())["latency"]["runtimes"]["onnx"]
+    assert ort_prof["task_input"] == "onehot" and set(ort_prof["per_task"]) == {"semseg", "depth"}
+    assert ort_prof["all_tasks"]["calls_per_image"] == 1, "decoder-only SE: all-tasks graph, encoder once"
+    assert ort_prof["all_tasks_sequential"]["calls_per_image"] == 2
+    assert "encoder once" in capsys.readouterr().out
+
+
+# ---- CoreML (structural on Linux + the converted program in ORT) ----------------------------
+
+def test_coreml_fp16_onehot_structure(astmt, images, tmp_path):
+    res = export(astmt, "coreml", tmp_path / "m.mlpackage", precision="fp16", images=images[:1])
+    v = res.metadata["verification"]
+    s = v["structure"]
+    assert v["passed"] and "onnxruntime" in v["numeric"]["runtime"]
+    assert s["io"]["forward"]["inputs"] == [{"name": "image", "dtype": "float32", "shape": [1, 3, 32, 32]},
+                                            {"name": "task", "dtype": "float32", "shape": [1, 3]}]
+    assert s["io"]["forward"]["outputs"][0]["dtype"] == "float32", "fp16 compute, float32 I/O"
+    assert not any(op.startswith("gather") for op in s["ops"]) and s["ops"].get("conv")
+    assert set(s["weight_values_by_dtype"]) == {"float16"}
+    n_params = sum(p.numel() for p in astmt.parameters())
+    assert s["weights_bytes"] < 2.3 * n_params, "fp16 weights: ~2 bytes per parameter"
+    from edgemtl.export.coreml import load_spec
+
+    assert json.loads(load_spec(res.path).description.metadata.userDefined["edgemtl"])["precision"] == "fp16"
+    with pytest.raises(UnsupportedError, match="Apple"):
+        runtime.load(res.path)
+
+
+def test_coreml_multifunction_shares_weights(images, tmp_path):
+    model = tiny("astmt", TASKS2)
+    res = export(model, "coreml", tmp_path / "mf.mlpackage", precision="fp16", task_input="per-task", images=images[:1])
+    s = res.metadata["verification"]["structure"]
+    assert res.metadata["verification"]["passed"] and set(s["io"]) == {"semseg", "edges"}
+    assert s["spec_version"] >= 9 and res.metadata["target_options"]["minimum_deployment_target"] == "iOS18"
+    assert s["weights_bytes"] < 1.2 * s["single_function_weights_bytes"]
+
+
+# ---- int8: ONNX Runtime's quantizer, PT2E to ONNX (QDQ) and ExecuTorch, .pt2 from edgemtl qat ----
+
+@pytest.fixture(scope="module")
+def astmt_ptq(astmt, images):
+    """The PT2E PTQ model, calibrated once and shared by the int8 targets."""
+    from edgemtl.export.base import calibration_batches, prepare_precision
+
+    notes = []
+    q = prepare_precision(astmt, "int8", lambda: calibration_batches(images, (32, 32)), (32, 32), notes)
+    assert q.stage == "ptq" and "PT2E post-training quantization" in notes[0]
+    return q
+
+
+def _sqnr(ref, got):
+    from edgemtl.export.verify import sqnr_db
+
+    return sqnr_db(ref, got)
+
+
+def test_onnx_int8_ort_quantizer(astmt, images, tmp_path):
+    import onnx
+
+    res = export(astmt, "onnx", tmp_path / "i8.onnx", precision="int8", images=images)
+    v = res.metadata["verification"]
+    assert v["passed"] and res.metadata["target_options"]["quantizer"] == "ort"
+    assert all(t["sqnr_db"] >= 20 for t in v["numeric"]["tasks"].values())
+    graph = onnx.load(str(res.path)).graph
+    ops = {n.op_type for n in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    inits = {i.name: i for i in graph.initializer}
+    zero_points = [inits[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear" and n.input[2] in inits]
+    assert zero_points and {z.data_type for z in zero_points} == {onnx.TensorProto.UINT8}, "U8 activations (x86 fast path)"
+    # The task guard stays float: an invalid one-hot still yields NaN, a valid one finite outputs.
+    rt = runtime.load(res.path, threads=1)
+    x = preprocess(images[0][1], (32, 32))
+    assert np.isnan(rt.backend.run("forward", [x, np.zeros((1, 3), np.float32)])[0]).all()
+    for task in rt.tasks:
+        assert _sqnr(reference(astmt, images[0][1], task), rt.predict(images[0][1], task)["raw"]) >= 20, task
+    assert "ONNX Runtime static quantization" in res.metadata["notes"][0]
+
+
+def test_int8_pt2e_to_executorch_and_onnx_agree(astmt_ptq, images, tmp_path):
+    pte = export(astmt_ptq, "executorch", tmp_path / "i8.pte", precision="int8", images=images)
+    qdq = export(astmt_ptq, "onnx", tmp_path / "i8.onnx", precision="int8", images=images)
+    for res in (pte, qdq):
+        assert res.metadata["verification"]["passed"] and res.precision == "int8"
+        assert all(t["sqnr_db"] >= 20 for t in res.parity.values())
+    assert qdq.metadata["target_options"]["quantizer"] == "pt2e"
+    methods = pte.metadata["verification"]["structure"]["methods"]
+    assert methods["forward"]["delegate_calls"].get("XnnpackBackend")
+    a, b = runtime.load(pte.path, threads=1), runtime.load(qdq.path, threads=1)
+    x = preprocess(images[1][1], (32, 32))
+    for task in a.tasks:  # two runtimes, one quantized program: same integer arithmetic
+        assert _sqnr(a.run(x, task), b.run(x, task)) >= 30, task
+    with pytest.raises(UnsupportedError, match="already quantized"):
+        export(astmt_ptq, "onnx", tmp_path / "x.onnx", precision="int8", options={"quantizer": "ort"})
+    with pytest.raises(UnsupportedError, match="export it as int8"):
+        export(astmt_ptq, "onnx", tmp_path / "x.onnx", precision="fp32")
+
+
+def test_int8_program_from_edgemtl_qat_exports_through_the_cli(astmt, astmt_ptq, images, tmp_path, capsys):
+    from edgemtl.cli import main
+    from edgemtl.quant import save_program
+
+    path = tmp_path / "ptq_int8.pt2"
+    save_program(astmt_ptq.gm, astmt, path, "ptq", {"classes": {"semseg": CLASSES}})
+    out = tmp_path / "q.onnx"
+    assert main(["export", "--checkpoint", str(path), "--target", "onnx", "--out", str(out), "--num-images", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "int8" in printed and "SQNR" in printed
+    meta = json.loads((tmp_path / "q.onnx.json").read_text())
+    assert meta["precision"] == "int8" and meta["target_options"]["quantizer"] == "pt2e"
+    assert meta["tasks"] == astmt.task_names and meta["model_config"]["backbone"] == "mobilenetv2_tiny"
+    x = preprocess(images[0][1], (32, 32))
+    rt = runtime.load(out)
+    with torch.no_grad():
+        ref = astmt_ptq.forward_task(torch.from_numpy(x), "depth").numpy()
+    assert _sqnr(ref, rt.run(x, "depth")) >= 20
+
+
+def test_int8_parity_failure_names_task(astmt_ptq, images):
+    graphs = build_graphs(astmt_ptq, "onehot")
+    io = task_io(astmt_ptq, "onehot", graphs)
+
+    def noisy_normals(method, inputs):  # the quantized graph itself, with normals perturbed
+        with torch.no_grad():
+            out = graphs[0].module(*(torch.from_numpy(i) for i in inputs)).numpy()
+        if inputs[1][0, 2] == 1:
+            out = out + np.random.default_rng(0).normal(0, 1.0, out.shape).astype(np.float32)
+        return [out]
+
+    rep = numeric_parity(graphs, io, noisy_normals, images[:1], "int8", "test")
+    assert not rep["passed"] and len(rep["failures"]) == 1
+    assert "task 'normals'" in rep["failures"][0] and "SQNR" in rep["failures"][0]
+    assert rep["tasks"]["depth"]["sqnr_db"] == float("inf")
+
+
+# ---- CLI end to end -------------------------------------------------------------------------
+
+def test_cli_export_and_predict(tmp_path, images, capsys):
+    from edgemtl.checkpoint import save_checkpoint
+    from edgemtl.cli import main
+    from edgemtl.data.layout import encode_png
+
+    ckpt = tmp_path / "st.pt"
+    save_checkpoint(ckpt, tiny("single_task"), {"classes": {"semseg": CLASSES}})
+    out = tmp_path / "st.onnx"
+    assert main(["export", "--checkpoint", str(ckpt), "--profile", "onnx_fp32", "--out", str(out), "--num-images", "1"]) == 0
+    assert "semseg" in capsys.readouterr().out and (tmp_path / "st.onnx.json").is_file()
+    img = tmp_path / "in.png"
+    img.write_bytes(encode_png(images[0][1]))
+    png = tmp_path / "pred.png"
+    assert main(["predict", "--model", str(out), "--image", str(img), "--task", "semseg", "--out", str(png)]) == 0
+    import cv2
+
+    assert cv2.imread(str(png)).shape == (*images[0][1].shape[:2], 3)
+    assert main(["predict", "--model", str(out), "--image", str(img), "--task", "sem", "--out", str(png)]) == 2
+    assert "Did you mean 'semseg'" in capsys.readouterr().err
+    assert main(["export", "--checkpoint", str(ckpt), "--target", "onnx", "--task-input", "per-task",
+                 "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "does not support --task-input per-task" in capsys.readouterr().err
+
+
+# ---- every architecture to every target -------------------------------------------------------
+
+def _rotated():
+    """Each architecture x each target, precisions rotated over the architectures so every
+    precision of every target is exported by some architecture (int8 lives in its own tests)."""
+    for i, arch in enumerate(ARCHITECTURES.names()):
+        for target in TARGETS.names():
+            precisions = [p for p in TARGETS.get(target).precisions if p != "int8"]
+            yield arch, target, precisions[i % len(precisions)], None
+
+
+def _matrix():
+    for arch in ARCHITECTURES.names():
+        for target in TARGETS.names():
+            for precision in TARGETS.get(target).precisions:
+                yield arch, target, precision, None
+        if arch == "astmt":
+            yield arch, "executorch", "fp32", "index"
+            yield arch, "executorch", "fp32", "per-task"
+            yield arch, "executorch", "fp32", "all"
+            yield arch, "executorch-coreml", "fp16", "per-task"
+        yield arch, "coreml", "fp16", "per-task"
+
+
+def _check_matrix_entry(arch, target, precision, scheme, images, tmp_path):
+    model = tiny(arch, TASKS2)
+    res = export(model, target, tmp_path / f"m{get_target(target).suffix}", precision=precision, task_input=scheme,
+                 images=images[:1])
+    assert res.metadata["verification"]["passed"]
+    assert set(res.metadata["verification"]["numeric"]["tasks"]) == set(model.task_names)
+    if target in ("onnx", "executorch") and precision != "int8":
+        check_runtime_matches_pytorch(model, res.path, images[:1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch,target,precision,scheme", list(_rotated()))
+def test_every_architecture_exports_to_every_target(arch, target, precision, scheme, images, tmp_path):
+    _check_matrix_entry(arch, target, precision, scheme, images, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MATRIX, reason="full export product: set EDGEMTL_EXPORT_MATRIX=1 (~20 minutes)")
+@pytest.mark.parametrize("arch,target,precision,scheme", list(_matrix()))
+def test_export_matrix(arch, target, precision, scheme, images, tmp_path):
+    _check_matrix_entry(arch, target, precision, scheme, images, tmp_path)
