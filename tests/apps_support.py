@@ -1,0 +1,63 @@
+"""Artifacts and images shared by tests/test_apps_web.py and tests/test_apps_camera.py.
+
+Exports take 10-60 s each here, so each artifact is built once per pytest session (in the
+session's base temp dir) whichever of the two test files asks first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TINY = {"backbone": "mobilenetv2_050", "image_size": (32, 32), "decoder_channels": 16, "low_level_channels": 8}
+ALL_TASKS = {
+    "semseg": {"out_channels": 5, "class_names": ["background", "wall", "floor", "table", "person"]},
+    "depth": {"out_channels": 1},
+    "normals": {"out_channels": 3},
+    "edges": {"out_channels": 1},
+    "saliency": {"out_channels": 1},
+    "parts": {"out_channels": 4, "class_names": ["background", "head", "torso", "limbs"]},
+}
+TWO_TASKS = {"semseg": ALL_TASKS["semseg"], "depth": ALL_TASKS["depth"]}
+
+
+def _model(arch: str, tasks: dict):
+    from edgemtl.models import create_model
+
+    torch.manual_seed(0)
+    # se="decoder" keeps astmt's task SE out of the encoder: far fewer XNNPACK partitions to lower.
+    extra = {"se": "decoder"} if arch == "astmt" else {}
+    return create_model(arch=arch, tasks=tasks, **TINY, **extra).eval()
+
+
+def artifact(tmp_path_factory, kind: str) -> Path:
+    """``astmt.onnx`` (6 tasks, one-hot task input), ``hs.onnx`` / ``hs.pte`` (hard sharing, 2 tasks, all outputs)."""
+    from edgemtl.export import export
+
+    root = tmp_path_factory.getbasetemp() / "apps_artifacts"
+    root.mkdir(exist_ok=True)
+    path = root / kind
+    done = root / f"{kind}.done"
+    if not done.exists():
+        arch, tasks = ("astmt", ALL_TASKS) if kind.startswith("astmt") else ("hard_sharing", TWO_TASKS)
+        target = "onnx" if kind.endswith(".onnx") else "executorch"
+        export(_model(arch, tasks), target, path, images=None, num_images=1)
+        done.touch()
+    return path
+
+
+def scene(seed: int, hw: tuple[int, int]) -> np.ndarray:
+    """A rendered (real, not random-noise) RGB uint8 image."""
+    from edgemtl.data.synth import render_scene
+
+    return np.ascontiguousarray(render_scene(seed, hw, "pascal")["image"])
+
+
+def write_png(path: Path, rgb: np.ndarray) -> Path:
+    import cv2
+
+    if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1])):
+        raise OSError(f"cannot write {path}")
+    return path
