@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-TINY = {"backbone": "mobilenetv2_050", "image_size": (32, 32), "decoder_channels": 16, "low_level_channels": 8}
+TINY = {"backbone": "mobilenetv2_tiny", "image_size": (32, 32), "decoder_channels": 16, "low_level_channels": 8}
 ALL_TASKS = {
     "semseg": {"out_channels": 5, "class_names": ["background", "wall", "floor", "table", "person"]},
     "depth": {"out_channels": 1},
@@ -29,7 +29,38 @@ def _model(arch: str, tasks: dict):
     torch.manual_seed(0)
     # se="decoder" keeps astmt's task SE out of the encoder: far fewer XNNPACK partitions to lower.
     extra = {"se": "decoder"} if arch == "astmt" else {}
-    return create_model(arch=arch, tasks=tasks, **TINY, **extra).eval()
+    return _spread_outputs(create_model(arch=arch, tasks=tasks, **TINY, **extra).eval())
+
+
+def _spread_outputs(model):
+    """Rescale each task's last layer so its outputs vary over the image.
+
+    A freshly initialised decoder's outputs are almost constant (spatial std ~1e-3), so every
+    class map would be one flat colour and two tasks' canvases could be identical. Standardising
+    each output channel over rendered scenes (an affine change of the last layer, folded into its
+    weights) keeps the weights random but gives structured maps the comparisons can tell apart.
+    Depth is centred at 4 m so its colours fall inside the 0-10 m scale.
+    """
+    from edgemtl.runtime.processing import preprocess
+
+    hw = tuple(TINY["image_size"])
+    x = torch.cat([torch.from_numpy(preprocess(scene(100 + i, hw), hw)) for i in range(4)])
+    with torch.no_grad():
+        for i, task in enumerate(model.task_names):
+            out = model.forward_task(x, task) if hasattr(model, "head") else model(x)[task]
+            mean, std = out.mean((0, 2, 3)), out.std((0, 2, 3)).clamp_min(1e-6)
+            centre, spread = (4.0, 2.0) if task == "depth" else (0.0, 1.5)
+            scale = spread / std
+            if hasattr(model, "head"):  # astmt: one stacked head, rows per task
+                c = out.shape[1]
+                w, b = model.head.weight[i, :c], model.head.bias[i, :c]
+                shape = (-1, 1)
+            else:
+                w, b = model.heads[task].weight, model.heads[task].bias
+                shape = (-1, 1, 1, 1)
+            b.copy_((b - mean) * scale + centre)
+            w.mul_(scale.view(shape))
+    return model
 
 
 def artifact(tmp_path_factory, kind: str) -> Path:

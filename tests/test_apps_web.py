@@ -175,7 +175,7 @@ def test_every_task_matches_the_python_runtime(web_run):
         assert diff <= _tol(pred["raw"]), f"{task}: browser raw output differs from ONNX Runtime by {diff}"
         canvas = png_rgb(got["prediction_png"])
         same = (canvas == rt.visualize(pred)).all(-1).mean()
-        assert same >= 0.99, f"{task}: only {same:.1%} of the canvas pixels equal edgemtl.runtime's visualize()"
+        assert same >= 0.995, f"{task}: only {same:.1%} of the canvas pixels equal edgemtl.runtime's visualize()"
         assert res["ms"] > 0 and got["backend"] == "wasm"
         row = next(r for r in got["latency"] if r[0] == task)
         assert float(row[1]) > 0 and int(row[3]) >= 1  # the latency readout shows this task's runs
@@ -213,7 +213,7 @@ def test_larger_image_agrees_loosely(web_run):
         raw = np.asarray(res["raw"], np.float32).reshape(res["C"], res["h"], res["w"])
         assert np.abs(raw - pred["raw"]).max() <= 10 * _tol(pred["raw"]), task
         same = (png_rgb(rec[f"large/{task}"]["prediction_png"]) == rt.visualize(pred)).all(-1).mean()
-        assert same >= 0.97, f"{task}: {same:.1%} of the pixels agree"
+        assert same >= 0.98, f"{task}: {same:.1%} of the pixels agree"
 
 
 def test_error_messages_on_screen(web_run):
