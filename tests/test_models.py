@@ -273,3 +273,33 @@ def test_bn_statistics_are_per_task_behind_task_gated_features(per_task_bn):
         assert model.config.per_task_bn and max(errs) < 1e-3 * max(gap, 1), errs
     else:
         assert max(errs) > 0.2 * gap, errs
+
+
+@pytest.mark.parametrize("kw", [dict(se="encoder_decoder"), dict(se="encoder_decoder", adapters=True, aspp="per_task"),
+                                dict(se="decoder", decoder="light")])
+def test_specialize_bakes_one_task_in_exactly(kw):
+    """The specialised model has no task modules left and computes forward_task of the original."""
+    from edgemtl.models.specialize import specialize
+
+    torch.manual_seed(0)
+    tasks = {"semseg": {"out_channels": 5}, "depth": {"out_channels": 1}, "normals": {"out_channels": 3}}
+    m = create_model(arch="astmt", tasks=tasks, backbone="mobilenetv2_tiny", image_size=(32, 32),
+                     decoder_channels=16, low_level_channels=8, **kw).eval()
+    with torch.no_grad():  # make the tasks differ (fresh per-task parameters are copies of each other)
+        for p in m.parameters():
+            if getattr(p, "_edgemtl_per_task", False):
+                p.add_(torch.randn_like(p) * 0.1)
+        for n, b in m.named_buffers():
+            if n.endswith("running_var"):
+                b.add_(torch.rand_like(b))
+    x = torch.rand(2, 3, 32, 32)
+    outs = {}
+    for t in m.task_names:
+        s = specialize(m, t)
+        assert not [type(mod).__name__ for mod in s.modules() if type(mod).__name__.startswith("Task")]
+        with torch.no_grad():
+            outs[t] = m.forward_task(x, t)
+            torch.testing.assert_close(s.forward_task(x, t), outs[t], atol=1e-5, rtol=1e-5)
+    assert (outs["semseg"][:, :1] - outs["depth"]).abs().max() > 1e-3, "the tasks really differ"
+    with pytest.raises(EdgeMTLError, match="not task-conditional"):
+        specialize(create_model(arch="hard_sharing", tasks=tasks, backbone="mobilenetv2_tiny", image_size=(32, 32)), "depth")

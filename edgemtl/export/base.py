@@ -200,8 +200,20 @@ def run_export(model: nn.Module, target: ExportTarget, out: str | os.PathLike, p
         calib = images if isinstance(images, list) else sample_images(images, size, max(num_images, CALIBRATION_IMAGES))
         return calibration_batches(calib, size)
 
-    model = target.prepare_model(model.eval(), precision, opts, calibration, size, notes)
-    graphs = build_graphs(model, scheme, size)
+    model = model.eval()
+    per_task_models = None
+    if scheme == "per-task" and model.conditional and getattr(model, "stage", None) is None:
+        # Each task's graph gets static weights (and, for int8, its own calibration/quantization).
+        from edgemtl.models.specialize import specialize
+
+        per_task_models = {t: target.prepare_model(specialize(model, t), precision, opts, calibration, size,
+                                                   notes if i == 0 else [])
+                           for i, t in enumerate(model.task_names)}
+        notes.append("per-task: each method is the model specialised to its task (per-task SE/BN/heads baked in "
+                     "as plain layers); verified against the task-conditional model")
+    else:
+        model = target.prepare_model(model, precision, opts, calibration, size, notes)
+    graphs = build_graphs(model, scheme, size, per_task_models)
     io = task_io(model, scheme, graphs)
     ctx = ExportContext(out, precision, scheme, opts, io, model, notes)
     programs = {g.method: _export_program(g) for g in graphs}

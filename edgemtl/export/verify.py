@@ -87,7 +87,7 @@ def numeric_parity(graphs: list[Graph], io: dict[str, Any], run: Runner, images:
     """Run every task on every image through PyTorch and ``run``; report max |Δ| per task/output."""
     from edgemtl.runtime.processing import preprocess
 
-    modules = {g.method: g.module for g in graphs}
+    modules = {g.method: g.reference if g.reference is not None else g.module for g in graphs}
     size = tuple(io["methods"][graphs[0].method]["inputs"][0]["shape"][2:])
     atol, rtol = tolerance(precision)
     int8 = precision == "int8"

@@ -10,8 +10,9 @@ onehot     image f32 [1,3,H,W],         ``out`` f32 [1,C_max,H,W]: the selected 
 index      image, task int64 [1]        ``out`` as above. The id becomes a one-hot *inside* the graph
                                         (``Equal`` against 0..T-1), so there is no gather.
 per-task   image                        one method/function per task, named after the task, with the
-                                        task baked in as a constant; output named after the task
-                                        [1,C_t,H,W]
+                                        task baked in (edgemtl.models.specialize: static weights
+                                        only, so BN folds and the whole graph delegates); output
+                                        named after the task [1,C_t,H,W]
 all        image                        one output per task, named after the task, in task order
                                         (multi-output models: hard_sharing, mtinet, padnet, single_task;
                                         and astmt with a task-independent encoder, which then
@@ -103,7 +104,8 @@ class IndexWrapper(_TaskGuard):
 
 
 class FixedTaskWrapper(nn.Module):
-    """One task baked in as a constant: ``forward(image) -> [1, C_t, H, W]``."""
+    """One task baked in: ``forward(image) -> [1, C_t, H, W]``. ``model`` may be the model
+    specialised to the task (edgemtl.models.specialize) or the task-conditional model itself."""
 
     def __init__(self, model: nn.Module, task: str) -> None:
         super().__init__()
@@ -144,14 +146,23 @@ class Graph:
     example: tuple[Tensor, ...]
     inputs: list[dict[str, Any]]  # [{name, dtype, shape}]
     outputs: list[dict[str, Any]]
+    # What verification compares the artifact with when it is not ``module`` itself: the
+    # task-conditional model a specialised graph was derived from (fp32), so a specialisation
+    # error cannot hide behind a self-consistent graph.
+    reference: nn.Module | None = None
 
 
 def _spec(name: str, t: Tensor) -> dict[str, Any]:
     return {"name": name, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)}
 
 
-def build_graphs(model: nn.Module, scheme: str, size: tuple[int, int] | None = None) -> list[Graph]:
-    """Wrap ``model`` (eval mode, batch 1, input ``size`` or the config's) into the graphs of ``scheme``."""
+def build_graphs(model: nn.Module, scheme: str, size: tuple[int, int] | None = None,
+                 per_task_models: dict[str, nn.Module] | None = None) -> list[Graph]:
+    """Wrap ``model`` (eval mode, batch 1, input ``size`` or the config's) into the graphs of ``scheme``.
+
+    ``per_task_models`` (per-task scheme): the module to export for each task, e.g. the model
+    specialised to it and possibly quantized; ``model`` then stays the fp32 reference.
+    """
     scheme = check_scheme(model, scheme)
     model = model.eval()
     h, w = size or model.config.image_size
@@ -166,8 +177,13 @@ def build_graphs(model: nn.Module, scheme: str, size: tuple[int, int] | None = N
         module = OneHotWrapper(model) if scheme == "onehot" else IndexWrapper(model)
         return [Graph("forward", module, (image, task), [_spec("image", image), _spec("task", task)], [_spec("out", out)])]
     if scheme == "per-task":
-        return [Graph(n, FixedTaskWrapper(model, n), (image,), [_spec("image", image)],
-                      [_spec(n, torch.zeros(1, model.out_channels[n], h, w))]) for n in names]
+        graphs = []
+        for n in names:
+            inner = (per_task_models or {}).get(n, model)
+            ref = FixedTaskWrapper(model, n) if inner is not model and getattr(inner, "stage", None) is None else None
+            graphs.append(Graph(n, FixedTaskWrapper(inner, n), (image,), [_spec("image", image)],
+                                [_spec(n, torch.zeros(1, model.out_channels[n], h, w))], ref))
+        return graphs
     return [Graph("forward", AllTasksWrapper(model), (image,), [_spec("image", image)],
                   [_spec(n, torch.zeros(1, model.out_channels[n], h, w)) for n in names])]
 
