@@ -282,9 +282,12 @@ class Trainer:
 
                     stl = {n: base[n][t.primary_metric] for n, t in self.tasks.items()}
                     hib = {n: t.higher_is_better for n, t in self.tasks.items()}
-                    summary["delta_m"] = delta_m(summary["primary"], stl, hib)
-                    summary["delta_m_per_task"] = per_task_delta(summary["primary"], stl, hib)
                     summary["baselines"] = stl
+                    try:
+                        summary["delta_m"] = delta_m(summary["primary"], stl, hib)
+                        summary["delta_m_per_task"] = per_task_delta(summary["primary"], stl, hib)
+                    except EdgeMTLError as e:  # e.g. a baseline of 0: report it, keep the finished run
+                        summary["delta_m_error"] = str(e)
             from edgemtl.report import write_json
 
             write_json(self.out / "summary.json", summary)

@@ -1,0 +1,244 @@
+"""Bench rows, tables (Markdown, CSV, JSON), Pareto plots and the environment record.
+
+Δm of a row is edgemtl.metrics.delta_m over the row's tasks against the suite's single-task fp32
+PyTorch models (positive = better than single-task); Acc_MTL likewise on the tasks' KPIs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from edgemtl.bench.suite import Suite
+from edgemtl.errors import EdgeMTLError
+
+
+def _tasks(results: dict[str, Any], names: list[str]):
+    from edgemtl.tasks import build_tasks
+
+    meta = json.loads((Path(results["data_root"]) / "dataset.json").read_text())
+    return build_tasks(names, meta)
+
+
+def _scores(row: dict[str, Any], tasks, stl_metrics: dict[str, dict[str, float]]) -> None:
+    from edgemtl.metrics import acc_mtl, delta_m
+
+    metrics = row.get("metrics") or {}
+    names = [t for t in tasks if t in metrics]
+    if not names:
+        row.update(delta_m=None, acc_mtl=None)
+        return
+    prim = {t: metrics[t][tasks[t].primary_metric] for t in names}
+    stl = {t: stl_metrics[t][tasks[t].primary_metric] for t in names}
+    hib = {t: tasks[t].higher_is_better for t in names}
+    row["primary"] = prim
+    try:
+        row["delta_m"] = delta_m(prim, stl, hib)
+    except EdgeMTLError as e:  # a single-task baseline of 0 (e.g. a far too short run)
+        row.update(delta_m=None, delta_m_error=str(e))
+    kpi = {t: metrics[t][tasks[t].kpi_metric] for t in names}
+    kpi_stl = {t: stl_metrics[t][tasks[t].kpi_metric] for t in names}
+    row["acc_mtl"] = acc_mtl(kpi, kpi_stl) if all(v > 0 for v in kpi_stl.values()) else None
+
+
+def build_rows(suite: Suite, results: dict[str, Any]) -> list[dict[str, Any]]:
+    tasks = _tasks(results, suite.tasks)
+    trained, counts = results["trained"], results["counts"]
+    stl_metrics = {t: trained[f"single_task_{t}"]["metrics"][t] for t in suite.tasks}
+    rows: list[dict[str, Any]] = []
+
+    def base(name: str) -> dict[str, Any]:
+        c = counts[name]
+        return {"model": name, "arch": trained[name].get("arch") or _arch(suite, name), "params": c["params_total"],
+                "gmac_per_task": {t: v / 1e9 for t, v in c["macs_per_task"].items()},
+                "gmac_all_tasks": c["macs_all_tasks"] / 1e9}
+
+    # All single-task models together: the reference point of Δm = 0 (ASTMT Fig. 5's "single").
+    st = [f"single_task_{t}" for t in suite.tasks]
+    rows.append({"model": f"single_task x{len(st)}", "arch": "single_task", "precision": "fp32", "format": "pytorch",
+                 "status": "ok", "params": sum(counts[n]["params_total"] for n in st),
+                 "gmac_per_task": {t: counts[f"single_task_{t}"]["macs_per_task"][t] / 1e9 for t in suite.tasks},
+                 "gmac_all_tasks": sum(counts[n]["macs_all_tasks"] for n in st) / 1e9,
+                 "metrics": {t: stl_metrics[t] for t in suite.tasks}})
+    for name in suite.model_names():
+        rows.append({**base(name), "precision": "fp32", "format": "pytorch", "status": "ok",
+                     "metrics": trained[name]["metrics"], "run": trained[name].get("run")})
+    for name, q in results["quant"].items():
+        for key in ("ptq", "qat"):
+            if key in q.get("metrics", {}):
+                rows.append({**base(name), "precision": f"int8-{key}", "format": "pytorch (simulated int8)",
+                             "status": "ok", "metrics": q["metrics"][key]})
+    for ex in results["exported"]:
+        row = {**base(ex["model"]), **{k: v for k, v in ex.items() if k not in ("traceback",)}}
+        row["size_mb"] = ex["bytes"] / 1e6 if ex.get("bytes") else None
+        lat = ex.get("latency")
+        if lat:
+            row["latency_ms_per_task"] = {t: m["median_ms"] for t, m in lat["per_task"].items()}
+            row["latency_ms_all_tasks"] = lat["all_tasks"]["median_ms"]
+            row["latency_threads"] = lat["threads"]
+        rows.append(row)
+    for row in rows:
+        _scores(row, tasks, stl_metrics)
+    return rows
+
+
+def _arch(suite: Suite, name: str) -> str:
+    if name in suite.variants:
+        return suite.variants[name].get("model", {}).get("arch", suite.model.get("arch", "?"))
+    return "single_task"
+
+
+def _mean(d: dict[str, float] | None) -> float | None:
+    return sum(d.values()) / len(d) if d else None
+
+
+def _f(v: Any, fmt: str) -> str:
+    return "" if v is None else format(v, fmt)
+
+
+COLUMNS = ["model", "arch", "precision", "format", "status", "size_mb", "params_m", "gmac_task", "gmac_all",
+           "latency_ms_task", "latency_ms_all", "delta_m", "acc_mtl"]
+
+
+def flat(row: dict[str, Any], tasks: list[str], primary_names: dict[str, str]) -> dict[str, Any]:
+    out = {"model": row["model"], "arch": row.get("arch"), "precision": row["precision"], "format": row["format"],
+           "status": row["status"], "size_mb": row.get("size_mb"), "params_m": row["params"] / 1e6,
+           "gmac_task": _mean(row.get("gmac_per_task")), "gmac_all": row.get("gmac_all_tasks"),
+           "latency_ms_task": _mean(row.get("latency_ms_per_task")), "latency_ms_all": row.get("latency_ms_all_tasks"),
+           "delta_m": row.get("delta_m"), "acc_mtl": row.get("acc_mtl")}
+    for t in tasks:
+        out[f"{t}.{primary_names[t]}"] = (row.get("primary") or {}).get(t)
+    out["error"] = (row.get("error") or "").replace("\n", " ")[:300] or None
+    return out
+
+
+def markdown(rows: list[dict[str, Any]], suite: Suite, results: dict[str, Any]) -> str:
+    tasks = _tasks(results, suite.tasks)
+    prim = {t: tasks[t].primary_metric for t in suite.tasks}
+    arrows = {t: "↑" if tasks[t].higher_is_better else "↓" for t in suite.tasks}
+    head = ["model", "precision", "format", "status", "MB", "params M", "GMAC/task", "GMAC all", "ms/task", "ms all",
+            *[f"{t} {prim[t]} {arrows[t]}" for t in suite.tasks], "Δm % ↑", "Acc_MTL"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        f = flat(r, suite.tasks, prim)
+        cells = [f["model"], f["precision"], f["format"], f["status"], _f(f["size_mb"], ".2f"), _f(f["params_m"], ".3f"),
+                 _f(f["gmac_task"], ".4f"), _f(f["gmac_all"], ".4f"), _f(f["latency_ms_task"], ".2f"),
+                 _f(f["latency_ms_all"], ".2f"), *[_f(f[f"{t}.{prim[t]}"], ".4g") for t in suite.tasks],
+                 _f(f["delta_m"], "+.2f"), _f(f["acc_mtl"], ".1f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    errors = [f"- {r['model']} {r['format']} {r['precision']}: {r['status']}: {str(r.get('error'))[:400]}"
+              for r in rows if r.get("error")]
+    if errors:
+        lines += ["", "Rows that did not export:", *errors]
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(rows: list[dict[str, Any]], suite: Suite, results: dict[str, Any], path: Path) -> None:
+    from edgemtl.data.layout import atomic_write_bytes
+
+    tasks = _tasks(results, suite.tasks)
+    prim = {t: tasks[t].primary_metric for t in suite.tasks}
+    flats = [flat(r, suite.tasks, prim) for r in rows]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(flats[0]))
+    w.writeheader()
+    w.writerows(flats)
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes (x lower is better, y higher)."""
+    front = []
+    for i, (x, y) in enumerate(points):
+        if not any((x2 <= x and y2 >= y) and (x2 < x or y2 > y) for j, (x2, y2) in enumerate(points) if j != i):
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def plot(rows: list[dict[str, Any]], x_key: str, x_label: str, path: Path, title: str) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [(r[x_key], r["delta_m"], r) for r in rows if r.get(x_key) is not None and r.get("delta_m") is not None]
+    if not pts:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.6), dpi=120)
+    markers = {"pytorch": "o", "pytorch (simulated int8)": "s", "onnx": "^", "executorch": "v"}
+    for x, y, r in pts:
+        ax.scatter([x], [y], marker=markers.get(r["format"], "D"), s=40)
+        ax.annotate(f"{r['model']} {r['precision']}" + ("" if r["format"].startswith("pytorch") else f" {r['format']}"),
+                    (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    front = pareto_front([(x, y) for x, y, _ in pts])
+    ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "k--", lw=0.8, label="Pareto front")
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("Δm vs single-task (%) ↑")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    from edgemtl.data.layout import atomic_write_bytes
+
+    atomic_write_bytes(path, buf.getvalue())
+    return True
+
+
+def environment(threads: int) -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    versions = {}
+    for pkg in ("edgemtl", "torch", "timm", "onnxruntime", "executorch", "coremltools", "torchao", "numpy"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "runtime_threads": threads, "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "platform": platform.platform(), "python": platform.python_version(), "versions": versions,
+            "command": " ".join(["edgemtl", *sys.argv[1:]]) if sys.argv else None}
+
+
+def write_outputs(results: dict[str, Any], suite: Suite, out: Path) -> dict[str, Path]:
+    from edgemtl.report import write_json
+
+    rows = results["rows"]
+    with_x = []
+    for r in rows:
+        f = dict(r)
+        f["params_m"] = r["params"] / 1e6
+        f["latency_all"] = r.get("latency_ms_all_tasks")
+        with_x.append(f)
+    results["environment"] = environment(int(results["latency_settings"]["threads"]))
+    paths = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md"}
+    write_json(paths["json"], results)
+    write_csv(rows, suite, results, paths["csv"])
+    from edgemtl.data.layout import atomic_write_bytes
+
+    env = results["environment"]
+    header = (f"# {suite.name}\n\n{suite.description}\n\nMachine: {env['cpu']} ({env['cores']} cores), GPU: {env['gpu']}; "
+              f"runtime latency at {env['runtime_threads']} thread(s), batch 1, median of "
+              f"{results['latency_settings']['runs']} runs. Data: {results['data_root']}.\n\n")
+    atomic_write_bytes(paths["md"], (header + markdown(rows, suite, results)).encode())
+    for key, label, name in (("gmac_all_tasks", "GMAC for all tasks", "pareto_gmac.png"),
+                             ("latency_all", "latency for all tasks (ms)", "pareto_latency.png"),
+                             ("params_m", "parameters (M)", "pareto_params.png")):
+        if plot(with_x, key, label, out / name, f"{suite.name}: Δm vs {label}"):
+            paths[name] = out / name
+    return paths

@@ -1,0 +1,162 @@
+"""Run a benchmark suite: train (or reuse) every model, quantize, export, evaluate the artifacts
+on the runtimes themselves, time them, and collect one row per (model, precision, format).
+
+Re-running with the same ``--out`` reuses every finished step: a training run is keyed by the
+hash of its resolved recipe, so editing one variant retrains only that variant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import traceback
+from pathlib import Path
+from typing import Any
+
+from edgemtl import __version__
+from edgemtl.bench.clock import StageClock
+from edgemtl.bench.suite import Suite
+from edgemtl.errors import EdgeMTLError, UnsupportedError
+
+SUFFIX = {"onnx": ".onnx", "executorch": ".pte", "executorch-coreml": ".pte", "coreml": ".mlpackage"}
+RUNNABLE = ("onnx", "executorch")
+
+
+def recipe_hash(recipe) -> str:
+    blob = json.dumps({"model": recipe.model, "tasks": recipe.tasks, "data": recipe.data, "train": recipe.train,
+                       "edgemtl": __version__}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def train_model(suite: Suite, name: str, out: Path, progress: bool) -> dict[str, Any]:
+    """Train one model of the suite (or reuse the finished run with the same recipe hash)."""
+    from edgemtl.train.trainer import Trainer
+
+    recipe = suite.recipe(name)
+    run = out / "runs" / f"{name}-{recipe_hash(recipe)}"
+    if (run / "summary.json").is_file():
+        summary = json.loads((run / "summary.json").read_text())
+        summary["reused"] = True
+        return summary
+    resume = (run / "last.pt").is_file()  # an interrupted run continues exactly where it stopped
+    trainer = Trainer(recipe, run, resume=resume, progress=progress, baselines_path=str(out / "baselines.json"))
+    return trainer.fit()
+
+
+def quantize_model(suite: Suite, name: str, checkpoint: str, out: Path, progress: bool) -> dict[str, Any]:
+    from edgemtl.quant.pt2e import QuantConfig
+    from edgemtl.quant.run import run_quantization
+
+    qdir = Path(checkpoint).parent / "quant"
+    if (qdir / "quant_report.json").is_file():
+        return json.loads((qdir / "quant_report.json").read_text())
+    q = suite.quant
+    recipe = suite.recipe(name)
+    lr = float(recipe.train.get("lr", 1e-3)) * float(q.get("lr_scale", 0.1))
+    recipe.train.update(epochs=int(q.get("qat_epochs", 1)), lr=lr, adversarial=False, warmup_epochs=0)
+    qcfg = QuantConfig(q.get("task_weights", "float"), list(q.get("float_modules", [])), int(q.get("calib_batches", 4)))
+    return run_quantization(checkpoint, recipe, qdir, qcfg, do_qat=True, progress=progress)
+
+
+def export_row(model: str, fmt: dict[str, str], run: Path, quant: dict[str, Any] | None, out: Path,
+               images: Path) -> dict[str, Any]:
+    """Export one (model, format, precision); status ok | unsupported | parity failed | export failed."""
+    from edgemtl.export import export
+    from edgemtl.export.verify import VerificationError
+
+    target, precision = fmt["target"], fmt["precision"]
+    row: dict[str, Any] = {"model": model, "format": target, "precision": precision, "status": "ok", "error": None}
+    path = out / "artifacts" / f"{model}_{precision}{SUFFIX[target]}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    source = str(run / "best.pt")
+    options: dict[str, Any] = {}
+    if precision in ("int8-ptq", "int8-qat"):
+        if quant is None:
+            row.update(status="unsupported", error=f"{model} is not in quant.variants of this suite")
+            return row
+        source = quant["artifacts"].get(precision[5:])
+        if target == "onnx":
+            options["quantizer"] = "pt2e"
+    elif precision == "int8-ort":
+        if target != "onnx":
+            row.update(status="unsupported", error="int8-ort is ONNX Runtime's quantizer: onnx only")
+            return row
+        options["quantizer"] = "ort"
+    export_precision = "int8" if precision.startswith("int8") else precision
+    try:
+        res = export(source, target, path, precision=export_precision, options=options, images=images, num_images=4)
+        row.update(artifact=str(path), bytes=res.size_bytes, export_seconds=res.seconds, parity=res.parity,
+                   notes=res.metadata.get("notes", []))
+    except UnsupportedError as e:
+        row.update(status="unsupported", error=str(e))
+    except VerificationError as e:
+        row.update(status="parity failed", error=str(e), artifact=str(path))
+    except EdgeMTLError as e:
+        row.update(status="export failed", error=str(e))
+    except Exception as e:  # noqa: BLE001 (a crash in a converter is a row, not the end of the bench)
+        row.update(status="export failed", error=f"{type(e).__name__}: {e}",
+                   traceback=traceback.format_exc(limit=6))
+    return row
+
+
+def evaluate_artifact(path: str, suite: Suite, root: Path, threads: int) -> dict[str, dict[str, float]]:
+    """Task metrics of an exported artifact, run by its own runtime over the test split."""
+    from edgemtl import runtime
+    from edgemtl.bench.artifact_eval import RuntimeModel
+    from edgemtl.data.dataset import MultiTaskDataset
+    from edgemtl.evaluate import Protocol, evaluate
+    from edgemtl.tasks import build_tasks
+    from edgemtl.train.data import make_loader
+
+    meta = json.loads((root / "dataset.json").read_text())
+    rt = runtime.load(path, threads=threads)
+    tasks = build_tasks(rt.tasks, meta)
+    split = "test" if (root / "splits" / "test.txt").is_file() else "val"
+    ds = MultiTaskDataset(root, split, tasks=list(tasks))
+    protocol = Protocol(split, edge_thresholds=int(suite.train.get("edge_thresholds", 15)))
+    return evaluate(RuntimeModel(rt), make_loader(ds, 8, False, 0, 0, 0), tasks, protocol)
+
+
+def run_suite(suite: Suite, out: Path, progress: bool = True, clock: StageClock | None = None) -> dict[str, Any]:
+    """Everything the suite names; returns the results (rows + context), also written to out."""
+    from edgemtl.bench.report import build_rows
+    from edgemtl.checkpoint import load_checkpoint
+    from edgemtl.profile.counts import profile_counts
+    from edgemtl.profile.latency import profile_artifact
+    from edgemtl.train.data import resolve_data_root
+
+    out.mkdir(parents=True, exist_ok=True)
+    clock = clock or StageClock(progress=progress)
+    names = suite.model_names()
+    with clock.stage("data", "render or locate the dataset"):
+        root = resolve_data_root(suite.data, progress)
+    trained: dict[str, dict[str, Any]] = {}
+    for name in names:
+        with clock.stage(f"train {name}", f"train {name}"):
+            trained[name] = train_model(suite, name, out, progress)
+    counts = {}
+    for name in names:
+        model, _ = load_checkpoint(Path(trained[name]["run"]) / "best.pt")
+        counts[name] = profile_counts(model).to_dict()
+    quant: dict[str, dict[str, Any]] = {}
+    for name in suite.quant.get("variants", []):
+        with clock.stage(f"qat {name}", f"PTQ + QAT finetune {name}"):
+            quant[name] = quantize_model(suite, name, str(Path(trained[name]["run"]) / "best.pt"), out, progress)
+    lat = {"threads": 2, "runs": 10, "warmup": 3, **suite.latency}
+    exported = []
+    for name in suite.export.get("models", list(suite.variants)):
+        for fmt in suite.export.get("formats", []):
+            label = f"{fmt['target']} {fmt['precision']}"
+            with clock.stage(f"export {name} {label}", f"export {name} to {label}, verify, evaluate, time"):
+                row = export_row(name, fmt, Path(trained[name]["run"]), quant.get(name), out, root / "images")
+                if row["status"] == "ok" and fmt["target"] in RUNNABLE:
+                    row["metrics"] = evaluate_artifact(row["artifact"], suite, root, int(lat["threads"]))
+                    row["latency"] = profile_artifact(row["artifact"], int(lat["threads"]), int(lat["warmup"]),
+                                                      int(lat["runs"]))
+                elif row["status"] == "ok":
+                    row["status"] = "ok (structural; runs on Apple only)"
+                exported.append(row)
+    results = {"suite": suite.to_dict(), "data_root": str(root), "trained": trained, "counts": counts,
+               "quant": quant, "exported": exported, "latency_settings": lat, "stages": clock.records}
+    results["rows"] = build_rows(suite, results)
+    return results

@@ -1,0 +1,150 @@
+"""Benchmark suites: YAML files in the repository's ``benchmarks/`` folder.
+
+    description: free text
+    data: {synth: {preset: pascal, num: 300, size: 64, seed: 0}}   # or {root: DIR}
+    tasks: [semseg, normals, saliency]
+    model: {backbone: mobilenetv2_050, image_size: [64, 64], ...}   # shared by every model
+    train: {epochs: 4, batch_size: 16, ...}                         # shared by every model
+    variants:                       # multi-task models; single-task baselines are always trained
+      hard_sharing: {model: {arch: hard_sharing}}
+      astmt_se_dec: {model: {arch: astmt, se: decoder}, train: {balancer: fixed}}
+    quant: {variants: [astmt_se_dec], qat_epochs: 1, calib_batches: 4, lr_scale: 0.1}
+    export:
+      models: [astmt_se_dec]        # default: every variant
+      formats:                      # (target, precision) pairs, one row each per model
+        - {target: onnx, precision: fp32}
+        - {target: executorch, precision: int8-qat}
+    latency: {threads: 2, runs: 10, warmup: 3}
+
+Precisions: ``fp32`` (coreml: fp32 or ``fp16``), ``int8-ptq`` / ``int8-qat`` (the PT2E programs of
+``quant``), ``int8-ort`` (ONNX Runtime's own quantizer on the fp32 model; onnx only).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgemtl.errors import EdgeMTLError, did_you_mean
+
+SUITE_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+KEYS = ("description", "data", "tasks", "model", "train", "variants", "quant", "export", "latency")
+PRECISIONS = ("fp32", "fp16", "int8-ptq", "int8-qat", "int8-ort")
+
+
+@dataclass
+class Suite:
+    name: str
+    path: str
+    description: str
+    data: dict[str, Any]
+    tasks: list[str]
+    model: dict[str, Any]
+    train: dict[str, Any]
+    variants: dict[str, dict[str, Any]]
+    quant: dict[str, Any] = field(default_factory=dict)
+    export: dict[str, Any] = field(default_factory=dict)
+    latency: dict[str, Any] = field(default_factory=dict)
+
+    def model_names(self) -> list[str]:
+        return [f"single_task_{t}" for t in self.tasks] + list(self.variants)
+
+    def recipe(self, name: str):
+        """The Recipe of one model of the suite (``single_task_<task>`` or a variant)."""
+        from edgemtl.recipes import Recipe
+
+        model, train = copy.deepcopy(self.model), copy.deepcopy(self.train)
+        tasks = list(self.tasks)
+        if name.startswith("single_task_") and name not in self.variants:
+            tasks = [name[len("single_task_"):]]
+            model.update(arch="single_task")
+            model.pop("se", None)
+        else:
+            spec = self.variants[name]
+            model.update(spec.get("model", {}))
+            train.update(spec.get("train", {}))
+        return Recipe(f"{self.path}#{name}", f"{self.name}: {name}", model, tasks, [], copy.deepcopy(self.data), train)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("name", "path", *KEYS)}
+
+
+def resolve_suite(name: str | Path) -> Path:
+    p = Path(name)
+    if p.is_file():
+        return p
+    for cand in (SUITE_DIR / str(name), SUITE_DIR / f"{name}.yaml"):
+        if cand.is_file():
+            return cand
+    known = sorted(f.stem for f in SUITE_DIR.glob("*.yaml")) if SUITE_DIR.is_dir() else []
+    raise EdgeMTLError(f"--suite {name}: not a file nor a suite in {SUITE_DIR}.{did_you_mean(p.stem, known)} "
+                       f"Known suites: {', '.join(known) or 'none'}")
+
+
+def load_suite(name: str | Path, data_dir: str | None = None, overrides: list[str] | None = None) -> Suite:
+    """A validated suite; ``data_dir`` replaces its data section (an existing dataset folder);
+    ``overrides`` are ``key.path=yaml`` items, e.g. ``model.pretrained=weights.pth``."""
+    import yaml
+
+    path = resolve_suite(name)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise EdgeMTLError(f"{path}: invalid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise EdgeMTLError(f"{path}: a suite is a mapping with keys {', '.join(KEYS)}")
+    if overrides:
+        from edgemtl.recipes import apply_overrides
+
+        raw = apply_overrides(raw, overrides)
+    for key in raw:
+        if key not in KEYS:
+            raise EdgeMTLError(f"{path}: unknown key '{key}'.{did_you_mean(key, KEYS)} Valid keys: {', '.join(KEYS)}")
+    if data_dir:
+        if not (Path(data_dir) / "dataset.json").is_file():
+            raise EdgeMTLError(f"--data {data_dir}: no dataset.json there (make one with 'edgemtl data synth' "
+                               "or a converter)")
+        raw["data"] = {"root": str(data_dir)}
+    if not raw.get("data"):
+        raise EdgeMTLError(f"{path}: 'data' is required (synth: {{...}} or root: DIR)")
+    tasks = raw.get("tasks") or []
+    if not tasks:
+        raise EdgeMTLError(f"{path}: 'tasks' must list at least one task")
+    from edgemtl.tasks import TASKS
+
+    for t in tasks:
+        TASKS.get(t)
+    variants = raw.get("variants") or {}
+    if not isinstance(variants, dict) or not variants:
+        raise EdgeMTLError(f"{path}: 'variants' must map names to {{model: ..., train: ...}} (at least one)")
+    for vname, spec in variants.items():
+        bad = set(spec or {}) - {"model", "train"}
+        if bad:
+            raise EdgeMTLError(f"{path}: variant '{vname}' has unknown keys {sorted(bad)} (valid: model, train)")
+    suite = Suite(path.stem, str(path), raw.get("description", ""), dict(raw["data"]), list(tasks),
+                  dict(raw.get("model") or {}), dict(raw.get("train") or {}),
+                  {k: dict(v or {}) for k, v in variants.items()}, dict(raw.get("quant") or {}),
+                  dict(raw.get("export") or {}), dict(raw.get("latency") or {}))
+    _check_references(suite)
+    return suite
+
+
+def _check_references(s: Suite) -> None:
+    for v in s.quant.get("variants", []):
+        if v not in s.variants:
+            raise EdgeMTLError(f"{s.path}: quant.variants names '{v}', not a variant.{did_you_mean(v, s.variants)}")
+    names = s.model_names()
+    for m in s.export.get("models", []):
+        if m not in names:
+            raise EdgeMTLError(f"{s.path}: export.models names '{m}'.{did_you_mean(m, names)} Models: {', '.join(names)}")
+    from edgemtl.export import TARGETS
+
+    for f in s.export.get("formats", []):
+        if not isinstance(f, dict) or set(f) != {"target", "precision"}:
+            raise EdgeMTLError(f"{s.path}: export.formats entries are {{target: ..., precision: ...}} (got {f!r})")
+        TARGETS.get(f["target"])
+        if f["precision"] not in PRECISIONS:
+            raise EdgeMTLError(f"{s.path}: export precision '{f['precision']}'.{did_you_mean(f['precision'], PRECISIONS)} "
+                               f"Valid: {', '.join(PRECISIONS)}")

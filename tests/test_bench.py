@@ -1,0 +1,139 @@
+"""edgemtl bench: suites, stage clock, Pareto front, and one real end-to-end run on a tiny suite
+(training, QAT, export to ONNX/ExecuTorch/CoreML, runtime evaluation and timing, tables, plots)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from edgemtl.bench.clock import StageClock
+from edgemtl.bench.report import pareto_front
+from edgemtl.bench.suite import load_suite
+from edgemtl.errors import EdgeMTLError
+
+
+def test_shipped_suites_load_and_name_the_bench_variants():
+    for name in ("quick", "nyud-like", "pascal-like"):
+        suite = load_suite(name)
+        assert suite.model_names()[: len(suite.tasks)] == [f"single_task_{t}" for t in suite.tasks]
+    full = load_suite("pascal-like")
+    balancers = {v.get("train", {}).get("balancer") for v in full.variants.values()}
+    assert {"uniform", "dwa", "gradnorm", "pcgrad", "amtl"} <= balancers
+    archs = {v["model"]["arch"] for v in full.variants.values()}
+    assert archs == {"hard_sharing", "astmt", "mtinet"}
+    assert any(v.get("train", {}).get("adversarial") for v in full.variants.values())
+    assert any(v["model"].get("adapters") for v in full.variants.values())
+    r = full.recipe("single_task_parts")
+    assert r.tasks == ["parts"] and r.model["arch"] == "single_task" and r.model["backbone"] == full.model["backbone"]
+    assert full.recipe("hs_dwa").train["balancer"] == "dwa"
+
+
+def test_suite_errors_name_the_key(tmp_path):
+    bad = tmp_path / "s.yaml"
+    bad.write_text("data: {synth: {preset: pascal}}\ntasks: [semseg]\nvariants: {a: {model: {arch: astmt}}}\nexprot: {}\n")
+    with pytest.raises(EdgeMTLError, match="unknown key 'exprot'.*Did you mean 'export'"):
+        load_suite(bad)
+    bad.write_text("data: {synth: {preset: pascal}}\ntasks: [semseg]\nvariants: {a: {model: {arch: astmt}}}\n"
+                   "quant: {variants: [b]}\n")
+    with pytest.raises(EdgeMTLError, match="quant.variants names 'b'"):
+        load_suite(bad)
+    bad.write_text("data: {synth: {preset: pascal}}\ntasks: [semseg]\nvariants: {a: {model: {arch: astmt}}}\n"
+                   "export: {formats: [{target: onnx, precision: int4}]}\n")
+    with pytest.raises(EdgeMTLError, match="export precision 'int4'"):
+        load_suite(bad)
+    with pytest.raises(EdgeMTLError, match="Did you mean 'quick'"):
+        load_suite("quik")
+    with pytest.raises(EdgeMTLError, match="no dataset.json"):
+        load_suite("quick", data_dir=str(tmp_path))
+
+
+def test_pareto_front_against_brute_force():
+    import random
+
+    rng = random.Random(0)
+    pts = [(rng.random(), rng.random()) for _ in range(40)] + [(0.5, 0.5), (0.5, 0.5)]
+    front = set(pareto_front(pts))
+    for i, (x, y) in enumerate(pts):
+        dominated = any(x2 <= x and y2 >= y and (x2, y2) != (x, y) for x2, y2 in pts)
+        assert (i in front) == (not dominated)
+
+
+def test_stage_clock_estimates_scale_with_observed_speed():
+    out = io.StringIO()
+    clock = StageClock(["a", "b"], {"a": 0.0001, "b": 100.0}, stream=out)
+    with clock.stage("a", "first"):
+        pass
+    assert clock.records[0]["key"] == "a" and "stage 1/2: first" in out.getvalue()
+    with clock.stage("b", "second"):
+        pass
+    assert "stage 2/2: second" in out.getvalue() and "est." in out.getvalue()
+
+
+TINY_SUITE = """
+description: tiny end-to-end suite for the tests
+data: {{root: {root}}}
+tasks: [saliency, depth]
+model: {{backbone: mobilenetv2_tiny, image_size: [48, 48], decoder_channels: 16, low_level_channels: 8}}
+train: {{epochs: 1, batch_size: 4, max_steps_per_epoch: 5, edge_thresholds: 3, seed: 0}}
+variants:
+  hard_sharing: {{model: {{arch: hard_sharing}}, train: {{balancer: dwa}}}}
+  astmt: {{model: {{arch: astmt, se: decoder}}}}
+quant: {{variants: [astmt], qat_epochs: 1, calib_batches: 1}}
+export:
+  models: [astmt]
+  formats:
+    - {{target: onnx, precision: fp32}}
+    - {{target: onnx, precision: int8-ort}}
+    - {{target: executorch, precision: int8-ptq}}
+    - {{target: coreml, precision: fp16}}
+    - {{target: coreml, precision: int8-qat}}
+latency: {{threads: 1, runs: 3, warmup: 1}}
+"""
+
+
+@pytest.mark.slow
+def test_bench_end_to_end_on_a_tiny_suite(tiny_data, tmp_path, capsys):
+    from edgemtl.cli import main
+
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(TINY_SUITE.format(root=tiny_data))
+    out = tmp_path / "bench"
+    assert main(["bench", "--suite", str(suite), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    res = json.loads((out / "results.json").read_text())
+    rows = {(r["model"], r["precision"], r["format"]): r for r in res["rows"]}
+    # The reference point: all single-task models together, Δm = 0 by definition.
+    ref = rows[("single_task x2", "fp32", "pytorch")]
+    assert ref["delta_m"] == pytest.approx(0.0), ref
+    assert rows[("single_task_saliency", "fp32", "pytorch")]["acc_mtl"] == pytest.approx(100.0)
+    assert ref["params"] == sum(res["counts"][f"single_task_{t}"]["params_total"] for t in ("saliency", "depth"))
+    for key in (("hard_sharing", "fp32", "pytorch"), ("astmt", "fp32", "pytorch"), ("astmt", "int8-qat", "pytorch (simulated int8)")):
+        assert rows[key]["delta_m"] is not None and set(rows[key]["primary"]) == {"saliency", "depth"}, key
+    for fmt, prec in (("onnx", "fp32"), ("onnx", "int8-ort"), ("executorch", "int8-ptq")):
+        r = rows[("astmt", prec, fmt)]
+        assert r["status"] == "ok", r.get("error")
+        assert r["size_mb"] > 0 and r["latency_ms_all_tasks"] > 0 and set(r["latency_ms_per_task"]) == {"saliency", "depth"}
+        assert r["delta_m"] is not None, "metrics computed by the runtime on the test split"
+    # The fp32 ONNX artifact and the PyTorch model are the same function: same metrics.
+    onnx_m, torch_m = rows[("astmt", "fp32", "onnx")]["primary"], rows[("astmt", "fp32", "pytorch")]["primary"]
+    assert onnx_m == pytest.approx(torch_m, rel=1e-3, abs=1e-3)
+    assert rows[("astmt", "fp16", "coreml")]["status"].startswith("ok (structural")
+    unsupported = rows[("astmt", "int8-qat", "coreml")]
+    assert unsupported["status"] == "unsupported" and "coreml" in unsupported["error"]
+    flat = list(csv.DictReader(open(out / "results.csv")))
+    assert len(flat) == len(res["rows"]) and "saliency.maxF" in flat[0] and "delta_m" in flat[0]
+    md = (out / "results.md").read_text()
+    assert "Δm" in md and "unsupported" in md and res["environment"]["cores"]
+    for png in ("pareto_gmac.png", "pareto_params.png", "pareto_latency.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert "| astmt | int8-ptq | executorch | ok |" in printed
+
+    # A second run reuses every training run and the quantization (config-hash keyed).
+    suite.write_text(TINY_SUITE.format(root=tiny_data).split("export:")[0])
+    assert main(["bench", "--suite", str(suite), "--out", str(out), "--quiet"]) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert all(t.get("reused") for t in again["trained"].values())
+    assert again["quant"]["astmt"]["artifacts"] == res["quant"]["astmt"]["artifacts"]
