@@ -3,6 +3,17 @@ import os
 # A stray pretrained=True must fail in 0.1 s instead of retrying the hub for ~46 s.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# Under pytest-xdist (``-n 2`` in pyproject) each worker gets one core: torch's intra-op pool and
+# ExecuTorch's would otherwise oversubscribe the CPU, and renders into the data cache must not race.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import tempfile
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("EDGEMTL_CACHE", tempfile.mkdtemp(prefix=f"edgemtl-cache-{os.environ['PYTEST_XDIST_WORKER']}-"))
+    import torch
+
+    torch.set_num_threads(1)
+
 import pytest  # noqa: E402
 
 TINY_MODEL = {"backbone": "mobilenetv2_050", "image_size": [48, 48], "decoder_channels": 16,
