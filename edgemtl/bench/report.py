@@ -67,6 +67,10 @@ def build_rows(suite: Suite, results: dict[str, Any]) -> list[dict[str, Any]]:
                  "gmac_all_tasks": sum(counts[n]["macs_all_tasks"] for n in st) / 1e9,
                  "metrics": {t: stl_metrics[t] for t in suite.tasks}})
     for name in suite.model_names():
+        if name in results.get("train_failed", {}):
+            rows.append({"model": name, "arch": _arch(suite, name), "precision": "fp32", "format": "pytorch",
+                         "status": "train failed", "error": results["train_failed"][name], "params": None})
+            continue
         rows.append({**base(name), "precision": "fp32", "format": "pytorch", "status": "ok",
                      "metrics": trained[name]["metrics"], "run": trained[name].get("run")})
     for name, q in results["quant"].items():
@@ -108,7 +112,7 @@ COLUMNS = ["model", "arch", "precision", "format", "status", "size_mb", "params_
 
 def flat(row: dict[str, Any], tasks: list[str], primary_names: dict[str, str]) -> dict[str, Any]:
     out = {"model": row["model"], "arch": row.get("arch"), "precision": row["precision"], "format": row["format"],
-           "status": row["status"], "size_mb": row.get("size_mb"), "params_m": row["params"] / 1e6,
+           "status": row["status"], "size_mb": row.get("size_mb"), "params_m": row["params"] / 1e6 if row.get("params") else None,
            "gmac_task": _mean(row.get("gmac_per_task")), "gmac_all": row.get("gmac_all_tasks"),
            "latency_ms_task": _mean(row.get("latency_ms_per_task")), "latency_ms_all": row.get("latency_ms_all_tasks"),
            "delta_m": row.get("delta_m"), "acc_mtl": row.get("acc_mtl")}
@@ -193,6 +197,17 @@ def plot(rows: list[dict[str, Any]], x_key: str, x_label: str, path: Path, title
     return True
 
 
+def cpu_features() -> list[str]:
+    """The SIMD extensions that decide int8 speed (VNNI/AMX: int8 dot products; AVX2 alone: none)."""
+    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+    try:
+        flags = next(line.split(":", 1)[1].split() for line in open("/proc/cpuinfo")
+                     if line.startswith(("flags", "Features")))
+    except (OSError, StopIteration):
+        return []
+    return [f for f in wanted if f in flags]
+
+
 def environment(threads: int) -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -209,7 +224,7 @@ def environment(threads: int) -> dict[str, Any]:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "runtime_threads": threads, "torch_threads": torch.get_num_threads(),
+    return {"cpu": cpu, "cpu_features": cpu_features(), "cores": os.cpu_count(), "runtime_threads": threads, "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "platform": platform.platform(), "python": platform.python_version(), "versions": versions,
             "command": " ".join(["edgemtl", *sys.argv[1:]]) if sys.argv else None}
@@ -222,7 +237,7 @@ def write_outputs(results: dict[str, Any], suite: Suite, out: Path) -> dict[str,
     with_x = []
     for r in rows:
         f = dict(r)
-        f["params_m"] = r["params"] / 1e6
+        f["params_m"] = r["params"] / 1e6 if r.get("params") else None
         f["latency_all"] = r.get("latency_ms_all_tasks")
         with_x.append(f)
     results["environment"] = environment(int(results["latency_settings"]["threads"]))
@@ -232,7 +247,7 @@ def write_outputs(results: dict[str, Any], suite: Suite, out: Path) -> dict[str,
     from edgemtl.data.layout import atomic_write_bytes
 
     env = results["environment"]
-    header = (f"# {suite.name}\n\n{suite.description}\n\nMachine: {env['cpu']} ({env['cores']} cores), GPU: {env['gpu']}; "
+    header = (f"# {suite.name}\n\n{suite.description}\n\nMachine: {env['cpu']} ({env['cores']} cores; {' '.join(env['cpu_features'])}), GPU: {env['gpu']}; "
               f"runtime latency at {env['runtime_threads']} thread(s), batch 1, median of "
               f"{results['latency_settings']['runs']} runs. Data: {results['data_root']}.\n\n")
     atomic_write_bytes(paths["md"], (header + markdown(rows, suite, results)).encode())

@@ -28,11 +28,30 @@ def recipe_hash(recipe) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
-def train_model(suite: Suite, name: str, out: Path, progress: bool) -> dict[str, Any]:
+def amtl_potentials(suite: Suite, trained: dict[str, dict[str, Any]], root: Path) -> dict[str, float]:
+    """AMTL's potentials: each task's single-task KPI in (0, 1], from this suite's baselines."""
+    from edgemtl.tasks import build_tasks
+
+    tasks = build_tasks(suite.tasks, json.loads((root / "dataset.json").read_text()))
+    out = {}
+    for t, task in tasks.items():
+        base = trained.get(f"single_task_{t}", {})
+        if "metrics" not in base:
+            raise EdgeMTLError(f"amtl needs the single-task baseline of '{t}', which did not train")
+        out[t] = min(max(base["metrics"][t][task.kpi_metric] / 100.0, 1e-3), 1.0)
+    return out
+
+
+def train_model(suite: Suite, name: str, out: Path, progress: bool,
+                trained: dict[str, dict[str, Any]] | None = None, root: Path | None = None) -> dict[str, Any]:
     """Train one model of the suite (or reuse the finished run with the same recipe hash)."""
     from edgemtl.train.trainer import Trainer
 
     recipe = suite.recipe(name)
+    params = recipe.train.get("balancer_params") or {}
+    if recipe.train.get("balancer") == "amtl" and "potentials" not in params and trained is not None and root:
+        # Part of the recipe hash: new baselines retrain the AMTL model.
+        recipe.train["balancer_params"] = {**params, "potentials": amtl_potentials(suite, trained, root)}
     run = out / "runs" / f"{name}-{recipe_hash(recipe)}"
     if (run / "summary.json").is_file():
         summary = json.loads((run / "summary.json").read_text())
@@ -131,20 +150,27 @@ def run_suite(suite: Suite, out: Path, progress: bool = True, clock: StageClock 
     with clock.stage("data", "render or locate the dataset"):
         root = resolve_data_root(suite.data, progress)
     trained: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
     for name in names:
         with clock.stage(f"train {name}", f"train {name}"):
-            trained[name] = train_model(suite, name, out, progress)
+            try:
+                trained[name] = train_model(suite, name, out, progress, trained, root)
+            except EdgeMTLError as e:  # one bad variant is a row, not the end of the bench
+                failed[name] = str(e)
+                print(f"    train {name} failed: {e}", flush=True)
+    if any(f"single_task_{t}" in failed for t in suite.tasks):
+        raise EdgeMTLError(f"single-task baselines failed, Δm is undefined: {failed}")
     counts = {}
-    for name in names:
+    for name in trained:
         model, _ = load_checkpoint(Path(trained[name]["run"]) / "best.pt")
         counts[name] = profile_counts(model).to_dict()
     quant: dict[str, dict[str, Any]] = {}
-    for name in suite.quant.get("variants", []):
+    for name in [v for v in suite.quant.get("variants", []) if v in trained]:
         with clock.stage(f"qat {name}", f"PTQ + QAT finetune {name}"):
             quant[name] = quantize_model(suite, name, str(Path(trained[name]["run"]) / "best.pt"), out, progress)
     lat = {"threads": 2, "runs": 10, "warmup": 3, **suite.latency}
     exported = []
-    for name in suite.export.get("models", list(suite.variants)):
+    for name in [m for m in suite.export.get("models", list(suite.variants)) if m in trained]:
         for fmt in suite.export.get("formats", []):
             label = f"{fmt['target']} {fmt['precision']}"
             with clock.stage(f"export {name} {label}", f"export {name} to {label}, verify, evaluate, time"):
@@ -156,7 +182,8 @@ def run_suite(suite: Suite, out: Path, progress: bool = True, clock: StageClock 
                 elif row["status"] == "ok":
                     row["status"] = "ok (structural; runs on Apple only)"
                 exported.append(row)
-    results = {"suite": suite.to_dict(), "data_root": str(root), "trained": trained, "counts": counts,
+    results = {"suite": suite.to_dict(), "data_root": str(root), "trained": trained, "train_failed": failed,
+               "counts": counts,
                "quant": quant, "exported": exported, "latency_settings": lat, "stages": clock.records}
     results["rows"] = build_rows(suite, results)
     return results
