@@ -63,13 +63,16 @@ def test_pareto_front_against_brute_force():
 
 def test_stage_clock_estimates_scale_with_observed_speed():
     out = io.StringIO()
-    clock = StageClock(["a", "b"], {"a": 0.0001, "b": 100.0}, stream=out)
+    clock = StageClock(["a", "b", "c"], {"a": 10.0, "b": 100.0, "c": 50.0}, stream=out)
     with clock.stage("a", "first"):
         pass
-    assert clock.records[0]["key"] == "a" and "stage 1/2: first" in out.getvalue()
+    assert clock.records[0]["key"] == "a" and "stage 1/3: first" in out.getvalue()
+    assert clock._speed() == 1.0, "a stage under a second (cached) does not rescale the estimates"
+    clock.records[0]["seconds"] = 20.0  # as if stage a had run twice as slow as the reference
+    assert clock._speed() == 2.0 and clock.remaining() == pytest.approx(300.0)
     with clock.stage("b", "second"):
         pass
-    assert "stage 2/2: second" in out.getvalue() and "est." in out.getvalue()
+    assert "stage 2/3: second (est. 3:20; " in out.getvalue() and "~5:00 left in all" in out.getvalue()
 
 
 TINY_SUITE = """

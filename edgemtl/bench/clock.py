@@ -29,9 +29,12 @@ class StageClock:
 
     def _speed(self) -> float:
         """Actual / estimated time over the finished stages that had an estimate (1 = as the reference)."""
-        done = [(r["seconds"], self.estimates[r["key"]]) for r in self.records if r["key"] in self.estimates]
+        # Stages that took under a second were cached or skipped (a rendered dataset, a reused
+        # run): they say nothing about this machine's speed.
+        done = [(r["seconds"], self.estimates[r["key"]]) for r in self.records
+                if r["key"] in self.estimates and r["seconds"] >= 1.0]
         est = sum(e for _, e in done)
-        return sum(a for a, _ in done) / est if est > 0 else 1.0
+        return min(max(sum(a for a, _ in done) / est, 0.25), 8.0) if est > 0 else 1.0
 
     def remaining(self, after: str | None = None) -> float | None:
         finished = {r["key"] for r in self.records}

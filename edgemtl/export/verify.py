@@ -5,11 +5,11 @@ Numeric rule (fp32, fp16): for each task and image, ``max |artifact - pytorch| <
 max |pytorch|`` over the task's channels of its output. The relative term keeps the bound
 meaningful for outputs in metres or large logits; the absolute term for outputs near zero.
 
-int8 rule: SQNR = 10 log10(sum ref^2 / sum (artifact - ref)^2) >= ``MIN_SQNR_DB`` per task and
-image, where ref is the quantized PyTorch program (PT2E: quantize/dequantize simulated in fp32)
-or, for ONNX Runtime's own quantizer, the fp32 model. Integer kernels round differently from
-the simulation (1 LSB), so a bit-exact bound would be wrong; SQNR also stays meaningful across
-output scales.
+int8 rule: SQNR = 10 log10(sum ref^2 / sum (artifact - ref)^2) >= ``MIN_SQNR_DB`` (12 dB) per
+task and image, where ref is the quantized PyTorch program (PT2E: quantize/dequantize simulated
+in fp32) or, for ONNX Runtime's own quantizer, the fp32 model. Integer kernels round differently
+from the simulation (1 LSB, compounding over depth), so a tight bound would be wrong; SQNR also
+stays meaningful across output scales.
 """
 
 from __future__ import annotations
@@ -31,7 +31,12 @@ from edgemtl.export.wrapper import Graph, encode_task, select_output
 # int8 hook: add ("int8": (atol, rtol)) when a target declares int8 (compare with the quantized
 # PyTorch module, not the fp32 one).
 TOLERANCES: dict[str, tuple[float, float]] = {"fp32": (1e-3, 1e-4), "fp16": (1e-3, 1e-4)}
-MIN_SQNR_DB = 20.0  # int8: 1% noise power; rounding differences measured here give 30-60 dB
+# int8: the check proves the artifact is the right function (a wrong task, channel order or
+# input scaling gives <= 3 dB), not that int8 is accurate enough: that is a metric question,
+# answered by `edgemtl bench` on the test split through the runtime. Measured: 45-78 dB on the
+# tiny random test models, 15-19 dB on a trained MobileNet-v2 0.5 (ORT's U8S8 quantizer vs fp32,
+# ExecuTorch QAT vs the simulated program), where 1-LSB rounding differences compound over depth.
+MIN_SQNR_DB = 12.0
 
 Runner = Callable[[str, list[np.ndarray]], list[np.ndarray]]
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
