@@ -171,7 +171,10 @@ def plot(rows: list[dict[str, Any]], x_key: str, x_label: str, path: Path, title
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pts = [(r[x_key], r["delta_m"], r) for r in rows if r.get(x_key) is not None and r.get("delta_m") is not None]
+    # Only models that solve every task of the suite compete (one single-task network does not).
+    full = max((len(r.get("primary") or {}) for r in rows), default=0)
+    pts = [(r[x_key], r["delta_m"], r) for r in rows
+           if r.get(x_key) is not None and r.get("delta_m") is not None and len(r.get("primary") or {}) == full]
     if not pts:
         return False
     fig, ax = plt.subplots(figsize=(7, 4.6), dpi=120)
@@ -240,7 +243,8 @@ def write_outputs(results: dict[str, Any], suite: Suite, out: Path) -> dict[str,
         f["params_m"] = r["params"] / 1e6 if r.get("params") else None
         f["latency_all"] = r.get("latency_ms_all_tasks")
         with_x.append(f)
-    results["environment"] = environment(int(results["latency_settings"]["threads"]))
+    if "environment" not in results:  # a re-render from results.json keeps the run's own record
+        results["environment"] = environment(int(results["latency_settings"]["threads"]))
     paths = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md"}
     write_json(paths["json"], results)
     write_csv(rows, suite, results, paths["csv"])
