@@ -128,7 +128,7 @@ def do_measure(args: argparse.Namespace) -> None:
                                ("astmt_2t", "per-task methods, SE enc+dec"), ("single_task", "single-task")):
                 check(f"int8 / fp32 latency ({how})", rt_name, threads, mean_ms(model, rt_name, "int8", threads),
                       mean_ms(model, rt_name, "fp32", threads), 0.6)
-    from edgemtl.bench.report import cpu_features
+    from edgemtl.profile.cpu import cpu_features
 
     env = {"cpu": _cpu(), "cpu_features": cpu_features(), "cores": os.cpu_count(), "python": platform.python_version(), "versions": _versions(),
            "recipe": args.recipe, "input": [args.size, args.size], "runs": args.runs, "warmup": args.warmup,

@@ -395,6 +395,25 @@ def test_onnx_int8_ort_quantizer(astmt, images, tmp_path):
     for task in rt.tasks:
         assert _sqnr(reference(astmt, images[0][1], task), rt.predict(images[0][1], task)["raw"]) >= 20, task
     assert "ONNX Runtime static quantization" in res.metadata["notes"][0]
+    from edgemtl.profile.cpu import x86_without_vnni
+
+    assert res.metadata["target_options"]["reduce_range"] is x86_without_vnni()
+
+
+@pytest.mark.parametrize("reduce_range", [True, False])
+def test_onnx_int8_reduce_range_sets_weight_bits(astmt, images, tmp_path, reduce_range):
+    """7-bit weights keep ORT's U8S8 kernels from saturating on x86 without VNNI; 8 bits elsewhere."""
+    import onnx
+    from onnx import numpy_helper
+
+    res = export(astmt, "onnx", tmp_path / "i8.onnx", precision="int8", images=images,
+                 options={"reduce_range": reduce_range})
+    assert res.metadata["verification"]["passed"] and res.metadata["target_options"]["reduce_range"] is reduce_range
+    weights = [numpy_helper.to_array(i) for i in onnx.load(str(res.path)).graph.initializer
+               if i.data_type == onnx.TensorProto.INT8]
+    peak = max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
+    assert (peak <= 64) if reduce_range else (peak > 64), peak
+    assert ("7-bit" in res.metadata["notes"][0]) is reduce_range
 
 
 def test_int8_pt2e_to_executorch_and_onnx_agree(astmt_ptq, images, tmp_path):

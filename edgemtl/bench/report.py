@@ -17,6 +17,7 @@ from typing import Any
 
 from edgemtl.bench.suite import Suite
 from edgemtl.errors import EdgeMTLError
+from edgemtl.profile.cpu import cpu_features
 
 
 def _tasks(results: dict[str, Any], names: list[str]):
@@ -198,17 +199,6 @@ def plot(rows: list[dict[str, Any]], x_key: str, x_label: str, path: Path, title
 
     atomic_write_bytes(path, buf.getvalue())
     return True
-
-
-def cpu_features() -> list[str]:
-    """The SIMD extensions that decide int8 speed (VNNI/AMX: int8 dot products; AVX2 alone: none)."""
-    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
-    try:
-        flags = next(line.split(":", 1)[1].split() for line in open("/proc/cpuinfo")
-                     if line.startswith(("flags", "Features")))
-    except (OSError, StopIteration):
-        return []
-    return [f for f in wanted if f in flags]
 
 
 def environment(threads: int) -> dict[str, Any]:

@@ -108,7 +108,7 @@ def _latency(args: argparse.Namespace, model) -> dict:
         runtimes = args.runtime or list(latency.RUNTIMES)
         res = latency.profile_runtimes(model, runtimes, threads, args.precision, args.warmup, args.runs,
                                        progress=lambda msg: print(f"  ... {msg}", flush=True))
-    from edgemtl.bench.report import cpu_features
+    from edgemtl.profile.cpu import cpu_features
 
     cpu = f"{_cpu_name()} ({' '.join(cpu_features()) or 'SIMD unknown'})"
     print(f"  latency at batch 1, {threads} thread(s), median (p90) of {args.runs} runs after {args.warmup} warm-up, "

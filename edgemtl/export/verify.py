@@ -6,8 +6,9 @@ max |pytorch|`` over the task's channels of its output. The relative term keeps 
 meaningful for outputs in metres or large logits; the absolute term for outputs near zero.
 
 int8 rule: SQNR = 10 log10(sum ref^2 / sum (artifact - ref)^2) >= ``MIN_SQNR_DB`` (3 dB) per
-task and image, where ref is the quantized PyTorch program (PT2E: quantize/dequantize simulated
-in fp32) or, for ONNX Runtime's own quantizer, the fp32 model. Integer kernels round differently
+task and image, where ref is the fake-quant model: the quantized PyTorch program (PT2E:
+quantize/dequantize simulated in fp32) or, for ONNX Runtime's own quantizer, the same QDQ graph
+run by ONNX Runtime with graph optimisations off (QDQ simulated in float). Integer kernels round differently
 from the simulation (1 LSB, compounding over depth), so a tight bound would be wrong; SQNR also
 stays meaningful across output scales.
 """

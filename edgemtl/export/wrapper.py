@@ -30,6 +30,7 @@ tracing anything.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,7 +150,7 @@ class Graph:
     # What verification compares the artifact with when it is not ``module`` itself: the
     # task-conditional model a specialised graph was derived from (fp32), so a specialisation
     # error cannot hide behind a self-consistent graph.
-    reference: nn.Module | None = None
+    reference: nn.Module | Callable[..., Any] | None = None
 
 
 def _spec(name: str, t: Tensor) -> dict[str, Any]:
