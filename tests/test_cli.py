@@ -34,3 +34,24 @@ def test_user_errors_have_no_traceback(tmp_path):
                         "--data", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 2
     assert "checkpoint not found" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["profile", "single_task_mnv2", "--size", "0x0", "--no-latency"], "--size: height and width must be at least 1"),
+    (["profile", "single_task_mnv2", "--threads", "-1"], "--threads: must be at least 1"),
+    (["profile", "README.md"], "README.md: not something edgemtl profile reads"),
+    (["profile", "model.mlpackage"], "CoreML packages run on Apple hardware only"),
+    (["export", "--checkpoint", "m.pt", "--target", "onnx", "--out", "m.onnx", "--num-images", "0"],
+     "--num-images: must be at least 1"),
+])
+def test_bad_numbers_and_files_are_named(argv, message):
+    r = subprocess.run([sys.executable, "-m", "edgemtl", *argv], capture_output=True, text=True)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_parity_check_refuses_an_empty_image_list():
+    from edgemtl.errors import EdgeMTLError
+    from edgemtl.export.verify import numeric_parity
+
+    with pytest.raises(EdgeMTLError, match="at least one image"):
+        numeric_parity([], {}, lambda m, x: x, [], "fp32", "onnxruntime")

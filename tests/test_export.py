@@ -453,6 +453,11 @@ def test_int8_program_from_edgemtl_qat_exports_through_the_cli(astmt, astmt_ptq,
     with torch.no_grad():
         ref = astmt_ptq.forward_task(torch.from_numpy(x), "depth").numpy()
     assert _sqnr(ref, rt.run(x, "depth")) >= 20
+    # profile reads the program: the counts of its architecture, and where its latency comes from
+    assert main(["profile", str(path), "--json", str(tmp_path / "p.json")]) == 0
+    assert "timed as an artifact" in capsys.readouterr().out
+    prof = json.loads((tmp_path / "p.json").read_text())
+    assert prof["params_total"] == sum(p.numel() for p in astmt.parameters()) and "latency" not in prof
 
 
 def test_int8_parity_failure_names_task(astmt_ptq, images):

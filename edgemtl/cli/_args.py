@@ -11,4 +11,17 @@ def size_arg(text: str) -> tuple[int, int]:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"must look like HxW, e.g. 128x128 (got '{text}')") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"height and width must be at least 1 (got '{text}')")
     return h, w
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number (got '{text}')") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {v})")
+    return v

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgemtl.cli._args import size_arg
+from edgemtl.cli._args import positive_int, size_arg
 
 NAME = "export"
 HELP = "export a checkpoint to ONNX / ExecuTorch / CoreML, verified against PyTorch on real images"
@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="target option, e.g. weight_compression=int8 (repeatable)")
     p.add_argument("--images", help="folder of images for the parity check (default: rendered synthetic scenes)")
-    p.add_argument("--num-images", type=int, default=3, help="images used by the parity check (default 3)")
+    p.add_argument("--num-images", type=positive_int, default=3, help="images used by the parity check (default 3)")
     p.add_argument("--size", type=size_arg, help="export input HxW (default: the model's image_size)")
 
 

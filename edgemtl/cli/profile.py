@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgemtl.cli._args import size_arg
+from edgemtl.cli._args import positive_int, size_arg
 
 NAME = "profile"
 HELP = "params, MACs per task, artifact size and runtime latency of a checkpoint, artifact or recipe"
@@ -19,32 +19,47 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=size_arg, help="input HxW for MACs (default: the model's image_size)")
     p.add_argument("--json", dest="json_out", help="write the profile to this JSON file")
     p.add_argument("--no-single-task", action="store_true", help="skip the comparison with a single-task model")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="runtime CPU threads for latency (default: all cores of this machine)")
     p.add_argument("--runtime", action="append", choices=["onnx", "executorch"], default=None,
                    help="runtimes to time a checkpoint/recipe on, repeatable (default: both; an artifact uses its own)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "int8"],
                    help="precision of the artifacts exported for timing a checkpoint/recipe (default fp32)")
     p.add_argument("--no-latency", action="store_true", help="counts only (no export, no timing)")
-    p.add_argument("--runs", type=int, default=30, help="timed calls per measurement (default 30)")
+    p.add_argument("--runs", type=positive_int, default=30, help="timed calls per measurement (default 30)")
     p.add_argument("--warmup", type=int, default=5, help="untimed calls first (default 5)")
 
 
 def _model(target: str, overrides: list[str]):
+    """(model for counting, input size of the target or None)."""
+    from edgemtl.errors import EdgeMTLError
     from edgemtl.models import create_model
 
     if target.endswith(ARTIFACTS):
         from edgemtl import runtime
 
         meta = runtime.load(target).metadata  # checks the manifest and the file first
-        return create_model(dict(meta["model_config"], pretrained=None)).eval()
+        size = (meta.get("preprocessing") or {}).get("size_hw")
+        return create_model(dict(meta["model_config"], pretrained=None)).eval(), tuple(size) if size else None
     if target.endswith((".pt", ".pth", ".ckpt")):
         from edgemtl.checkpoint import load_checkpoint
 
-        return load_checkpoint(target)[0]
+        return load_checkpoint(target)[0], None
+    if target.endswith(".pt2"):
+        # An int8 program from `edgemtl qat`: the counts are those of its float architecture.
+        from edgemtl.quant.pt2e import load_program
+
+        _, info = load_program(target, with_info=True)
+        return create_model(dict(info["model_config"], pretrained=None)).eval(), None
+    if target.rstrip("/").endswith(".mlpackage"):
+        raise EdgeMTLError(f"{target}: CoreML packages run on Apple hardware only; profile the checkpoint it was "
+                           "exported from, or its .onnx / .pte export")
+    if not target.endswith((".yaml", ".yml")) and "." in target.rsplit("/", 1)[-1]:
+        raise EdgeMTLError(f"{target}: not something edgemtl profile reads; pass a checkpoint (.pt), an int8 "
+                           "program (.pt2), an artifact (.onnx, .pte) or a recipe (models/<name>.yaml or its name)")
     from edgemtl.recipes import load_recipe
 
-    return create_model(load_recipe(target, overrides).model_config())
+    return create_model(load_recipe(target, overrides).model_config()), None
 
 
 def single_task_reference(model):
@@ -62,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
     from edgemtl.profile.counts import profile_counts
     from edgemtl.report import write_json
 
-    model = _model(args.target, args.set)
-    c = profile_counts(model, args.size)
+    model, artifact_size = _model(args.target, args.set)
+    c = profile_counts(model, args.size or artifact_size)
     cfg = model.config
     print(f"{args.target}: arch={cfg.arch} backbone={cfg.backbone} se={cfg.se} tasks={','.join(model.task_names)} "
           f"input={c.input_size[0]}x{c.input_size[1]}")
@@ -87,7 +102,10 @@ def run(args: argparse.Namespace) -> int:
               f"per-task MACs x{min(m_ratio.values()):.3f}..x{max(m_ratio.values()):.3f}")
         out["single_task_reference"] = {"params": rc.params_total, "macs": rc.macs_per_task[first],
                                         "params_ratio": p_ratio, "macs_ratio_per_task": m_ratio}
-    if not args.no_latency:
+    if not args.no_latency and args.target.endswith(".pt2"):
+        print(f"  latency: an int8 program is timed as an artifact: edgemtl export --checkpoint {args.target} "
+              "--target onnx|executorch --out M, then edgemtl profile M")
+    elif not args.no_latency:
         out["latency"] = _latency(args, model)
     if args.json_out:
         write_json(args.json_out, out)

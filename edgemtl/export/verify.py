@@ -61,7 +61,7 @@ def sample_images(images: str | os.PathLike | None = None, size: tuple[int, int]
     if not files:
         raise EdgeMTLError(f"--images {root}: no {'/'.join(IMAGE_EXTS)} files in that folder")
     out = []
-    for p in files[:n] if n else files:
+    for p in files[:n] if n > 0 else files:
         bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
         if bgr is None:
             raise EdgeMTLError(f"--images: cannot decode {p}")
@@ -93,6 +93,8 @@ def numeric_parity(graphs: list[Graph], io: dict[str, Any], run: Runner, images:
     """Run every task on every image through PyTorch and ``run``; report max |Δ| per task/output."""
     from edgemtl.runtime.processing import preprocess
 
+    if not images:
+        raise EdgeMTLError("the parity check needs at least one image (--num-images >= 1, --images with image files)")
     modules = {g.method: g.reference if g.reference is not None else g.module for g in graphs}
     size = tuple(io["methods"][graphs[0].method]["inputs"][0]["shape"][2:])
     atol, rtol = tolerance(precision)
