@@ -137,6 +137,14 @@ def numeric_parity(graphs: list[Graph], io: dict[str, Any], run: Runner, images:
                                 f"{tol:.3g} on image {name}")
         per_task[task] = {"output": io["task_outputs"][task]["output"], "method": io["task_outputs"][task]["method"],
                           **worst, "images": len(images)}
+    if int8 and failures and "onnx" in runtime.lower():
+        from edgemtl.profile.cpu import x86_without_vnni
+
+        if x86_without_vnni():
+            failures.append("this x86 CPU has no VNNI: ONNX Runtime's int8 kernels sum uint8 x int8 products in "
+                            "int16 here and saturate with 8-bit weights. The ORT quantizer avoids it with "
+                            "--option reduce_range=true (the default on such hosts); a PT2E program runs exactly "
+                            "on ExecuTorch, or in ONNX Runtime on ARM / VNNI CPUs")
     rule = (f"SQNR(artifact vs reference) >= {MIN_SQNR_DB:g} dB per task and image" if int8
             else "max|artifact-pytorch| <= atol + rtol*max|pytorch| per task and image")
     return {"runtime": runtime, "precision_checked": precision, "atol": atol, "rtol": rtol, "rule": rule,
