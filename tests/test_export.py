@@ -548,3 +548,29 @@ def test_every_architecture_exports_to_every_target(arch, target, precision, sch
 @pytest.mark.parametrize("arch,target,precision,scheme", list(_matrix()))
 def test_export_matrix(arch, target, precision, scheme, images, tmp_path):
     _check_matrix_entry(arch, target, precision, scheme, images, tmp_path)
+
+
+# ---- nothing is lost: a failed export leaves the previous artifact alone ----------------------
+
+@pytest.mark.parametrize("target_name, suffix", [("onnx", ".onnx"), ("coreml", ".mlpackage")])
+def test_a_crash_during_export_keeps_the_previous_artifact(astmt, images, tmp_path, target_name, suffix):
+    from edgemtl.export.base import run_export
+
+    out = tmp_path / f"m{suffix}"
+    first = export(astmt, target_name, out, images=images[:1], num_images=1)
+    manifest_before = first.manifest.read_text()
+    files_before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) if out.is_dir() else out.read_bytes()
+
+    class FailsInVerification(type(get_target(target_name))):
+        def inspect(self, graphs, ctx):  # a converter/inspection crash after the file was written
+            assert ctx.out != out and ctx.out.exists()
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        run_export(astmt, FailsInVerification(), out, precision=first.precision, images=images[:1], num_images=1)
+    after = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) if out.is_dir() else out.read_bytes()
+    assert after == files_before and first.manifest.read_text() == manifest_before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "no partial artifact left behind"
+    # and a successful re-export replaces it (a package directory too)
+    again = export(astmt, target_name, out, images=images[:1], num_images=1)
+    assert again.metadata["verification"]["passed"] and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

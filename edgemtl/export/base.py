@@ -179,6 +179,21 @@ def remove_artifact(path: Path) -> None:
         path.unlink()
 
 
+def install_artifact(stage: Path, out: Path) -> None:
+    """Move a finished artifact into place: one rename for a file; for a package directory the old
+    one is renamed aside first (a directory cannot be replaced in one step) and removed after."""
+    if stage.is_dir() and out.exists():
+        aside = out.parent / f".{out.stem}.old-{os.getpid()}{out.suffix}"
+        remove_artifact(aside)
+        os.replace(out, aside)
+        os.replace(stage, out)
+        remove_artifact(aside)
+    else:
+        if out.is_dir():
+            shutil.rmtree(out)
+        os.replace(stage, out)
+
+
 def run_export(model: nn.Module, target: ExportTarget, out: str | os.PathLike, precision: str = "fp32",
                task_input: str | None = None, options: dict[str, Any] | None = None,
                images: str | os.PathLike | list | None = None, num_images: int = 3,
@@ -215,23 +230,31 @@ def run_export(model: nn.Module, target: ExportTarget, out: str | os.PathLike, p
         model = target.prepare_model(model, precision, opts, calibration, size, notes)
     graphs = build_graphs(model, scheme, size, per_task_models)
     io = task_io(model, scheme, graphs)
-    ctx = ExportContext(out, precision, scheme, opts, io, model, notes)
     programs = {g.method: _export_program(g) for g in graphs}
     out.parent.mkdir(parents=True, exist_ok=True)
-    remove_artifact(out)
+    # Built, checked and stamped beside the destination, then moved in: a crash in a converter
+    # or in verification leaves the previous artifact and its manifest as they were.
+    stage = out.parent / f".{out.stem}.partial-{os.getpid()}{out.suffix}"
+    remove_artifact(stage)
+    ctx = ExportContext(stage, precision, scheme, opts, io, model, notes)
+    try:
+        target.write(programs, graphs, ctx)
+        if md.artifact_size(stage) == 0:
+            raise EdgeMTLError(f"target '{target.name}' wrote nothing for {out}")
+        structure = target.inspect(graphs, ctx)
+        numeric = target.numeric(programs, graphs, ctx, imgs)
+        verification = {"structure": structure, "numeric": numeric,
+                        "passed": not structure.get("problems") and numeric.get("passed", False)}
+        meta = md.build_metadata(model, target.name, precision, io, size, opts, dataset)
+        meta["verification"] = verification
+        meta["notes"] = ctx.notes
+        meta["export_seconds"] = round(time.perf_counter() - start, 2)
+        target.embed_metadata(stage, meta)
+    except BaseException:
+        remove_artifact(stage)
+        raise
     remove_artifact(md.manifest_path(out))  # a stale manifest must never describe a new artifact
-    target.write(programs, graphs, ctx)
-    if md.artifact_size(out) == 0:
-        raise EdgeMTLError(f"target '{target.name}' wrote nothing to {out}")
-    structure = target.inspect(graphs, ctx)
-    numeric = target.numeric(programs, graphs, ctx, imgs)
-    verification = {"structure": structure, "numeric": numeric,
-                    "passed": not structure.get("problems") and numeric.get("passed", False)}
-    meta = md.build_metadata(model, target.name, precision, io, size, opts, dataset)
-    meta["verification"] = verification
-    meta["notes"] = ctx.notes
-    meta["export_seconds"] = round(time.perf_counter() - start, 2)
-    target.embed_metadata(out, meta)
+    install_artifact(stage, out)
     manifest = md.write_manifest(out, meta)
     raise_if_failed(verification, out)
     return ExportResult(out, manifest, target.name, precision, scheme, meta, meta["export_seconds"], md.artifact_size(out))
