@@ -332,3 +332,10 @@ def test_cli_user_errors(tmp_path, capsys, tmp_path_factory):
         assert f"--port {port}" in capsys.readouterr().err
     finally:
         server.shutdown()
+    assert cli_main(["demo", "web", "--model", str(model), "--port", "70000"]) == 2
+    assert "--port 70000: a port is 0..65535" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert cli_main(["demo", "web", "--model", str(model), "--bundle", str(tmp_path / "afile")]) == 2
+    assert "that is a file" in capsys.readouterr().err
+    out = web.write_bundle(model, tmp_path / "sub" / "bundle")
+    assert (out / "config.json").is_file() and not [p for p in (tmp_path / "sub").iterdir() if p.name.startswith(".")]

@@ -140,3 +140,10 @@ def test_bench_end_to_end_on_a_tiny_suite(tiny_data, tmp_path, capsys):
     again = json.loads((out / "results.json").read_text())
     assert all(t.get("reused") for t in again["trained"].values())
     assert again["quant"]["astmt"]["artifacts"] == res["quant"]["astmt"]["artifacts"]
+    assert again["stages"][[r["key"] for r in again["stages"]].index("qat astmt")]["seconds"] < 5
+    # Other quant settings make other int8 programs: the reused report would be wrong, so it is redone.
+    suite.write_text(TINY_SUITE.format(root=tiny_data).split("export:")[0].replace("calib_batches: 1", "calib_batches: 2"))
+    assert main(["bench", "--suite", str(suite), "--out", str(out), "--quiet"]) == 0
+    third = json.loads((out / "results.json").read_text())
+    assert third["quant"]["astmt"]["suite_quant"]["calib_batches"] == 2
+    assert res["quant"]["astmt"]["suite_quant"]["calib_batches"] == 1

@@ -9,6 +9,7 @@ WebAssembly threads, and no-store so a re-exported model is picked up on reload.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 from http import HTTPStatus
@@ -97,6 +98,8 @@ def make_server(model: str | Path, host: str = "127.0.0.1", port: int = 8000, we
     """A server for the page and ``model`` (not started). ``port=0`` picks a free port."""
     model = check_model(model)
     dist = ort_dist(web)
+    if not 0 <= int(port) <= 65535:
+        raise EdgeMTLError(f"--port {port}: a port is 0..65535 (0 picks a free one)")
     try:
         server = ThreadingHTTPServer((host, port), _handler(model.resolve(), dist))
     except OSError as e:
@@ -138,19 +141,32 @@ def write_bundle(model: str | Path, out: str | Path, web: Path = WEB) -> Path:
     model = check_model(model)
     dist = ort_dist(web)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise EdgeMTLError(f"--bundle {out}: that is a file; give a new or empty folder")
     if out.exists() and any(out.iterdir()):
         raise EdgeMTLError(f"--bundle {out}: folder exists and is not empty")
-    (out / "ort").mkdir(parents=True, exist_ok=True)
-    (out / "model").mkdir(exist_ok=True)
-    shutil.copytree(web / "js", out / "js")
-    for name in ("index.html", "style.css"):
-        shutil.copy2(web / name, out / name)
-    for f in dist.iterdir():
-        # The entry module and the JSEP WebAssembly build it loads (WASM and WebGPU providers).
-        if f.name == ORT_ENTRY or f.name.startswith("ort-wasm-simd-threaded.jsep."):
-            shutil.copy2(f, out / "ort" / f.name)
-    shutil.copy2(model, out / "model" / model.name)
-    if Path(f"{model}.json").is_file():
-        shutil.copy2(f"{model}.json", out / "model" / f"{model.name}.json")
-    (out / "config.json").write_text(json.dumps({"model": f"model/{model.name}"}))
-    return out
+    final, out = out, out.parent / f".{out.name}.partial-{os.getpid()}"
+    # Assembled beside the destination and renamed into place: an interrupted copy leaves no
+    # half bundle that a static host would serve.
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        (out / "ort").mkdir(parents=True, exist_ok=True)
+        (out / "model").mkdir(exist_ok=True)
+        shutil.copytree(web / "js", out / "js")
+        for name in ("index.html", "style.css"):
+            shutil.copy2(web / name, out / name)
+        for f in dist.iterdir():
+            # The entry module and the JSEP WebAssembly build it loads (WASM and WebGPU providers).
+            if f.name == ORT_ENTRY or f.name.startswith("ort-wasm-simd-threaded.jsep."):
+                shutil.copy2(f, out / "ort" / f.name)
+        shutil.copy2(model, out / "model" / model.name)
+        if Path(f"{model}.json").is_file():
+            shutil.copy2(f"{model}.json", out / "model" / f"{model.name}.json")
+        (out / "config.json").write_text(json.dumps({"model": f"model/{model.name}"}))
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    if final.exists():
+        final.rmdir()  # empty (checked above)
+    os.replace(out, final)
+    return final

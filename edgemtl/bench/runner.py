@@ -20,6 +20,8 @@ from edgemtl.errors import EdgeMTLError, UnsupportedError
 
 SUFFIX = {"onnx": ".onnx", "executorch": ".pte", "executorch-coreml": ".pte", "coreml": ".mlpackage"}
 RUNNABLE = ("onnx", "executorch")
+# The suite's quant settings that change the int8 programs: a report made with others is redone.
+QUANT_KEYS = ("qat_epochs", "calib_batches", "lr_scale", "task_weights", "float_modules")
 
 
 def recipe_hash(recipe) -> str:
@@ -67,19 +69,27 @@ def quantize_model(suite: Suite, name: str, checkpoint: str, out: Path, progress
     from edgemtl.quant.run import run_quantization
 
     qdir = Path(checkpoint).parent / "quant"
-    if (qdir / "quant_report.json").is_file():
-        return json.loads((qdir / "quant_report.json").read_text())
     q = suite.quant
+    settings = {k: q.get(k) for k in QUANT_KEYS}
+    if (qdir / "quant_report.json").is_file():
+        report = json.loads((qdir / "quant_report.json").read_text())
+        if report.get("suite_quant") == settings:  # other settings (or none recorded): quantize again
+            return report
     recipe = suite.recipe(name)
     lr = float(recipe.train.get("lr", 1e-3)) * float(q.get("lr_scale", 0.1))
     recipe.train.update(epochs=int(q.get("qat_epochs", 1)), lr=lr, adversarial=False, warmup_epochs=0)
     qcfg = QuantConfig(q.get("task_weights", "float"), list(q.get("float_modules", [])), int(q.get("calib_batches", 4)))
-    return run_quantization(checkpoint, recipe, qdir, qcfg, do_qat=True, progress=progress)
+    report = run_quantization(checkpoint, recipe, qdir, qcfg, do_qat=True, progress=progress)
+    report["suite_quant"] = settings
+    from edgemtl.report import write_json
+
+    write_json(qdir / "quant_report.json", report)
+    return report
 
 
 def export_row(model: str, fmt: dict[str, str], run: Path, quant: dict[str, Any] | None, out: Path,
                images: Path) -> dict[str, Any]:
-    """Export one (model, format, precision); status ok | unsupported | parity failed | export failed."""
+    """Export one (model, format, precision); status ok | unsupported | skipped | parity failed | export failed."""
     from edgemtl.export import export
     from edgemtl.export.verify import VerificationError
 
@@ -91,7 +101,7 @@ def export_row(model: str, fmt: dict[str, str], run: Path, quant: dict[str, Any]
     options: dict[str, Any] = {}
     if precision in ("int8-ptq", "int8-qat"):
         if quant is None:
-            row.update(status="unsupported", error=f"{model} is not in quant.variants of this suite")
+            row.update(status="skipped", error=f"{model} is not in quant.variants of this suite (no int8 program)")
             return row
         source = quant["artifacts"].get(precision[5:])
         if target == "onnx":
@@ -165,25 +175,38 @@ def run_suite(suite: Suite, out: Path, progress: bool = True, clock: StageClock 
         model, _ = load_checkpoint(Path(trained[name]["run"]) / "best.pt")
         counts[name] = profile_counts(model).to_dict()
     quant: dict[str, dict[str, Any]] = {}
+    quant_failed: dict[str, str] = {}
     for name in [v for v in suite.quant.get("variants", []) if v in trained]:
         with clock.stage(f"qat {name}", f"PTQ + QAT finetune {name}"):
-            quant[name] = quantize_model(suite, name, str(Path(trained[name]["run"]) / "best.pt"), out, progress)
+            try:
+                quant[name] = quantize_model(suite, name, str(Path(trained[name]["run"]) / "best.pt"), out, progress)
+            except Exception as e:  # noqa: BLE001 (its int8 rows say why; the rest of the bench goes on)
+                quant_failed[name] = f"{type(e).__name__}: {e}" if not isinstance(e, EdgeMTLError) else str(e)
+                print(f"    quantize {name} failed: {quant_failed[name]}", flush=True)
     lat = {"threads": 2, "runs": 10, "warmup": 3, **suite.latency}
     exported = []
     for name in [m for m in suite.export.get("models", list(suite.variants)) if m in trained]:
         for fmt in suite.export.get("formats", []):
             label = f"{fmt['target']} {fmt['precision']}"
             with clock.stage(f"export {name} {label}", f"export {name} to {label}, verify, evaluate, time"):
-                row = export_row(name, fmt, Path(trained[name]["run"]), quant.get(name), out, root / "images")
+                if name in quant_failed and fmt["precision"] in ("int8-ptq", "int8-qat"):
+                    row = {"model": name, "format": fmt["target"], "precision": fmt["precision"],
+                           "status": "export failed", "error": f"quantization failed: {quant_failed[name]}"}
+                else:
+                    row = export_row(name, fmt, Path(trained[name]["run"]), quant.get(name), out, root / "images")
                 if row["status"] == "ok" and fmt["target"] in RUNNABLE:
-                    row["metrics"] = evaluate_artifact(row["artifact"], suite, root, int(lat["threads"]))
-                    row["latency"] = profile_artifact(row["artifact"], int(lat["threads"]), int(lat["warmup"]),
-                                                      int(lat["runs"]))
+                    try:
+                        row["metrics"] = evaluate_artifact(row["artifact"], suite, root, int(lat["threads"]))
+                        row["latency"] = profile_artifact(row["artifact"], int(lat["threads"]), int(lat["warmup"]),
+                                                          int(lat["runs"]))
+                    except Exception as e:  # noqa: BLE001 (a runtime that cannot run it is a row too)
+                        row.update(status="eval failed", error=f"{type(e).__name__}: {e}",
+                                   traceback=traceback.format_exc(limit=6))
                 elif row["status"] == "ok":
                     row["status"] = "ok (structural; runs on Apple only)"
                 exported.append(row)
     results = {"suite": suite.to_dict(), "data_root": str(root), "trained": trained, "train_failed": failed,
                "counts": counts,
-               "quant": quant, "exported": exported, "latency_settings": lat, "stages": clock.records}
+               "quant": quant, "quant_failed": quant_failed, "exported": exported, "latency_settings": lat, "stages": clock.records}
     results["rows"] = build_rows(suite, results)
     return results

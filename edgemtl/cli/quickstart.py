@@ -18,7 +18,7 @@ BUDGET_S = 600
 # them by this machine's observed speed to print a time estimate per stage and in all.
 ESTIMATES = {
     "data": 6, "train single_task_semseg": 20, "train single_task_saliency": 20, "train single_task_normals": 20,
-    "train astmt": 45, "qat astmt": 150, "export astmt onnx fp32": 20, "export astmt onnx int8-ptq": 45,
+    "train astmt": 45, "qat astmt": 150, "export astmt onnx fp32": 20, "export astmt onnx int8-qat": 45,
     "export astmt executorch fp32": 60, "export astmt coreml fp16": 25, "report": 5,
 }
 

@@ -141,7 +141,24 @@ def read_manifest(artifact: str | os.PathLike, embedded: dict[str, Any] | None =
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise EdgeMTLError(f"{path} has manifest format {meta['format_version']}; this edgemtl reads up to "
                            f"{FORMAT_VERSION}: upgrade edgemtl")
+    check_manifest(meta, path)
     return meta
+
+
+# What the runtime reads: a manifest without them was edited or cut short.
+REQUIRED = {"tasks": list, "task_input": dict, "preprocessing": dict, "model_config": dict}
+
+
+def check_manifest(meta: dict[str, Any], where: str | os.PathLike) -> None:
+    problems = [f"'{k}' ({t.__name__})" for k, t in REQUIRED.items() if not isinstance(meta.get(k), t)]
+    for key in ("methods", "task_outputs"):
+        if isinstance(meta.get("task_input"), dict) and not isinstance(meta["task_input"].get(key), dict):
+            problems.append(f"'task_input.{key}' (dict)")
+    if isinstance(meta.get("preprocessing"), dict) and len(meta["preprocessing"].get("size_hw") or []) != 2:
+        problems.append("'preprocessing.size_hw' ([H, W])")
+    if problems:
+        raise EdgeMTLError(f"{where}: manifest lacks or mangles {', '.join(problems)}; it was edited or cut short: "
+                           "re-export, or copy the .json that came with the artifact")
 
 
 def _jsonable(obj: Any) -> Any:

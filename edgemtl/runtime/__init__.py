@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgemtl.errors import EdgeMTLError, UnsupportedError, unknown_choice
-from edgemtl.export.metadata import file_digest, read_manifest
+from edgemtl.export.metadata import check_manifest, file_digest, read_manifest
 from edgemtl.export.wrapper import encode_task, select_output
 from edgemtl.runtime.backends import open_backend
 from edgemtl.runtime.processing import check_image, preprocess, resize_output
@@ -116,6 +116,8 @@ def load(path: str | os.PathLike, threads: int | None = None, allow_unverified: 
         open_backend(path)  # raises UnsupportedError with the explanation
     embedded = _onnx_embedded(path) if path.suffix.lower() == ".onnx" and not Path(f"{path}.json").exists() else None
     meta = read_manifest(path, embedded)
+    if embedded is not None and meta is embedded:
+        check_manifest(meta, f"{path} (embedded metadata)")
     digest = meta.get("artifact_sha256")
     if digest and file_digest(path) != digest:
         raise EdgeMTLError(f"{path} does not match its manifest (sha256 differs): the file is truncated, corrupt or "
