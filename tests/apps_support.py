@@ -86,6 +86,18 @@ def scene(seed: int, hw: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(render_scene(seed, hw, "pascal")["image"])
 
 
+PHOTO = Path(__file__).parent / "fixtures" / "grace_hopper_96x72.png"  # a real photo (see fixtures/README.md)
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise OSError(f"cannot read {path}")
+    return np.ascontiguousarray(bgr[..., ::-1])
+
+
 def write_png(path: Path, rgb: np.ndarray) -> Path:
     import cv2
 

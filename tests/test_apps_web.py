@@ -26,7 +26,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 import pytest
-from apps_support import ALL_TASKS, TWO_TASKS, artifact, scene, write_png
+from apps_support import ALL_TASKS, PHOTO, TWO_TASKS, artifact, read_rgb, scene, write_png
 
 from edgemtl import runtime
 from edgemtl.cli import main as cli_main
@@ -82,7 +82,8 @@ def web_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("web")
     model = artifact(tmp_path_factory, "astmt.onnx")
     hs = artifact(tmp_path_factory, "hs.onnx")
-    images = {"small": scene(11, (32, 32)), "large": scene(12, (72, 96))}  # model size; area-shrunk 2.25x / 3x
+    images = {"small": scene(11, (32, 32)), "large": scene(12, (72, 96)),  # model size; area-shrunk 2.25x / 3x
+              "photo": read_rgb(PHOTO)}  # a real photo (72x96), every task
     paths = {k: write_png(tmp / f"{k}.png", v) for k, v in images.items()}
     (tmp / "not_an_image.png").write_text("this is text, not a PNG")
     # Corrupt artifacts: cut in half without a manifest (the ONNX reader sees it), and cut in half
@@ -113,6 +114,9 @@ def web_run(tmp_path_factory):
     main_steps += [{"upload": str(paths["large"])}]
     for task in LARGE_TASKS:
         main_steps += [{"task": task}, {"collect": f"large/{task}"}]
+    main_steps += [{"upload": str(paths["photo"])}]
+    for task in ALL_TASKS:
+        main_steps += [{"task": task}, {"collect": f"photo/{task}"}]
     main_steps += [{"upload": str(tmp / "not_an_image.png")}, {"message": "not_an_image"}, {"collect": "after_bad_image"},
                    {"camera": 3, "screenshot_while": str(shots / "web_camera.png")}, {"message": "after_camera"}]
     plan = {
@@ -201,19 +205,25 @@ def test_legends(web_run):
     assert "saliency probability" in rec["small/saliency"]["legend"]
 
 
-def test_larger_image_agrees_loosely(web_run):
-    """72x96 -> 32x32 (area) and back (bilinear): the page reproduces OpenCV's resizing in JS."""
+@pytest.mark.parametrize("kind, tasks", [("large", LARGE_TASKS), ("photo", ALL_TASKS)])
+def test_larger_image_agrees_loosely(web_run, kind, tasks):
+    """72x96 -> 32x32 (area) and back (bilinear): the page reproduces OpenCV's resizing in JS, on a
+    rendered scene and on a real photo."""
     rec = web_run["results"]["main"]["collected"]
     rt = runtime.load(web_run["model"], threads=1)
-    image = web_run["images"]["large"]
-    for task in LARGE_TASKS:
-        res = rec[f"large/{task}"]["result"]
+    image = web_run["images"][kind]
+    outs = []
+    for task in tasks:
+        res = rec[f"{kind}/{task}"]["result"]
         assert (res["height"], res["width"]) == image.shape[:2]
         pred = rt.predict(image, task)
         raw = np.asarray(res["raw"], np.float32).reshape(res["C"], res["h"], res["w"])
         assert np.abs(raw - pred["raw"]).max() <= 10 * _tol(pred["raw"]), task
-        same = (png_rgb(rec[f"large/{task}"]["prediction_png"]) == rt.visualize(pred)).all(-1).mean()
+        shown = png_rgb(rec[f"{kind}/{task}"]["prediction_png"])
+        same = (shown == rt.visualize(pred)).all(-1).mean()
         assert same >= 0.98, f"{task}: {same:.1%} of the pixels agree"
+        outs.append(shown)
+    assert all((a != b).any() for a, b in zip(outs, outs[1:])), "every task draws something different"
 
 
 def test_error_messages_on_screen(web_run):
@@ -229,13 +239,13 @@ def test_error_messages_on_screen(web_run):
     m = res["main"]["messages"]["not_an_image"]
     assert m["state"] == "ready" and "cannot read not_an_image.png as an image" in m["message"]
     # the page still holds the previous image and result after the unreadable one
-    assert res["main"]["collected"]["after_bad_image"]["result"]["task"] == "edges"
+    assert res["main"]["collected"]["after_bad_image"]["result"]["task"] == list(ALL_TASKS)[-1]  # the photo's last task
 
 
 def test_camera_frames_run_through_the_model(web_run):
     cam = web_run["results"]["main"]["camera"]
     assert cam["message"] == "" and cam["runs"] >= 3
-    assert cam["result"]["task"] == "edges" and cam["result"]["width"] > 0
+    assert cam["result"]["task"] == list(ALL_TASKS)[-1] and cam["result"]["width"] > 0
     assert web_run["results"]["main"]["messages"]["after_camera"]["state"] == "ready"
 
 

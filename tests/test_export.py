@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,7 +48,8 @@ def tiny(arch: str, tasks: dict = TASKS3, **kw):
 
 @pytest.fixture(scope="module")
 def images():
-    return sample_images(None, (40, 56), 2)  # real (rendered) scenes, not the model size: exercises resizing
+    # Rendered scenes and a real photo (tests/fixtures), none at the model size: exercises resizing.
+    return sample_images(None, (40, 56), 2) + sample_images(Path(__file__).parent / "fixtures", n=1)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import threading
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -124,6 +125,11 @@ def start_background(model: str | Path, host: str = "127.0.0.1", port: int = 0) 
 
 def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
     server = make_server(model, host, port)
+    # "Ctrl+C stops" must hold even when the parent started us with SIGINT ignored (a shell's
+    # background job, a pytest-xdist worker): Python then installs no KeyboardInterrupt handler.
+    # SIGTERM (service managers, `kill`) stops the server cleanly too.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     print(f"edgemtl web demo: {url_of(server)}  (model {Path(model).name}; Ctrl+C stops)", flush=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print("note: browsers open the camera only on https:// or localhost; from another device over "
