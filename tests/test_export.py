@@ -148,12 +148,12 @@ def test_every_shipped_profile_loads_and_unknown_keys_fail(tmp_path):
 
 # ---- ONNX (one-hot + index), runtime API and its errors --------------------------------------
 
-def test_onnx_onehot_artifact_verified_and_self_describing(onnx_onehot, astmt):
+def test_onnx_onehot_artifact_verified_and_self_describing(onnx_onehot, astmt, images):
     meta = onnx_onehot.metadata
     assert meta["verification"]["passed"]
     parity = meta["verification"]["numeric"]["tasks"]
     assert set(parity) == set(astmt.task_names)
-    assert all(p["max_abs_diff"] < 1e-4 and p["images"] == 2 for p in parity.values())
+    assert all(p["max_abs_diff"] < 1e-4 and p["images"] == len(images) == 3 for p in parity.values())
     assert meta["task_input"]["scheme"] == "onehot"
     assert meta["task_input"]["methods"]["forward"]["inputs"][1] == {"name": "task", "dtype": "float32", "shape": [1, 3]}
     assert meta["task_info"]["semseg"]["class_names"] == CLASSES
