@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from edgemtl.errors import EdgeMTLError, did_you_mean
+from edgemtl.named import resolve_named_yaml
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "models"
 SECTIONS = ("description", "model", "tasks", "aux_tasks", "data", "train")
@@ -66,15 +67,7 @@ class Recipe:
 
 
 def resolve_recipe_path(name: str) -> Path:
-    p = Path(name)
-    if p.is_file():
-        return p
-    for cand in (RECIPE_DIR / name, RECIPE_DIR / f"{name}.yaml"):
-        if cand.is_file():
-            return cand
-    known = sorted(f.stem for f in RECIPE_DIR.glob("*.yaml")) if RECIPE_DIR.is_dir() else []
-    raise EdgeMTLError(f"recipe '{name}' not found (a YAML path or a name in {RECIPE_DIR}).{did_you_mean(p.stem, known)}"
-                       f" Known recipes: {', '.join(known)}")
+    return resolve_named_yaml(name, RECIPE_DIR, "recipe", "recipe")
 
 
 def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -43,6 +43,9 @@ def test_user_errors_have_no_traceback(tmp_path):
     (["profile", "model.mlpackage"], "CoreML packages run on Apple hardware only"),
     (["export", "--checkpoint", "m.pt", "--target", "onnx", "--out", "m.onnx", "--num-images", "0"],
      "--num-images: must be at least 1"),
+    (["bench", "--suite", "nyud-lik"], "--suite nyud-lik: not a file nor a suite in"),
+    (["export", "--checkpoint", "m.pt", "--profile", "onnx_fp3", "--out", "m.onnx"], "Did you mean 'onnx_fp32'?"),
+    (["profile", "astmt_mnv"], "recipe astmt_mnv: not a file nor a recipe in"),
 ])
 def test_bad_numbers_and_files_are_named(argv, message):
     r = subprocess.run([sys.executable, "-m", "edgemtl", *argv], capture_output=True, text=True)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgemtl.errors import EdgeMTLError, did_you_mean
+from edgemtl.named import resolve_named_yaml
 
 SUITE_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 KEYS = ("description", "data", "tasks", "model", "train", "variants", "quant", "export", "latency")
@@ -72,15 +73,7 @@ class Suite:
 
 
 def resolve_suite(name: str | Path) -> Path:
-    p = Path(name)
-    if p.is_file():
-        return p
-    for cand in (SUITE_DIR / str(name), SUITE_DIR / f"{name}.yaml"):
-        if cand.is_file():
-            return cand
-    known = sorted(f.stem for f in SUITE_DIR.glob("*.yaml")) if SUITE_DIR.is_dir() else []
-    raise EdgeMTLError(f"--suite {name}: not a file nor a suite in {SUITE_DIR}.{did_you_mean(p.stem, known)} "
-                       f"Known suites: {', '.join(known) or 'none'}")
+    return resolve_named_yaml(name, SUITE_DIR, "suite", "--suite")
 
 
 def load_suite(name: str | Path, data_dir: str | None = None, overrides: list[str] | None = None) -> Suite:

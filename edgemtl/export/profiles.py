@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from edgemtl.errors import EdgeMTLError, did_you_mean
+from edgemtl.named import resolve_named_yaml
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "export"
 KEYS = {
@@ -21,15 +22,7 @@ KEYS = {
 
 
 def resolve_profile(name: str | Path) -> Path:
-    p = Path(name)
-    if p.is_file():
-        return p
-    for cand in (PROFILE_DIR / str(name), PROFILE_DIR / f"{name}.yaml"):
-        if cand.is_file():
-            return cand
-    known = sorted(f.stem for f in PROFILE_DIR.glob("*.yaml")) if PROFILE_DIR.is_dir() else []
-    raise EdgeMTLError(f"--profile {name}: not a file nor a profile in {PROFILE_DIR}.{did_you_mean(p.stem, known)} "
-                       f"Known profiles: {', '.join(known) or 'none'}")
+    return resolve_named_yaml(name, PROFILE_DIR, "profile", "--profile")
 
 
 def load_profile(name: str | Path) -> dict[str, Any]:

@@ -1,0 +1,22 @@
+"""YAML files named by path or by their stem in one of edgemtl's folders (recipes in ``models/``,
+export profiles in ``export/``, bench suites in ``benchmarks/``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgemtl.errors import EdgeMTLError, did_you_mean
+
+
+def resolve_named_yaml(name: str | Path, folder: Path, kind: str, label: str) -> Path:
+    """``name`` if it is a file, else ``folder/name`` or ``folder/name.yaml``; otherwise an error that
+    starts with ``label`` (the flag or word the user typed) and lists the known names."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    for cand in (folder / str(name), folder / f"{name}.yaml"):
+        if cand.is_file():
+            return cand
+    known = sorted(f.stem for f in folder.glob("*.yaml")) if folder.is_dir() else []
+    raise EdgeMTLError(f"{label} {name}: not a file nor a {kind} in {folder}.{did_you_mean(p.stem, known)} "
+                       f"Known {kind}s: {', '.join(known) or 'none'}")
