@@ -20,3 +20,19 @@ def resolve_named_yaml(name: str | Path, folder: Path, kind: str, label: str) ->
     known = sorted(f.stem for f in folder.glob("*.yaml")) if folder.is_dir() else []
     raise EdgeMTLError(f"{label} {name}: not a file nor a {kind} in {folder}.{did_you_mean(p.stem, known)} "
                        f"Known {kind}s: {', '.join(known) or 'none'}")
+
+
+def read_named_yaml(name: str | Path, folder: Path, kind: str, label: str, mapping_of: str,
+                    path_prefix: str = "") -> tuple[Path, dict]:
+    """Resolve ``name`` (see ``resolve_named_yaml``) and parse it as a YAML mapping; errors name
+    the file (after ``path_prefix``, e.g. the flag) and say what the mapping should hold."""
+    import yaml
+
+    path = resolve_named_yaml(name, folder, kind, label)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise EdgeMTLError(f"{path_prefix}{path}: invalid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise EdgeMTLError(f"{path_prefix}{path}: a {kind} is a mapping {mapping_of}")
+    return path, data

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from edgemtl.errors import EdgeMTLError, did_you_mean
-from edgemtl.named import resolve_named_yaml
+from edgemtl.named import read_named_yaml
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "models"
 SECTIONS = ("description", "model", "tasks", "aux_tasks", "data", "train")
@@ -66,10 +66,6 @@ class Recipe:
         return ModelConfig.from_dict({**self.model, "tasks": tasks, "aux_tasks": aux})
 
 
-def resolve_recipe_path(name: str) -> Path:
-    return resolve_named_yaml(name, RECIPE_DIR, "recipe", "recipe")
-
-
 def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     d = copy.deepcopy(d)
     for item in overrides:
@@ -90,13 +86,7 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
 
 
 def load_recipe(name: str, overrides: list[str] | None = None) -> Recipe:
-    path = resolve_recipe_path(name)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise EdgeMTLError(f"{path}: invalid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise EdgeMTLError(f"{path}: a recipe is a mapping with sections {', '.join(SECTIONS)}")
+    path, raw = read_named_yaml(name, RECIPE_DIR, "recipe", "recipe", f"with sections {', '.join(SECTIONS)}")
     raw = apply_overrides(raw, overrides or [])
     for key in raw:
         if key not in SECTIONS:

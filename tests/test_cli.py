@@ -58,3 +58,17 @@ def test_parity_check_refuses_an_empty_image_list():
 
     with pytest.raises(EdgeMTLError, match="at least one image"):
         numeric_parity([], {}, lambda m, x: x, [], "fp32", "onnxruntime")
+
+
+@pytest.mark.parametrize("flag_argv, text, message", [
+    (lambda f: ["bench", "--suite", f], "a: [1", "invalid YAML"),
+    (lambda f: ["bench", "--suite", f], "- 1", "a suite is a mapping with keys"),
+    (lambda f: ["export", "--checkpoint", "m.pt", "--profile", f, "--out", "m.onnx"], "- 1", "a profile is a mapping of"),
+    (lambda f: ["profile", f], "a: [1", "invalid YAML"),
+    (lambda f: ["profile", f], "- 1", "a recipe is a mapping with sections"),
+])
+def test_broken_yaml_files_are_named(tmp_path, flag_argv, text, message):
+    f = tmp_path / "broken.yaml"
+    f.write_text(text)
+    r = subprocess.run([sys.executable, "-m", "edgemtl", *flag_argv(str(f))], capture_output=True, text=True)
+    assert r.returncode == 2 and f"{f}: {message}" in r.stderr and "Traceback" not in r.stderr, r.stderr

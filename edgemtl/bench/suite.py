@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgemtl.errors import EdgeMTLError, did_you_mean
-from edgemtl.named import resolve_named_yaml
+from edgemtl.named import read_named_yaml
 
 SUITE_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 KEYS = ("description", "data", "tasks", "model", "train", "variants", "quant", "export", "latency")
@@ -72,22 +72,10 @@ class Suite:
         return {k: getattr(self, k) for k in ("name", "path", *KEYS)}
 
 
-def resolve_suite(name: str | Path) -> Path:
-    return resolve_named_yaml(name, SUITE_DIR, "suite", "--suite")
-
-
 def load_suite(name: str | Path, data_dir: str | None = None, overrides: list[str] | None = None) -> Suite:
     """A validated suite; ``data_dir`` replaces its data section (an existing dataset folder);
     ``overrides`` are ``key.path=yaml`` items, e.g. ``model.pretrained=weights.pth``."""
-    import yaml
-
-    path = resolve_suite(name)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise EdgeMTLError(f"{path}: invalid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise EdgeMTLError(f"{path}: a suite is a mapping with keys {', '.join(KEYS)}")
+    path, raw = read_named_yaml(name, SUITE_DIR, "suite", "--suite", f"with keys {', '.join(KEYS)}")
     if overrides:
         from edgemtl.recipes import apply_overrides
 

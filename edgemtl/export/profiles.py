@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from edgemtl.errors import EdgeMTLError, did_you_mean
-from edgemtl.named import resolve_named_yaml
+from edgemtl.named import read_named_yaml
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "export"
 KEYS = {
@@ -21,21 +21,9 @@ KEYS = {
 }
 
 
-def resolve_profile(name: str | Path) -> Path:
-    return resolve_named_yaml(name, PROFILE_DIR, "profile", "--profile")
-
-
 def load_profile(name: str | Path) -> dict[str, Any]:
     """A validated profile dict (only the keys in ``KEYS``; unknown keys raise naming the key)."""
-    import yaml
-
-    path = resolve_profile(name)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise EdgeMTLError(f"--profile {path}: invalid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise EdgeMTLError(f"--profile {path}: expected a mapping of {', '.join(KEYS)}")
+    path, data = read_named_yaml(name, PROFILE_DIR, "profile", "--profile", f"of {', '.join(KEYS)}", "--profile ")
     for key in data:
         if key not in KEYS:
             raise EdgeMTLError(f"--profile {path}: unknown key '{key}'.{did_you_mean(key, KEYS)} "
