@@ -21,13 +21,21 @@ SECTIONS = ("description", "model", "tasks", "aux_tasks", "data", "train")
 DATA_KEYS = ("root", "synth", "derive_edges")
 
 
-def synth_size(value: Any, where: Any = "recipe") -> tuple[int, int]:
-    """``data.synth.size``: an int (square) or [H, W]."""
-    if isinstance(value, int) and value > 0:
-        return value, value
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
-        return int(value[0]), int(value[1])
-    raise EdgeMTLError(f"{where}: data.synth.size must be an int or [H, W] of positive ints (got {value!r})")
+def synth_size(value: Any, where: Any = "recipe") -> list[tuple[int, int]]:
+    """``data.synth.size``: an int (square), [H, W], or a list of [H, W] (a mixed-size dataset)."""
+    def one(v: Any) -> tuple[int, int] | None:
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v, v
+        if isinstance(v, (list, tuple)) and len(v) == 2 and all(
+                isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):
+            return int(v[0]), int(v[1])
+        return None
+
+    sizes = [one(value)] if one(value) else ([one(v) for v in value] if isinstance(value, (list, tuple)) else [None])
+    if not sizes or None in sizes:
+        raise EdgeMTLError(f"{where}: data.synth.size must be an int, [H, W] of positive ints, or a list of [H, W] "
+                           f"for mixed sizes (got {value!r})")
+    return sizes
 
 
 @dataclass
@@ -51,7 +59,8 @@ class Recipe:
         if synth is not None:
             from edgemtl.data.synth import preset_meta
 
-            return preset_meta(synth.get("preset", "nyud"), synth_size(synth.get("size", (128, 128)), self.path))
+            sizes = synth_size(synth.get("size", (128, 128)), self.path)
+            return preset_meta(synth.get("preset", "nyud"), sizes[0] if len(sizes) == 1 else None)
         if root:
             raise EdgeMTLError(f"{self.path}: data.root {root} has no dataset.json (make one with `edgemtl data synth`)")
         raise EdgeMTLError(f"{self.path}: the recipe needs data.root or data.synth to know the tasks' classes")

@@ -30,6 +30,31 @@ def tiny_data(tmp_path_factory):
     return root
 
 
+MIXED_SIZES = [(64, 80), (40, 40), (56, 72)]  # larger, smaller and wider than the 48x48 model input
+
+
+def as_jpeg_photos(root, every: int = 2) -> None:
+    """Re-encode every ``every``-th image of a dataset as JPEG (lossy, .jpg), like real photo collections."""
+    import cv2
+
+    for i, p in enumerate(sorted((root / "images").glob("*.png"))):
+        if i % every == 0:
+            cv2.imwrite(str(p.with_suffix(".jpg")), cv2.imread(str(p)), [cv2.IMWRITE_JPEG_QUALITY, 85])
+            p.unlink()
+
+
+@pytest.fixture(scope="session")
+def mixed_data(tmp_path_factory):
+    """24 synthetic scenes whose sizes vary within every split (none is the model's 48x48), half of
+    them JPEG photos: a dataset unlike the embedded scenes, as PASCAL-Context is."""
+    from edgemtl.data.synth import generate
+
+    root = tmp_path_factory.mktemp("data") / "mixed"
+    generate(root, 24, MIXED_SIZES, seed=5, preset="pascal", workers=1, progress=False, splits=(0.5, 0.25, 0.25))
+    as_jpeg_photos(root)
+    return root
+
+
 @pytest.fixture
 def write_recipe(tmp_path, tiny_data):
     """Write a tiny recipe YAML on ``tiny_data``; keyword sections override the defaults."""

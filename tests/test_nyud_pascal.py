@@ -30,6 +30,19 @@ def _png(path: Path, arr: np.ndarray) -> None:
     cv2.imwrite(str(path), arr)
 
 
+def _palette_png(path: Path, arr: np.ndarray) -> None:
+    """A palette ("P") PNG, as VOC-style masks are stored: the pixels are indices into a colour table."""
+    from PIL import Image
+
+    from edgemtl.tasks.base import palette
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(arr, mode="P")
+    img.putpalette(palette(256).reshape(-1).tolist())
+    img.save(path)
+    assert Image.open(path).mode == "P"
+
+
 def _split(path: Path, ids: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(ids) + "\n")
@@ -53,14 +66,14 @@ def make_nyud(tmp: Path, variant: str = "mtl") -> Path:
     depth[3, 3] = 7.25
     normals = np.zeros((H, W, 3), np.float32)
     normals[:, : W // 2] = (1, 0, 0)  # facing right
-    normals[:, W // 2:] = (0, -1, 0)  # y-down source: facing up
+    normals[:, W // 2:] = (0, 1, 0)  # the release's frame is y-up (x right, z towards the camera): facing up
     normals[0] = 0  # invalid row
     edge = np.zeros((H, W), np.float32)
     edge[:, 5] = 1
     for sid in ids:
         _img(root / "images" / f"{sid}.jpg")
         if variant == "mtl":  # Multi-Task-Learning-PyTorch files
-            _png(root / "segmentation" / f"{sid}.png", seg)
+            _palette_png(root / "segmentation" / f"{sid}.png", seg)
             for d, arr in (("depth", depth), ("normals", normals), ("edge", edge)):
                 (root / d).mkdir(exist_ok=True)
                 np.save(root / d / f"{sid}.npy", arr)
@@ -95,7 +108,7 @@ def test_nyud_convert_and_load(tmp_path, variant):
     n = it["normals"]
     assert torch.all(n[:, 0] == 0)  # invalid row stays invalid
     assert torch.allclose(n[:, 5, 2], torch.tensor([1.0, 0.0, 0.0]), atol=0.01)
-    assert torch.allclose(n[:, 5, W - 2], torch.tensor([0.0, 1.0, 0.0]), atol=0.01)  # y-down -> y-up
+    assert torch.allclose(n[:, 5, W - 2], torch.tensor([0.0, 1.0, 0.0]), atol=0.01)  # y-up kept: floor y > 0
     norm = n.norm(dim=0)
     assert torch.allclose(norm[1:], torch.ones_like(norm[1:]), atol=1e-5)
     e = it["edges"][0]
@@ -104,9 +117,10 @@ def test_nyud_convert_and_load(tmp_path, variant):
 
 def test_nyud_keep_unlabeled_and_errors(tmp_path):
     src = make_nyud(tmp_path / "src", "astmt")
-    out = convert_nyud(src / "NYUD_MT", tmp_path / "out", keep_unlabeled_as_class=True, normals_y_down=False)
+    out = convert_nyud(src / "NYUD_MT", tmp_path / "out", keep_unlabeled_as_class=True, normals_y_down=True)
     it = MultiTaskDataset(out, "val")[0]
     assert it["semseg"][0, 3] == 0 and it["semseg"][5, 3] == 1 and it["semseg"][5, W - 1] == 40
+    # normals_y_down=True is for a copy stored y-down: y is negated
     assert torch.allclose(it["normals"][:, 5, W - 2], torch.tensor([0.0, -1.0, 0.0]), atol=0.01)
     with pytest.raises(EdgeMTLError, match="is not empty"):
         convert_nyud(src, tmp_path / "out")
@@ -156,13 +170,13 @@ def make_pascal(tmp: Path) -> Path:
     sal[:, 4] = 200  # > 0.5 after /255 -> salient
     sal[:, 5] = 100  # < 0.5 -> not salient
     normals = np.zeros((H, W, 3), np.float32)
-    normals[:, : W // 2] = (0, -1, 0)  # y-down: facing up
+    normals[:, : W // 2] = (0, 1, 0)  # the release's frame is y-up: facing up
     normals[:, W // 2:] = (1, 0, 0)
     label_map = np.full((H, W), 284, np.uint16)  # person: an NYUD-like class, normals kept
     label_map[:, 14:] = 2  # aeroplane: not an NYUD class, normals dropped
     for sid in ids:
         _img(root / "JPEGImages" / f"{sid}.jpg")
-        _png(root / "semseg" / "pascal-context" / f"{sid}.png", seg)
+        _palette_png(root / "semseg" / "pascal-context" / f"{sid}.png", seg)  # VOC masks are palette PNGs
         _png(root / "sal_distill" / f"{sid}.png", sal)
         _png(root / "normals_distill" / f"{sid}.png", _encode_normals(normals))
         (root / "pascal-context" / "trainval").mkdir(parents=True, exist_ok=True)
@@ -220,3 +234,27 @@ def test_pascal_simplified_parts_and_errors(tmp_path):
         convert_pascal(src, tmp_path / "out5")
     with pytest.raises(EdgeMTLError, match=r"missing folder\(s\) JPEGImages, ImageSets/Context"):
         convert_pascal(src / "PASCAL_MT" / "semseg", tmp_path / "out6")
+
+
+def test_palette_pngs_are_read_as_class_indices(tmp_path):
+    """OpenCV expands a palette PNG to its colours; the reference loaders (np.array(PIL.Image.open))
+    read the indices, and so must the converters and the generic-layout reader."""
+    src = make_pascal(tmp_path / "src")
+    sal = np.zeros((H, W), np.uint8)
+    sal[:, :7] = 1  # a palette saliency map: index 1 = salient (dark red in the VOC palette)
+    for sid in ("2008_000001", "2008_000002"):
+        _palette_png(src / "PASCAL_MT" / "sal_distill" / f"{sid}.png", sal)
+    out = convert_pascal(src, tmp_path / "out")
+    it = MultiTaskDataset(out, "train")[0]
+    assert it["semseg"][3, W - 1] == 15 and it["semseg"][3, 3] == 0 and it["semseg"][3, W // 2] == 255
+    assert torch.equal(it["saliency"][0], torch.from_numpy(sal).float()), "indices, not brightness"
+    # A dataset in the generic layout whose semseg PNGs are palette images reads the same ids.
+    seg = np.asarray(it["semseg"], dtype=np.uint8)
+    _palette_png(out / "semseg" / "2008_000001.png", seg)
+    assert torch.equal(MultiTaskDataset(out, "train")[0]["semseg"], it["semseg"])
+    assert validate_dataset(out) == []
+    # A JPEG stored under a .png name is not a label map (lossy values would be silent garbage).
+    ok, jpg = cv2.imencode(".jpg", np.zeros((H, W), np.uint8))
+    (out / "semseg" / "2008_000001.png").write_bytes(jpg.tobytes())
+    with pytest.raises(EdgeMTLError, match=r"2008_000001\.png: unreadable or corrupt semseg PNG \(a JPEG file"):
+        MultiTaskDataset(out, "train")[0]

@@ -147,3 +147,44 @@ def test_resize_pad_and_defaults():
 def test_unknown_key_is_rejected():
     with pytest.raises(ValueError, match="albedo"):
         Resize((4, 4))({"image": torch.zeros(3, 8, 8), "albedo": torch.zeros(3, 8, 8)})
+
+
+@pytest.mark.parametrize("angle", [-20.0, 20.0])
+def test_rotation_keeps_a_rendered_floor_facing_up(angle):
+    """Normals are x right, y up: a floor faces +y, and a small turn of the picture keeps it so."""
+    from edgemtl.data.synth import preset_meta, render_scene
+
+    scene = render_scene(4, (64, 64), "nyud")
+    floor = preset_meta("nyud")["classes"]["semseg"].index("floor")
+    s = {"image": torch.from_numpy(scene["image"]).permute(2, 0, 1).float() / 255,
+         "semseg": torch.from_numpy(scene["semseg"]).long(),
+         "normals": torch.from_numpy(scene["normals"]).permute(2, 0, 1).contiguous()}
+    before = s["normals"][:, s["semseg"] == floor]
+    assert before.shape[1] > 50 and torch.all(before[1] > 0.9)
+    out = RandomRotate(degrees=(angle, angle))(s, rng())
+    after = out["normals"][:, out["semseg"] == floor]
+    assert after.shape[1] > 50 and torch.all(after[1] > 0.5), "the floor turned upside down"
+    # and it leans the way the picture turned: counter-clockwise (angle > 0) tilts it towards -x
+    a = np.radians(angle)
+    want_x = np.cos(a) * before[0].mean() - np.sin(a) * before[1].mean()
+    assert abs(float(after[0].mean()) - float(want_x)) < 0.05 and np.sign(want_x) == -np.sign(angle)
+
+
+def test_scale_crop_at_scale_one_is_the_deployed_view():
+    """Training sees images at the scale the artifact feeds them: the whole image resized to the model's
+    input size (here a 24x40 image for a 16x16 model: stretched, as deployed), whatever its own size."""
+    s = sample(24, 40)
+    for k in ("image", "semseg", "depth", "normals"):
+        got = RandomScaleCrop(scales=(1.0, 1.0), size=(16, 16))(s, rng(1))[k]
+        assert torch.equal(got, Resize((16, 16))(s)[k]), k
+    # A crop smaller than the input size is cut out of that same view.
+    crop = RandomScaleCrop(scales=(1.0, 1.0), size=(8, 8), base=(16, 16))(s, rng(2))["image"]
+    full = Resize((16, 16))(s)["image"]
+    assert any(torch.equal(crop, full[:, y:y + 8, x:x + 8]) for y in range(9) for x in range(9))
+    # base=None keeps the aspect ratio and covers the crop (scale relative to the crop size).
+    cover = RandomScaleCrop(scales=(1.0, 1.0), size=(16, 16), base=None)(s, rng(1))["image"]
+    assert cover.shape == (3, 16, 16) and not torch.equal(cover, full)
+    # The default train transform scales around the model's input size too.
+    t = default_train_transform((16, 16), scales=(1.0, 1.0))
+    flipped_or_not = t(s, rng(3))["image"]
+    assert torch.equal(flipped_or_not, full) or torch.equal(flipped_or_not, full.flip(-1))

@@ -18,9 +18,9 @@ class RuntimeModel(nn.Module):
 
     def forward_tasks(self, image: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
         h, w = self.rt.input_size
-        if tuple(image.shape[2:]) != (h, w):
-            raise EdgeMTLError(f"artifact {self.rt.path.name} takes {h}x{w} images; the evaluation split has "
-                               f"{image.shape[2]}x{image.shape[3]}: export at the dataset's size (--size)")
+        if tuple(image.shape[2:]) != (h, w):  # the evaluation dataset prepares images at input_size
+            raise EdgeMTLError(f"artifact {self.rt.path.name} takes {h}x{w} inputs, got a batch of "
+                               f"{image.shape[2]}x{image.shape[3]}: build the dataset with input_size={h, w}")
         x = image.detach().cpu().numpy().astype(np.float32)
         out: dict[str, list[np.ndarray]] = {n: [] for n in names}
         for i in range(x.shape[0]):

@@ -135,14 +135,15 @@ def evaluate_artifact(path: str, suite: Suite, root: Path, threads: int) -> dict
     from edgemtl.data.dataset import MultiTaskDataset
     from edgemtl.evaluate import Protocol, evaluate
     from edgemtl.tasks import build_tasks
-    from edgemtl.train.data import make_loader
+    from edgemtl.train.data import eval_split, make_loader
 
     meta = json.loads((root / "dataset.json").read_text())
     rt = runtime.load(path, threads=threads)
     tasks = build_tasks(rt.tasks, meta)
-    split = "test" if (root / "splits" / "test.txt").is_file() else "val"
-    ds = MultiTaskDataset(root, split, tasks=list(tasks))
-    protocol = Protocol(split, edge_thresholds=int(suite.train.get("edge_thresholds", 15)))
+    split = eval_split(root)
+    # Images prepared as the artifact's own predict() prepares them; metrics at label resolution.
+    ds = MultiTaskDataset(root, split, tasks=list(tasks), input_size=rt.input_size)
+    protocol = Protocol(split, edge_thresholds=int(suite.train.get("edge_thresholds", 15)), input_size=rt.input_size)
     return evaluate(RuntimeModel(rt), make_loader(ds, 8, False, 0, 0, 0), tasks, protocol)
 
 

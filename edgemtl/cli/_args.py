@@ -16,6 +16,12 @@ def size_arg(text: str) -> tuple[int, int]:
     return h, w
 
 
+def sizes_arg(text: str) -> tuple[int, int] | list[tuple[int, int]]:
+    """``HxW`` or ``HxW,HxW,...`` (mixed sizes) -> (H, W) or a list of them."""
+    parts = [size_arg(t) for t in text.split(",")]
+    return parts[0] if len(parts) == 1 else parts
+
+
 def positive_int(text: str) -> int:
     """An integer >= 1."""
     try:

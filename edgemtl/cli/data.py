@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgemtl.cli._args import size_arg
+from edgemtl.cli._args import sizes_arg
 
 from edgemtl.errors import EdgeMTLError
 
@@ -17,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s = sub.add_parser("synth", help="render procedural 3D scenes with exact labels for all six tasks")
     s.add_argument("--out", required=True, help="output folder (must be empty or new)")
     s.add_argument("--num", type=int, default=1000, help="number of images (default 1000)")
-    s.add_argument("--size", type=size_arg, default=(128, 128), help="HxW (default 128x128)")
+    s.add_argument("--size", type=sizes_arg, default=(128, 128),
+                   help="HxW (default 128x128), or HxW,HxW,... for a mixed-size dataset (dealt round-robin)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--preset", default="nyud", help="scene style: nyud (indoor) or pascal (objects, people)")
     s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
@@ -32,6 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--out", required=True)
 
 
+def _sizes_text(size) -> str:
+    sizes = size if isinstance(size, list) else [size]
+    return ", ".join(f"{h}x{w}" for h, w in sizes)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.action == "synth":
         import time
@@ -42,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         meta = generate(args.out, args.num, args.size, seed=args.seed, preset=args.preset, workers=args.workers)
         dt = time.perf_counter() - t0
         print(
-            f"wrote {args.num} scenes ({args.size[0]}x{args.size[1]}, preset {args.preset}, tasks "
+            f"wrote {args.num} scenes ({_sizes_text(args.size)}, preset {args.preset}, tasks "
             f"{', '.join(meta['tasks'])}) to {args.out} in {dt:.1f} s ({args.num / dt:.0f} img/s)"
         )
         return 0

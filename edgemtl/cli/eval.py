@@ -9,7 +9,8 @@ HELP = "evaluate a checkpoint on a dataset split (all task metrics, protocol, op
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="an edgemtl checkpoint (.pt)")
+    p.add_argument("--checkpoint", required=True,
+                   help="an edgemtl checkpoint (.pt), or an exported .onnx / .pte artifact (run by its runtime)")
     p.add_argument("--data", required=True, help="dataset folder in the generic layout")
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
     p.add_argument("--tasks", nargs="+", help="subset of the model's tasks (default: all)")
@@ -23,33 +24,48 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from edgemtl.checkpoint import load_checkpoint
     from edgemtl.data.dataset import MultiTaskDataset
     from edgemtl.evaluate import Protocol, evaluate, primary_metrics
     from edgemtl.report import baseline_delta, format_results, write_json
     from edgemtl.tasks import build_tasks
     from edgemtl.errors import EdgeMTLError
-    import torch
+    from edgemtl.train.data import make_loader
 
-    model, ckpt = load_checkpoint(args.checkpoint)
+    if args.batch_size < 1:
+        raise EdgeMTLError(f"--batch-size {args.batch_size}: must be at least 1")
+    if Path(args.checkpoint).suffix.lower() in (".onnx", ".pte"):
+        from edgemtl import runtime
+        from edgemtl.bench.artifact_eval import RuntimeModel
+
+        rt = runtime.load(args.checkpoint)
+        model, ckpt = RuntimeModel(rt), {"dataset": rt.metadata.get("dataset", {})}
+        out_channels = {n: int(rt.metadata["task_info"][n]["out_channels"]) for n in rt.tasks}
+        size = tuple(rt.input_size)
+    else:
+        model, ckpt = load_checkpoint(args.checkpoint)
+        out_channels, size = model.out_channels, tuple(model.config.image_size)
     names = args.tasks or model.task_names
     for n in names:
         if n not in model.task_names:
             raise EdgeMTLError(f"--tasks: the model has no task '{n}' (it has {', '.join(model.task_names)})")
-    ds = MultiTaskDataset(args.data, split=args.split, tasks=names, derive_edges=args.derive_edges)
+    # Images prepared as the exported artifact prepares them; metrics at each label's resolution.
+    ds = MultiTaskDataset(args.data, split=args.split, tasks=names, derive_edges=args.derive_edges, input_size=size)
     meta = {**ckpt.get("dataset", {}), **ds.meta}
     tasks = build_tasks(names, meta)
     for n, t in tasks.items():
-        want = model.out_channels[n]
+        want = out_channels[n]
         if t.out_channels != want:
             raise EdgeMTLError(
                 f"task '{n}': the checkpoint predicts {want} channels but {args.data} defines {t.out_channels} "
                 f"classes: evaluate on the dataset the model was trained for"
             )
-    protocol = Protocol(args.split, args.depth_image_wise, args.edge_thresholds, args.edge_max_dist)
+    protocol = Protocol(args.split, args.depth_image_wise, args.edge_thresholds, args.edge_max_dist, input_size=size)
     if args.edge_max_dist is not None and "edges" in tasks:
         tasks["edges"].max_dist = args.edge_max_dist
-    loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, shuffle=False)
+    loader = make_loader(ds, args.batch_size, False, 0, 0, 0)
     results = evaluate(model, loader, tasks, protocol, progress=True)
     report = {"checkpoint": args.checkpoint, "data": args.data, "protocol": protocol.to_dict(),
               "protocol_text": protocol.describe(tasks), "metrics": results,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from edgemtl.data.layout import DATASET_JSON, FORMAT_VERSION, IGNORE_INDEX, IMAGE_EXTS, LABEL_EXT
+from edgemtl.data.layout import DATASET_JSON, FORMAT_VERSION, IGNORE_INDEX, IMAGE_EXTS, LABEL_EXT, read_label_png
 from edgemtl.errors import EdgeMTLError, unknown_choice
 
 TASKS = ("semseg", "depth", "normals", "edges", "saliency", "parts")
@@ -114,6 +114,8 @@ def load_image(path: Path) -> np.ndarray:
     """RGB uint8 HxWx3; EdgeMTLError naming the file if it cannot be decoded."""
     import cv2
 
+    if not Path(path).is_file():
+        raise _fail(path, "image file not found.")
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise _fail(path, "unreadable or corrupt image; re-export it as PNG/JPEG.")
@@ -126,16 +128,15 @@ def label_path(root: str | os.PathLike, task: str, sample_id: str) -> Path:
 
 def load_label(task: str, path: Path, hw: tuple[int, int], num_classes: int | None = None) -> np.ndarray:
     """Read one label file and check it (existence, dtype, shape, value range) against ``hw``."""
-    import cv2
-
     if not path.is_file():
         raise _fail(path, f"missing {task} label file (every id of a split needs one per task).")
     if LABEL_EXT[task] == ".png":
-        lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if lab is None:
-            raise _fail(path, f"unreadable or corrupt {task} PNG.")
+        try:
+            lab = read_label_png(path)  # palette PNGs give class indices, as the reference loaders read them
+        except ValueError as e:
+            raise _fail(path, f"unreadable or corrupt {task} PNG ({e}).") from None
         if lab.ndim != 2 or lab.dtype != np.uint8:
-            raise _fail(path, f"{task} labels must be a single-channel uint8 PNG, got shape "
+            raise _fail(path, f"{task} labels must be a single-channel uint8 PNG (grayscale or palette), got shape "
                               f"{lab.shape} dtype {lab.dtype}.")
         _check_hw(path, lab.shape, hw)
         if task in CLASS_TASKS:
@@ -186,7 +187,15 @@ class MultiTaskDataset(Dataset):
     """Samples of one split of a generic-layout dataset (see module docstring for the items)."""
 
     def __init__(self, root: str | os.PathLike, split: str = "train", tasks: Sequence[str] | None = None,
-                 transform: Transform | None = None, derive_edges: bool = False, seed: int = 0) -> None:
+                 transform: Transform | None = None, derive_edges: bool = False, seed: int = 0,
+                 input_size: tuple[int, int] | None = None) -> None:
+        """``input_size`` (H, W): evaluation items. The image is prepared exactly as an exported artifact
+        prepares it (:func:`edgemtl.runtime.processing.preprocess`: the whole image resized to
+        ``input_size``) while the labels stay at their native resolution; metrics are computed there
+        (docs/metrics.md, "Input scale"). It excludes ``transform``."""
+        if input_size is not None and transform is not None:
+            raise ValueError("MultiTaskDataset: input_size (evaluation) and transform (training) exclude each other")
+        self.input_size = None if input_size is None else (int(input_size[0]), int(input_size[1]))
         self.root = Path(root)
         self._meta = load_meta(self.root)
         have = list(self._meta["tasks"])
@@ -257,7 +266,13 @@ class MultiTaskDataset(Dataset):
         sid = self.ids[index]
         rgb = load_image(self._images[index])
         hw = rgb.shape[:2]
-        item: Sample = {"id": sid, "image": torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)}
+        if self.input_size is not None:
+            from edgemtl.runtime.processing import preprocess
+
+            image = torch.from_numpy(preprocess(rgb, self.input_size)[0])
+        else:
+            image = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)
+        item: Sample = {"id": sid, "image": image}
         for task in self._tasks:
             if task in self._derived:
                 from edgemtl.data.derive import edges_from_segmentation
@@ -273,3 +288,16 @@ class MultiTaskDataset(Dataset):
 
     def _ncls(self, task: str) -> int | None:
         return len(self._meta["classes"][task]) if task in CLASS_TASKS else None
+
+
+def collate(items: list[Sample]) -> Sample:
+    """Batch items: tensors of one shape are stacked; otherwise (labels of images of different sizes,
+    kept at their native resolution for evaluation) the key holds a list of per-item tensors."""
+    out: Sample = {}
+    for key in items[0]:
+        vals = [it[key] for it in items]
+        if isinstance(vals[0], torch.Tensor) and all(v.shape == vals[0].shape for v in vals):
+            out[key] = torch.stack(vals)
+        else:
+            out[key] = vals
+    return out

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemtl.data.layout import DATASET_JSON, IGNORE_INDEX, atomic_write_bytes, encode_png, write_meta
+from edgemtl.data.layout import DATASET_JSON, IGNORE_INDEX, atomic_write_bytes, encode_png, read_label_png, write_meta
 from edgemtl.errors import EdgeMTLError
 
 
@@ -52,8 +52,6 @@ def derive_edges_on_disk(root: str | os.PathLike, overwrite: bool = False) -> in
     Labels are written before dataset.json, so an interrupted run leaves a dataset that still
     does not claim edges (rerun to finish). Returns the number of edge maps written.
     """
-    import cv2
-
     from edgemtl.data.dataset import load_meta
 
     root = Path(root)
@@ -71,9 +69,12 @@ def derive_edges_on_disk(root: str | os.PathLike, overwrite: bool = False) -> in
     if not files:
         raise EdgeMTLError(f"{root / 'semseg'}: no .png label maps to derive edges from.")
     for path in files:
-        lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if lab is None or lab.ndim != 2:
-            raise EdgeMTLError(f"{path}: unreadable or not a single-channel label map.")
+        try:
+            lab = read_label_png(path)  # class indices, also for palette PNGs
+        except ValueError as e:
+            raise EdgeMTLError(f"{path}: unreadable label map ({e}).") from None
+        if lab.ndim != 2:
+            raise EdgeMTLError(f"{path}: not a single-channel label map (grayscale or palette PNG).")
         edges = edges_from_segmentation(lab, meta.get("ignore_index", IGNORE_INDEX))
         atomic_write_bytes(root / "edges" / path.name, encode_png(edges))
 

@@ -65,6 +65,30 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def read_label_png(path: str | os.PathLike) -> np.ndarray:
+    """The values stored in a label PNG, as the reference loaders read them (``np.array(PIL.Image.open)``).
+
+    A palette ("P") PNG, as VOC-style masks usually are, gives its class indices, not the palette's
+    colours (OpenCV would expand it to BGR); grayscale gives its values; RGB gives HxWx3 RGB.
+    Raises ValueError if the file is not a decodable PNG.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            if img.format != "PNG":
+                raise ValueError(f"a {img.format or 'non-PNG'} file, not a PNG")
+            if img.mode in ("P", "L", "I;16", "I;16B", "I", "RGB"):
+                arr = np.array(img)
+            elif img.mode == "1":
+                arr = np.array(img, dtype=np.uint8)
+            else:
+                arr = np.array(img.convert("RGB"))
+    except (OSError, UnidentifiedImageError, SyntaxError) as e:
+        raise ValueError(str(e) or type(e).__name__) from None
+    return arr
+
+
 def encode_png(array: np.ndarray) -> bytes:
     """PNG bytes of a uint8 HxW or HxWx3 (RGB) array."""
     import cv2

@@ -94,8 +94,18 @@ def copy_image(path: Path, out: Path, sid: str) -> tuple[int, int]:
 
 
 def imread_label(path: Path, flags: int | None = None) -> np.ndarray:
+    """A label image. Without ``flags``: the stored values as the reference loaders read them
+    (``np.array(PIL.Image.open(path))``: a palette PNG gives class indices, not colours; RGB stays RGB).
+    With OpenCV ``flags`` (e.g. IMREAD_COLOR for normals images): OpenCV's decoding (BGR)."""
     import cv2
 
+    if flags is None and path.suffix.lower() == ".png":
+        from edgemtl.data.layout import read_label_png
+
+        try:
+            return read_label_png(path)
+        except ValueError as e:
+            raise EdgeMTLError(f"{path}: unreadable or corrupt PNG ({e}).") from None
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED if flags is None else flags)
     if img is None:
         raise EdgeMTLError(f"{path}: unreadable or corrupt image file.")
@@ -163,13 +173,13 @@ def read_splits(folder: Path, split_names: dict[str, str]) -> dict[str, list[str
 
 
 def convert_nyud(src: str | os.PathLike, out: str | os.PathLike, *, keep_unlabeled_as_class: bool = False,
-                 normals_y_down: bool = True, overwrite: bool = False) -> Path:
+                 normals_y_down: bool = False, overwrite: bool = False) -> Path:
     """Convert an NYUD_MT tree to the generic layout in ``out``; returns ``out``.
 
     Semseg: by default ids 1..40 -> 0..39 and 0 (unlabeled) -> 255, as MTL-PyTorch does
     (40-way); ``keep_unlabeled_as_class`` keeps 0..40 as 41 classes, as ASTMT's experiments did.
-    ``normals_y_down``: the source stores normals with y pointing down (ASTMT convention, see
-    docs/data.md); y is negated to edgemtl's y-up frame.
+    ``normals_y_down``: set it only for a copy whose normals point y down; the NYUD_MT release
+    stores x right, y up, z towards the camera, edgemtl's frame (docs/data.md), and is kept as is.
     """
     root = find_tree(src, "NYUD_MT", ["images", "gt_sets"], _LAYOUT)
     out = prepare_output(out, overwrite)
@@ -222,6 +232,8 @@ def convert_nyud(src: str | os.PathLike, out: str | os.PathLike, *, keep_unlabel
 
 
 def _read_nyud(task: str, path: Path, hw: tuple[int, int], keep0: bool, y_down: bool) -> np.ndarray:
+    import cv2
+
     ext = path.suffix
     if task == "semseg":
         raw = loadmat_key(path, "segmentation") if ext == ".mat" else imread_label(path)
@@ -245,7 +257,7 @@ def _read_nyud(task: str, path: Path, hw: tuple[int, int], keep0: bool, y_down: 
                 raise EdgeMTLError(f"{path}: normals must be HxWx3, got shape {v.shape}.")
             n = normals_from_vectors(np.nan_to_num(v.astype(np.float32)), y_down)
         else:
-            bgr = imread_label(path)
+            bgr = imread_label(path, cv2.IMREAD_COLOR)
             if bgr.ndim != 3 or bgr.shape[2] != 3:
                 raise EdgeMTLError(f"{path}: normals image must have 3 channels.")
             n = normals_from_image(bgr, y_down)

@@ -109,11 +109,12 @@ def parts_from_mat(path: Path) -> np.ndarray | None:
 
 
 def convert_pascal(src: str | os.PathLike, out: str | os.PathLike, *, semseg_classes: str = "voc21",
-                   normals_y_down: bool = True, overwrite: bool = False) -> Path:
+                   normals_y_down: bool = False, overwrite: bool = False) -> Path:
     """Convert a PASCAL_MT tree to the generic layout in ``out``; returns ``out``.
 
     ``semseg_classes``: "voc21" (what ASTMT/MTL-PyTorch train on) or "context60".
-    ``normals_y_down``: the distilled normals use ASTMT's y-down frame; y is negated to y-up.
+    ``normals_y_down``: set it only for a copy whose normals point y down; the PASCAL_MT release's
+    distilled normals are x right, y up, z towards the camera, edgemtl's frame (docs/data.md).
     """
     if semseg_classes not in SEMSEG_SETS:
         raise unknown_choice("semseg class set", semseg_classes, SEMSEG_SETS)
@@ -170,6 +171,22 @@ def convert_pascal(src: str | os.PathLike, out: str | os.PathLike, *, semseg_cla
     return out
 
 
+def saliency_from_png(path: Path) -> np.ndarray:
+    """0/1 saliency from a stored map, as the reference loader reads it: the PNG's values
+    (``np.array(PIL.Image.open)``, palette indices for a "P" PNG, never brightness) / 255 > 0.5.
+    A map that only holds 0/1 values is already binary and kept as is (the reference would turn it
+    into all background)."""
+    v = imread_label(path)
+    if v.ndim == 3:  # RGB: the reference would fail; a grey-as-RGB map has equal channels
+        if not (v == v[..., :1]).all():
+            raise EdgeMTLError(f"{path}: saliency must be a single-channel map (grayscale or palette), "
+                               f"got a colour image.")
+        v = v[..., 0]
+    if v.max(initial=0) <= 1:
+        return v.astype(np.uint8)
+    return (v.astype(np.float32) / 255.0 > 0.5).astype(np.uint8)
+
+
 def _read_task(task: str, root: Path, sid: str, hw: tuple[int, int], label_map: np.ndarray | None,
                classes: list[str], y_down: bool) -> np.ndarray:
     import cv2
@@ -203,7 +220,7 @@ def _read_task(task: str, root: Path, sid: str, hw: tuple[int, int], label_map: 
         path = root / "sal_distill" / f"{sid}.png"
         if not path.is_file():
             raise EdgeMTLError(f"{path}: missing saliency label for id '{sid}'.")
-        return fit((imread_label(path, cv2.IMREAD_GRAYSCALE) > 127).astype(np.uint8), hw)
+        return fit(saliency_from_png(path), hw)
     if task == "normals":
         path = root / "normals_distill" / f"{sid}.png"
         if not path.is_file():

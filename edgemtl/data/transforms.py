@@ -120,21 +120,27 @@ class RandomHorizontalFlip:
 
 
 class RandomScaleCrop:
-    """Resize so the image covers ``size`` times a random factor in ``scales``, then crop ``size``.
+    """Resize the whole image to ``base`` (H, W) times a random factor in ``scales``, then crop ``size``.
 
-    Where the scaled image is smaller than ``size`` it is placed at a random offset and the rest
-    is filled (image 0, labels 255, depth/normals 0). Depth values are not changed.
+    ``base`` is the size the deployed artifact resizes every image to (the model's input size;
+    default ``size``), so at factor 1 the training view is exactly the deployed view, whatever the
+    stored image size or aspect ratio (docs/metrics.md, "Input scale"). ``base=None`` keeps the
+    aspect ratio instead and scales the image to cover ``size``. Where the scaled image is smaller
+    than ``size`` it is placed at a random offset and the rest is filled (image 0, labels 255,
+    depth/normals 0). Depth values are not changed.
     """
 
     def __init__(self, scales: tuple[float, float] = (0.75, 1.25),
-                 size: tuple[int, int] = (512, 512)) -> None:
+                 size: tuple[int, int] = (512, 512), base: tuple[int, int] | None | str = "size") -> None:
         self.scales, self.size = tuple(scales), (int(size[0]), int(size[1]))
+        self.base = self.size if base == "size" else (None if base is None else (int(base[0]), int(base[1])))
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         H, W = _hw(sample)
         h, w = self.size
-        f = max(h / H, w / W) * rng.uniform(*self.scales)
-        nh, nw = max(1, round(H * f)), max(1, round(W * f))
+        s = rng.uniform(*self.scales)
+        fy, fx = (self.base[0] / H * s, self.base[1] / W * s) if self.base else (max(h / H, w / W) * s,) * 2
+        nh, nw = max(1, round(H * fy)), max(1, round(W * fx))
         y0 = int(rng.integers(min(0, nh - h), max(0, nh - h) + 1))  # < 0 means padding
         x0 = int(rng.integers(min(0, nw - w), max(0, nw - w) + 1))
         sy, sx, oy, ox = max(y0, 0), max(x0, 0), max(-y0, 0), max(-x0, 0)
@@ -255,12 +261,14 @@ class PadToMultiple:
 
 def default_train_transform(size: tuple[int, int], *, scales: tuple[float, float] = (0.75, 1.25),
                             degrees: float = 0.0,
-                            color_jitter: tuple[float, float, float, float] | None = None) -> Compose:
-    """Flip, optional rotation, scale+crop to ``size``, optional colour jitter (ASTMT-style)."""
+                            color_jitter: tuple[float, float, float, float] | None = None,
+                            base: tuple[int, int] | None = None) -> Compose:
+    """Flip, optional rotation, resize to ``base`` (the model's input size, default ``size``) times a
+    random scale, crop ``size``, optional colour jitter (ASTMT-style)."""
     ts: list[Any] = [RandomHorizontalFlip(0.5)]
     if degrees:
         ts.append(RandomRotate(degrees))
-    ts.append(RandomScaleCrop(scales, size))
+    ts.append(RandomScaleCrop(scales, size, base=base or size))
     if color_jitter:
         ts.append(ColorJitter(*color_jitter))
     return Compose(ts)

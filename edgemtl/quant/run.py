@@ -8,7 +8,6 @@ from typing import Any
 
 from edgemtl.checkpoint import load_checkpoint
 from edgemtl.data.dataset import MultiTaskDataset
-from edgemtl.data.transforms import default_eval_transform
 from edgemtl.evaluate import Protocol, evaluate
 from edgemtl.metrics import delta_m
 from edgemtl.quant.pt2e import QuantConfig, convert, prepare_qat, ptq, save_program
@@ -16,7 +15,7 @@ from edgemtl.quant.wrapper import QuantizedModel
 from edgemtl.recipes import Recipe
 from edgemtl.report import write_json
 from edgemtl.tasks import build_tasks
-from edgemtl.train.data import make_loader, resolve_data_root
+from edgemtl.train.data import eval_split, make_loader, resolve_data_root
 
 
 def run_quantization(checkpoint: str, recipe: Recipe, out: Path, qcfg: QuantConfig, do_qat: bool = True,
@@ -27,16 +26,18 @@ def run_quantization(checkpoint: str, recipe: Recipe, out: Path, qcfg: QuantConf
     tasks = build_tasks(model.task_names, meta)
     train_cfg = recipe.train
     bs = int(train_cfg.get("batch_size", 8))
-    split = "test" if (root / "splits" / "test.txt").is_file() else "val"
-    test_ds = MultiTaskDataset(root, split, tasks=list(tasks))
-    protocol = Protocol(split, edge_thresholds=int(train_cfg.get("edge_thresholds", 15)))
+    split = eval_split(root)
+    # One input scale everywhere (docs/metrics.md): the test images and the calibration images are
+    # prepared exactly as the deployed artifact prepares them, whatever size they are stored at.
+    size = tuple(model.config.image_size)
+    test_ds = MultiTaskDataset(root, split, tasks=list(tasks), input_size=size)
+    protocol = Protocol(split, edge_thresholds=int(train_cfg.get("edge_thresholds", 15)), input_size=size)
 
     def score(m) -> dict[str, dict[str, float]]:
         return evaluate(m, make_loader(test_ds, bs, False, 0, 0, 0), tasks, protocol)
 
     out.mkdir(parents=True, exist_ok=True)
-    size = tuple(meta.get("image_size", model.config.image_size))
-    calib_ds = MultiTaskDataset(root, "train", tasks=list(tasks), transform=default_eval_transform(size))
+    calib_ds = MultiTaskDataset(root, "train", tasks=[], input_size=size)
     calib = []
     for i, batch in enumerate(make_loader(calib_ds, bs, True, 0, 0, 0)):
         if i >= qcfg.calib_batches:

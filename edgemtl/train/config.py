@@ -40,7 +40,7 @@ class TrainConfig:
     eval_every: int = 1
     augment: bool = True
     scales: tuple[float, float] = (0.75, 1.25)
-    crop: tuple[int, int] | None = None  # training crop HxW; None = the dataset's image size
+    crop: tuple[int, int] | None = None  # training crop HxW; None = the model's image_size
     grad_clip: float | None = None
     max_steps_per_epoch: int | None = None  # cap for quick runs (quickstart, tests)
     edge_thresholds: int = 15  # validation edge metric thresholds (fewer = faster)

@@ -29,15 +29,17 @@ def resolve_data_root(data: dict[str, Any], progress: bool = True) -> Path:
                            if root else "the recipe needs data.root (a dataset folder) or data.synth")
     params = {"preset": synth.get("preset", "nyud"), "num": int(synth.get("num", 1000)),
               "size": synth_size(synth.get("size", (128, 128)), "data.synth"), "seed": int(synth.get("seed", 0))}
+    sizes = params["size"]
     if not root:
-        h, w = params["size"]
-        root = cache_dir() / "data" / f"synth-{params['preset']}-n{params['num']}-{h}x{w}-s{params['seed']}"
+        tag = "+".join(f"{h}x{w}" for h, w in sizes)
+        root = cache_dir() / "data" / f"synth-{params['preset']}-n{params['num']}-{tag}-s{params['seed']}"
     root = Path(root)
     if not (root / "dataset.json").is_file():
         from edgemtl.data.synth import generate
 
         # generate() resumes an interrupted render with the same parameters and refuses anything else.
-        generate(root, params["num"], params["size"], seed=params["seed"], preset=params["preset"], progress=progress)
+        generate(root, params["num"], sizes[0] if len(sizes) == 1 else sizes, seed=params["seed"],
+                 preset=params["preset"], progress=progress)
     return root
 
 
@@ -62,8 +64,15 @@ def make_loader(ds, batch_size: int, shuffle: bool, seed: int, epoch: int, num_w
         sampler = torch.utils.data.SequentialSampler(ds)
     if hasattr(ds, "set_epoch"):
         ds.set_epoch(epoch)
+    from edgemtl.data.dataset import collate
+
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                                       drop_last=drop_last, persistent_workers=False)
+                                       drop_last=drop_last, persistent_workers=False, collate_fn=collate)
+
+
+def eval_split(root: Path) -> str:
+    """The split test numbers come from: ``test`` when the dataset has one, else ``val``."""
+    return "test" if (Path(root) / "splits" / "test.txt").is_file() else "val"
 
 
 def describe(root: Path) -> dict[str, Any]:

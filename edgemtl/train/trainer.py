@@ -26,7 +26,7 @@ from edgemtl.tasks import build_tasks
 from edgemtl.train import baselines as bl
 from edgemtl.train.adversarial import TaskDiscriminator, ganin_alpha
 from edgemtl.train.config import TrainConfig
-from edgemtl.train.data import dataset_fingerprint, make_loader, resolve_data_root
+from edgemtl.train.data import dataset_fingerprint, eval_split, make_loader, resolve_data_root
 from edgemtl.train.dist import DistInfo, setup_distributed
 from edgemtl.train.optim import MaskedStep, make_optimizer, make_schedule, param_groups
 from edgemtl.train.steps import SINGLE_TASKING_BALANCERS, StepContext, joint_step, single_tasking_step
@@ -67,8 +67,10 @@ class Trainer:
         self.model = (model if model is not None else create_model(model_cfg)).to(self.device)
         self.tasks = build_tasks(self.model.task_names, self.meta)
         self.aux_tasks = build_tasks(list(self.model.config.aux_tasks), self.meta)
-        h, w = self.meta.get("image_size", self.model.config.image_size)
-        self.crop = cfg.crop or (h, w)
+        # The model's input size, never the dataset's: the deployed artifact resizes every image to it,
+        # so training sees images at that scale (docs/metrics.md, "Input scale").
+        self.input_size = tuple(int(v) for v in self.model.config.image_size)
+        self.crop = tuple(cfg.crop) if cfg.crop else self.input_size
         self._build_data()
 
         conditional = self.model.conditional
@@ -111,9 +113,13 @@ class Trainer:
 
         cfg = self.cfg
         names = list(self.tasks) + [t for t in self.aux_tasks if t in self.meta["tasks"]]
-        tf = default_train_transform(self.crop, scales=cfg.scales) if cfg.augment else default_eval_transform(self.crop)
+        if cfg.augment:
+            tf = default_train_transform(self.crop, scales=cfg.scales, base=self.input_size)
+        else:
+            tf = default_eval_transform(self.input_size)
         self.train_ds = MultiTaskDataset(self.root, "train", tasks=names, transform=tf, seed=cfg.seed)
-        self.val_ds = MultiTaskDataset(self.root, cfg.val_split, tasks=list(self.tasks), seed=cfg.seed)
+        self.val_ds = MultiTaskDataset(self.root, cfg.val_split, tasks=list(self.tasks), seed=cfg.seed,
+                                       input_size=self.input_size)
         n = len(self.train_ds) // (cfg.batch_size * self.dist.world_size)
         if n < 1:
             raise EdgeMTLError(f"the train split of {self.root} has {len(self.train_ds)} images: fewer than "
@@ -235,7 +241,8 @@ class Trainer:
         val = None
         if self.dist.rank == 0:
             loader = make_loader(self.val_ds, self.cfg.batch_size, False, 0, 0, self.cfg.num_workers)
-            protocol = Protocol(self.cfg.val_split, edge_thresholds=self.cfg.edge_thresholds)
+            protocol = Protocol(self.cfg.val_split, edge_thresholds=self.cfg.edge_thresholds,
+                                input_size=self.input_size)
             val = evaluate(self.model, loader, self.tasks, protocol, self.device)
         val = self.dist.broadcast_object(val)
         self.balancer.update_kpi({n: val[n][t.kpi_metric] / 100.0 for n, t in self.tasks.items()})
@@ -260,9 +267,9 @@ class Trainer:
             from edgemtl.checkpoint import load_checkpoint
 
             best, _ = load_checkpoint(self.out / "best.pt")
-            split = "test" if (self.root / "splits" / "test.txt").is_file() else self.cfg.val_split
-            ds = MultiTaskDataset(self.root, split, tasks=list(self.tasks))
-            protocol = Protocol(split, edge_thresholds=self.cfg.edge_thresholds)
+            split = "test" if eval_split(self.root) == "test" else self.cfg.val_split
+            ds = MultiTaskDataset(self.root, split, tasks=list(self.tasks), input_size=self.input_size)
+            protocol = Protocol(split, edge_thresholds=self.cfg.edge_thresholds, input_size=self.input_size)
             test = evaluate(best, make_loader(ds, self.cfg.batch_size, False, 0, 0, self.cfg.num_workers),
                             self.tasks, protocol, self.device)
             summary.update(split=split, protocol=protocol.describe(self.tasks), metrics=test,

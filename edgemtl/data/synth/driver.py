@@ -31,9 +31,22 @@ def sample_id(index: int, num: int) -> str:
     return f"{index:0{max(6, len(str(num - 1)))}d}"
 
 
-def render_index(seed: int, index: int, size: tuple[int, int], preset: str) -> dict[str, np.ndarray]:
-    """Exactly what :func:`generate` writes for image ``index``."""
-    return render(sample_scene(image_rng(seed, index), preset), size)
+def size_of(index: int, sizes: list[tuple[int, int]]) -> tuple[int, int]:
+    """The size image ``index`` is rendered at: the sizes are dealt round-robin (mixed-size datasets)."""
+    return sizes[index % len(sizes)]
+
+
+def render_index(seed: int, index: int, size, preset: str) -> dict[str, np.ndarray]:
+    """Exactly what :func:`generate` writes for image ``index`` (``size``: one (H, W) or a list)."""
+    sizes = check_sizes(size)
+    return render(sample_scene(image_rng(seed, index), preset), size_of(index, sizes))
+
+
+def check_sizes(size) -> list[tuple[int, int]]:
+    """One (H, W) or a non-empty list of them -> a list of checked sizes."""
+    if isinstance(size, (list, tuple)) and size and all(isinstance(v, (list, tuple)) for v in size):
+        return [check_size(v) for v in size]
+    return [check_size(size)]
 
 
 def split_ids(ids: list[str], seed: int, fractions) -> dict[str, list[str]]:
@@ -61,10 +74,10 @@ def split_ids(ids: list[str], seed: int, fractions) -> dict[str, list[str]]:
     return out
 
 
-def _check_args(num, size, seed, preset, workers, splits) -> tuple[tuple[int, int], int]:
+def _check_args(num, size, seed, preset, workers, splits) -> tuple[list[tuple[int, int]], int]:
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
         raise EdgeMTLError(f"--num: expected a whole number of images >= 1, got {num!r}.")
-    size = check_size(size)
+    sizes = check_sizes(size)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise EdgeMTLError(f"--seed: expected a whole number >= 0, got {seed!r}.")
     get_preset(preset)
@@ -80,7 +93,7 @@ def _check_args(num, size, seed, preset, workers, splits) -> tuple[tuple[int, in
     if len(fr) != 3 or min(fr) < 0 or not abs(sum(fr) - 1.0) < 1e-6:
         raise EdgeMTLError(
             f"splits: expected three fractions (train, val, test) >= 0 summing to 1, got {splits!r}.")
-    return size, int(workers)
+    return sizes, int(workers)
 
 
 def _files(root: Path, sid: str) -> list[Path]:
@@ -94,10 +107,10 @@ def _write(root: Path, sid: str, out: dict[str, np.ndarray]) -> None:
 
 
 def _work(job: tuple) -> int:
-    root, seed, size, preset, num, indices = job
+    root, seed, sizes, preset, num, indices = job
     root = Path(root)
     for i in indices:
-        _write(root, sample_id(i, num), render_index(seed, i, size, preset))
+        _write(root, sample_id(i, num), render_index(seed, i, sizes, preset))
     return len(indices)
 
 
@@ -133,19 +146,22 @@ def _prepare_out(root: Path, params: dict[str, Any]) -> bool:
     return False
 
 
-def generate(out: str | os.PathLike, num: int, size: tuple[int, int] = (128, 128), seed: int = 0,
+def generate(out: str | os.PathLike, num: int, size=(128, 128), seed: int = 0,
              preset: str = "nyud", workers: int | None = None, splits=(0.8, 0.1, 0.1),
              progress: bool = True) -> dict[str, Any]:
     """Render ``num`` scenes into ``out`` in the generic layout and return the dataset meta.
 
+    ``size`` is one (H, W), or a list of them for a mixed-size dataset (image ``i`` gets
+    ``size[i % len(size)]``, like real collections whose photos each have their own size).
     Image ``i`` (id ``f"{i:06d}"``) is drawn from ``image_rng(seed, i)`` alone, so the output is
     bit-identical for any ``workers``. ``out`` must be new or empty, or hold an earlier run with
     the same parameters (then finished images are kept and missing ones rendered).
     """
-    size, workers = _check_args(num, size, seed, preset, workers, splits)
+    sizes, workers = _check_args(num, size, seed, preset, workers, splits)
     P = get_preset(preset)
     root = Path(out)
-    params = {"generator": "edgemtl.data.synth", "version": VERSION, "num": int(num), "size": list(size),
+    size_rec = list(sizes[0]) if len(sizes) == 1 else [list(v) for v in sizes]
+    params = {"generator": "edgemtl.data.synth", "version": VERSION, "num": int(num), "size": size_rec,
               "seed": int(seed), "preset": P.name, "splits": [float(v) for v in splits]}
     resume = _prepare_out(root, params)
     num, seed = int(num), int(seed)
@@ -156,7 +172,7 @@ def generate(out: str | os.PathLike, num: int, size: tuple[int, int] = (128, 128
 
     workers = max(1, min(workers, len(todo)))
     chunk = max(1, min(16, len(todo) // (workers * 8) if todo else 1))
-    jobs = [(str(root), seed, size, P.name, num, todo[a:a + chunk]) for a in range(0, len(todo), chunk)]
+    jobs = [(str(root), seed, sizes, P.name, num, todo[a:a + chunk]) for a in range(0, len(todo), chunk)]
     bar = _progress(len(todo), progress)
     try:
         if workers == 1:
@@ -174,29 +190,32 @@ def generate(out: str | os.PathLike, num: int, size: tuple[int, int] = (128, 128
         bar(None)
 
     layout.write_splits(root, split_ids(ids, seed, splits))
-    meta = preset_meta(P.name, size)
+    meta = preset_meta(P.name, sizes[0] if len(sizes) == 1 else None)
     meta.update(num_samples=num, generator={
         "name": "edgemtl.data.synth", "seed": seed, "num": num, "version": VERSION,
-        "preset": P.name, "size": list(size), "splits": [float(v) for v in splits]})
+        "preset": P.name, "size": size_rec, "splits": [float(v) for v in splits]})
     layout.write_meta(root, meta)
     return json.loads((root / layout.DATASET_JSON).read_text())
 
 
-def preset_meta(preset: str, size: tuple[int, int] = (128, 128)) -> dict[str, Any]:
+def preset_meta(preset: str, size: tuple[int, int] | None = (128, 128)) -> dict[str, Any]:
     """The dataset.json content a preset produces (minus generation details), without rendering:
-    recipes use it to size task heads before any data exists."""
+    recipes use it to size task heads before any data exists. ``image_size`` is recorded only when
+    every image has it (``size`` None: mixed sizes)."""
     P = get_preset(preset)
-    return {
+    meta = {
         "name": f"synth-{P.name}",
         "preset": P.name,
         "tasks": list(TASKS),
         "classes": {"semseg": list(P.classes), "parts": list(P.parts)},
         "depth_range": [float(v) for v in P.depth_range],
         "edge_max_dist": P.edge_max_dist,
-        "image_size": [int(v) for v in size],
         "part_classes": sorted(P.part_classes),
         "saliency_classes": [c for c in P.classes if c not in P.room_classes],
     }
+    if size is not None:
+        meta["image_size"] = [int(v) for v in size]
+    return meta
 
 
 def _progress(total: int, enabled: bool):
