@@ -51,6 +51,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
+        if "Weights only load failed" in str(e) or "Unsupported global" in str(e):
+            # torch's own message suggests weights_only=False: exactly what must not be done with a stranger's file.
+            raise EdgeMTLError(f"{path} is not a plain edgemtl checkpoint: it holds pickled Python objects, which "
+                               "edgemtl will not unpickle (unpickling can run arbitrary code). Use a checkpoint "
+                               "written by edgemtl, or re-save the weights as a plain state_dict") from None
         raise EdgeMTLError(f"cannot read checkpoint {path} (truncated or not an edgemtl checkpoint): {str(e)[:300]}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise EdgeMTLError(f"{path} is not an edgemtl checkpoint (no 'format: {FORMAT}' entry)")

@@ -98,9 +98,12 @@ latency: {{threads: 1, runs: 3, warmup: 1}}
 
 
 @pytest.mark.slow
-def test_bench_end_to_end_on_a_tiny_suite(tiny_data, tmp_path, capsys):
+def test_bench_end_to_end_on_a_tiny_suite(mixed_data, tmp_path, capsys):
+    """On a dataset unlike the embedded scenes: image sizes vary within every split, none is the model's
+    48x48 input, half are JPEG photos. Every row (PyTorch, PTQ, QAT, ONNX, ExecuTorch, CoreML) completes."""
     from edgemtl.cli import main
 
+    tiny_data = mixed_data
     suite = tmp_path / "tiny.yaml"
     suite.write_text(TINY_SUITE.format(root=tiny_data))
     out = tmp_path / "bench"
@@ -121,8 +124,10 @@ def test_bench_end_to_end_on_a_tiny_suite(tiny_data, tmp_path, capsys):
         assert r["size_mb"] > 0 and r["latency_ms_all_tasks"] > 0 and set(r["latency_ms_per_task"]) == {"saliency", "depth"}
         assert r["delta_m"] is not None, "metrics computed by the runtime on the test split"
     # The fp32 ONNX artifact and the PyTorch model are the same function: same metrics.
+    # (ExecuTorch fp32 against PyTorch on mixed sizes: tests/test_input_scale.py)
     onnx_m, torch_m = rows[("astmt", "fp32", "onnx")]["primary"], rows[("astmt", "fp32", "pytorch")]["primary"]
     assert onnx_m == pytest.approx(torch_m, rel=1e-3, abs=1e-3)
+    assert "whole image resized to 48x48" in res["trained"]["astmt"]["protocol"]
     assert rows[("astmt", "fp16", "coreml")]["status"].startswith("ok (structural")
     unsupported = rows[("astmt", "int8-qat", "coreml")]
     assert unsupported["status"] == "unsupported" and "coreml" in unsupported["error"]

@@ -32,8 +32,21 @@ def ort_dist(web: Path = WEB) -> Path:
     """onnxruntime-web's dist folder, or an error that says how to install it."""
     dist = web / "node_modules" / "onnxruntime-web" / "dist"
     if not (dist / ORT_ENTRY).is_file():
-        raise EdgeMTLError(f"onnxruntime-web is not installed ({dist / ORT_ENTRY} is missing): "
-                           "run npm ci --prefix apps/web")
+        # First use: the package install does not need node; the web demo installs its one npm
+        # dependency (pinned by package-lock.json) when it is first served.
+        import shutil
+        import subprocess
+
+        npm = shutil.which("npm")
+        if npm is None:
+            raise EdgeMTLError("the web demo needs onnxruntime-web from npm, and npm is not installed: install "
+                               "Node.js (e.g. apt-get install nodejs npm, or brew install node), then run "
+                               f"npm ci --prefix {web}")
+        print(f"installing onnxruntime-web (first use): npm ci --prefix {web}", flush=True)
+        done = subprocess.run([npm, "ci", "--prefix", str(web)], capture_output=True, text=True)
+        if done.returncode != 0 or not (dist / ORT_ENTRY).is_file():
+            raise EdgeMTLError(f"npm ci --prefix {web} failed ({(done.stderr or done.stdout).strip()[-300:]}); "
+                               "run it yourself and retry")
     return dist
 
 

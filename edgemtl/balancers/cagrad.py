@@ -60,7 +60,10 @@ class CAGrad(GradientBalancer):
             w = cagrad_dual(gram, self.c)
             gw_norm = np.sqrt(max(w @ gram @ w, 0.0))
             g0_norm = np.sqrt(max(coef @ gram @ coef, 0.0))
-            coef = coef + self.c * g0_norm / (gw_norm + 1e-12) * w
+            # gw = 0 (the dual put its weight on a task whose gradient is zero, e.g. a batch without
+            # its labels): the correction adds nothing to the update, and must not report ~1e12 weights.
+            if gw_norm > 1e-12 * max(g0_norm, 1e-12):
+                coef = coef + self.c * g0_norm / gw_norm * w
         coef = coef / {0: 1.0, 1: 1.0 + self.c ** 2, 2: 1.0 + self.c}[self.rescale]
         combined = (torch.from_numpy(coef).to(grads.device, grads.dtype)[:, None] * grads).sum(0)
         return combined, {t: float(a) for t, a in zip(self.tasks, coef)}

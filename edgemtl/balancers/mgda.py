@@ -2,8 +2,9 @@
 
 The shared parameters get ``Σ_t α_t g_t`` with ``α = argmin_{α ∈ Δ} ||Σ_t α_t ĝ_t||²`` — the min-norm
 point of the convex hull of the (normalised) task gradients ``ĝ_t = g_t / n_t``. As in the authors'
-code and LibMTL, α is found on the normalised gradients and applied to the raw ones. The gradients
-are those of all shared parameters (AMTL's MGDA), not MGDA-UB's shared representation.
+code, α is found on the normalised gradients and applied to the raw ones (LibMTL applies α to the
+normalised gradients instead; with ``normalization='none'`` the two agree). The gradients are those
+of all shared parameters (AMTL's MGDA), not MGDA-UB's shared representation.
 
 ``normalization``: 'none' (n=1), 'l2' (n=||g||), 'loss' (n=L), 'loss+' (n=L·||g||).
 """

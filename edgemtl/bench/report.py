@@ -137,6 +137,9 @@ def markdown(rows: list[dict[str, Any]], suite: Suite, results: dict[str, Any]) 
                  _f(f["latency_ms_all"], ".2f"), *[_f(f[f"{t}.{prim[t]}"], ".4g") for t in suite.tasks],
                  _f(f["delta_m"], "+.2f"), _f(f["acc_mtl"], ".1f")]
         lines.append("| " + " | ".join(cells) + " |")
+    protocols = [t["protocol"] for t in results.get("trained", {}).values() if t.get("protocol")]
+    if protocols:  # every row, PyTorch or runtime, is evaluated under this protocol (docs/metrics.md)
+        lines += ["", f"Evaluation {max(protocols, key=len)}"]
     errors = [f"- {r['model']} {r['format']} {r['precision']}: {r['status']}: {str(r.get('error'))[:400]}"
               for r in rows if r.get("error")]
     if errors:

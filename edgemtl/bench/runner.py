@@ -119,7 +119,7 @@ def export_row(model: str, fmt: dict[str, str], run: Path, quant: dict[str, Any]
     except UnsupportedError as e:
         row.update(status="unsupported", error=str(e))
     except VerificationError as e:
-        row.update(status="parity failed", error=str(e), artifact=str(path))
+        row.update(status="parity failed", error=str(e), artifact=str(path.with_name(f"{path.stem}.failed{path.suffix}")))
     except EdgeMTLError as e:
         row.update(status="export failed", error=str(e))
     except Exception as e:  # noqa: BLE001 (a crash in a converter is a row, not the end of the bench)

@@ -112,7 +112,32 @@ def load_suite(name: str | Path, data_dir: str | None = None, overrides: list[st
     return suite
 
 
+# Nested sections: their keys and the type each value must have (unknown keys are refused, not ignored).
+SECTION_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "latency": {"threads": int, "runs": int, "warmup": int},
+    "quant": {"variants": list, "qat_epochs": int, "calib_batches": int, "lr_scale": (int, float),
+              "task_weights": str, "float_modules": list},
+    "export": {"models": list, "formats": list},
+}
+_POSITIVE = {"latency.threads", "latency.runs", "quant.qat_epochs", "quant.calib_batches"}
+
+
+def _check_sections(s: Suite) -> None:
+    for section, keys in SECTION_KEYS.items():
+        for key, value in getattr(s, section).items():
+            if key not in keys:
+                raise EdgeMTLError(f"{s.path}: unknown key '{section}.{key}'.{did_you_mean(key, keys)} "
+                                   f"Valid keys: {', '.join(keys)}")
+            want = keys[key]
+            if isinstance(value, bool) or not isinstance(value, want):
+                names = "/".join(t.__name__ for t in (want if isinstance(want, tuple) else (want,)))
+                raise EdgeMTLError(f"{s.path}: '{section}.{key}' must be {names}, got {value!r}")
+            if (f"{section}.{key}" in _POSITIVE and value < 1) or (key == "warmup" and value < 0):
+                raise EdgeMTLError(f"{s.path}: '{section}.{key}' must be >= {0 if key == 'warmup' else 1}, got {value}")
+
+
 def _check_references(s: Suite) -> None:
+    _check_sections(s)
     for v in s.quant.get("variants", []):
         if v not in s.variants:
             raise EdgeMTLError(f"{s.path}: quant.variants names '{v}', not a variant.{did_you_mean(v, s.variants)}")

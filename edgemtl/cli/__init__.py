@@ -63,9 +63,28 @@ def build_parser() -> Parser:
     return parser
 
 
+def quiet_third_party() -> None:
+    """Keep the user's terminal for edgemtl's own output: torchao's "Failed to load ..._C_mxfp8" (CUDA
+    kernels absent on CPU wheels), torch's pytree deprecation notes and ExecuTorch/torchao Python
+    warnings say nothing a user can act on. ``--verbose`` or EDGEMTL_VERBOSE=1 shows them."""
+    import logging
+    import warnings
+
+    for name in ("torchao", "torch.utils._pytree", "executorch", "coremltools"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for module in ("executorch", "torchao", "torch", "coremltools", "onnxscript", "timm"):
+        warnings.filterwarnings("ignore", module=module)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import os
+
     parser = build_parser()
+    parser.add_argument("--verbose", action="store_true",
+                        help="show third-party warnings and logs (also EDGEMTL_VERBOSE=1)")
     args, extra = parser.parse_known_args(argv)
+    if not (args.verbose or os.environ.get("EDGEMTL_VERBOSE") == "1"):
+        quiet_third_party()
     if extra:
         # Report unknown flags from the innermost subcommand so the suggestion uses its flags.
         getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
@@ -75,7 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except EdgeMTLError as e:
+        if os.environ.get("EDGEMTL_DEBUG") == "1":  # the chained traceback behind the one-line error
+            raise
         print(f"edgemtl {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # an unwritable or missing path deep in a library: one line naming it
+        if os.environ.get("EDGEMTL_DEBUG") == "1":
+            raise
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"edgemtl {args.command}: error: cannot access{where}: {e.strerror or e} (check the path exists, "
+              "is writable and the disk has space)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

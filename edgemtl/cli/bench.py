@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgemtl.cli._args import positive_int
+
 NAME = "bench"
 HELP = "Δm vs GMAC / params / latency for every model, precision and format of a suite (tables + Pareto plots)"
 
@@ -16,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="output folder (default: bench_<suite>); re-runs reuse finished steps")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="suite override, e.g. model.pretrained=weights.pth or train.epochs=2 (repeatable)")
-    p.add_argument("--threads", type=int, help="runtime threads for latency (default: the suite's, else 2)")
+    p.add_argument("--threads", type=positive_int, help="runtime threads for latency (default: the suite's, else 2)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
 
 
@@ -25,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from edgemtl.bench.report import markdown
 
     suite = load_suite(args.suite, args.data, args.set)
-    if args.threads:
+    if args.threads is not None:
         suite.latency["threads"] = args.threads
     out = Path(args.out or f"bench_{suite.name}")
     results = run_suite(suite, out, progress=not args.quiet)

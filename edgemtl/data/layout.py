@@ -51,16 +51,27 @@ _FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's 0600 would h
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file and a rename: readers see the old file or the new one,
+    never half of one. An unwritable folder or a full disk is an EdgeMTLError naming ``path``, and leaves
+    the previous file as it was."""
+    from edgemtl.errors import EdgeMTLError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             os.fchmod(f.fileno(), _FILE_MODE)
         os.replace(tmp, path)
+    except OSError as e:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise EdgeMTLError(f"cannot write {path}: {e.strerror or e} (check that the folder is writable and the "
+                           "disk has space; nothing was changed)") from None
     except BaseException:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
         raise
 

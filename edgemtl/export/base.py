@@ -172,6 +172,27 @@ def _export_program(graph: Graph) -> Any:
         return torch.export.export(graph.module, graph.example, strict=False)
 
 
+def check_finite(model: nn.Module) -> None:
+    """NaN/inf weights make every parity tolerance NaN: name the tensors instead."""
+    bad = [n for n, t in model.state_dict().items()
+           if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise EdgeMTLError(f"the model holds non-finite (NaN/inf) weights in {', '.join(bad[:5])}{more}: the checkpoint "
+                           "comes from a diverged run; export an earlier checkpoint (e.g. best.pt) or retrain")
+
+
+def remove_stale_stages(out: Path) -> None:
+    """Delete the staging files (``.<stem>.partial-PID``, ``.<stem>.old-PID``) left beside ``out`` by
+    exports whose process died (kill -9, power loss); those of live processes are theirs to finish."""
+    from edgemtl._proc import pid_alive
+
+    for p in out.parent.glob(f".{out.stem}.*-*{out.suffix}"):
+        kind, _, pid = p.name[len(out.stem) + 2:-len(out.suffix) or None].rpartition("-")
+        if kind in ("partial", "old") and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            remove_artifact(p)
+
+
 def remove_artifact(path: Path) -> None:
     if path.is_dir():
         shutil.rmtree(path)
@@ -208,6 +229,7 @@ def run_export(model: nn.Module, target: ExportTarget, out: str | os.PathLike, p
         raise EdgeMTLError(f"--out {out}: target '{target.name}' writes a {target.suffix} file; "
                            f"use e.g. --out {out.with_suffix(target.suffix)}")
     size = tuple(input_size or model.config.image_size)
+    check_finite(model)
     imgs = images if isinstance(images, list) else sample_images(images, size, num_images)
     notes: list[str] = []
 
@@ -235,6 +257,7 @@ def run_export(model: nn.Module, target: ExportTarget, out: str | os.PathLike, p
     # Built, checked and stamped beside the destination, then moved in: a crash in a converter
     # or in verification leaves the previous artifact and its manifest as they were.
     stage = out.parent / f".{out.stem}.partial-{os.getpid()}{out.suffix}"
+    remove_stale_stages(out)
     remove_artifact(stage)
     ctx = ExportContext(stage, precision, scheme, opts, io, model, notes)
     try:
@@ -253,8 +276,15 @@ def run_export(model: nn.Module, target: ExportTarget, out: str | os.PathLike, p
     except BaseException:
         remove_artifact(stage)
         raise
+    if not verification["passed"]:
+        # Never replace a good artifact with one that failed its checks: keep the failure beside it,
+        # under its own name, for inspection (its manifest records verification.passed=false).
+        failed = out.with_name(f"{out.stem}.failed{out.suffix}")
+        remove_artifact(md.manifest_path(failed))
+        install_artifact(stage, failed)
+        md.write_manifest(failed, meta)
+        raise_if_failed(verification, failed, kept=out if out.exists() else None)
     remove_artifact(md.manifest_path(out))  # a stale manifest must never describe a new artifact
     install_artifact(stage, out)
     manifest = md.write_manifest(out, meta)
-    raise_if_failed(verification, out)
     return ExportResult(out, manifest, target.name, precision, scheme, meta, meta["export_seconds"], md.artifact_size(out))

@@ -114,9 +114,19 @@ def artifact_size(path: str | os.PathLike) -> int:
     return p.stat().st_size if p.exists() else 0
 
 
+def manifest_digest(meta: dict[str, Any]) -> str:
+    """sha256 of the manifest's content (canonical JSON, without this digest itself)."""
+    body = {k: v for k, v in meta.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(json.loads(to_json(body)), sort_keys=True).encode()).hexdigest()
+
+
 def write_manifest(artifact: str | os.PathLike, meta: dict[str, Any]) -> Path:
+    """Write ``<artifact>.json``. It is bound both ways: ``artifact_sha256`` to the artifact's bytes,
+    ``manifest_sha256`` to its own content, so an edited task order, input size or decoding is refused
+    by the runtime instead of silently giving wrong predictions."""
     meta = {**meta, "artifact": Path(artifact).name, "artifact_bytes": artifact_size(artifact),
             "artifact_sha256": file_digest(artifact)}
+    meta["manifest_sha256"] = manifest_digest(meta)
     path = manifest_path(artifact)
     atomic_write_bytes(path, (json.dumps(meta, indent=2, default=_jsonable) + "\n").encode())
     return path
@@ -142,6 +152,10 @@ def read_manifest(artifact: str | os.PathLike, embedded: dict[str, Any] | None =
         raise EdgeMTLError(f"{path} has manifest format {meta['format_version']}; this edgemtl reads up to "
                            f"{FORMAT_VERSION}: upgrade edgemtl")
     check_manifest(meta, path)
+    if "manifest_sha256" in meta and meta["manifest_sha256"] != manifest_digest(meta):
+        raise EdgeMTLError(f"{path} was edited after export (its content no longer matches its manifest_sha256): "
+                           "a changed task order, input size or decoding would give wrong predictions; restore "
+                           "the .json that came with the artifact, or re-export")
     return meta
 
 

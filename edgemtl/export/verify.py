@@ -166,10 +166,12 @@ def check_io(found: dict[str, dict[str, Any]], expected: dict[str, Any], where: 
     return problems
 
 
-def raise_if_failed(report: dict[str, Any], artifact: str | os.PathLike) -> None:
+def raise_if_failed(report: dict[str, Any], artifact: str | os.PathLike,
+                    kept: str | os.PathLike | None = None) -> None:
     problems = list(report.get("structure", {}).get("problems", [])) + list(report.get("numeric", {}).get("failures", []))
     if problems:
+        previous = f"; the previous {kept} is left as it was" if kept else ""
         raise VerificationError(
-            f"export verification failed for {artifact} (artifact and manifest kept for inspection; "
-            f"the manifest records verification.passed=false):\n  " + "\n  ".join(problems)
+            f"export verification failed: the new artifact is kept as {artifact} for inspection (its manifest "
+            f"records verification.passed=false){previous}:\n  " + "\n  ".join(problems)
         )

@@ -228,6 +228,10 @@ def encode_task(io: dict[str, Any], task: str | int) -> tuple[str, list[np.ndarr
             raise unknown_choice("task", task, names)
         idx = names.index(task)
     else:
+        # Only whole task ids: int(1.7) or int(True) would silently run another task.
+        if isinstance(task, (bool, np.bool_)) or not isinstance(task, (int, np.integer)):
+            raise EdgeMTLError(f"task must be a task name ({', '.join(names)}) or an integer id 0..{len(names) - 1}, "
+                               f"got {task!r} ({type(task).__name__})")
         idx = int(task)
         if not 0 <= idx < len(names):
             raise EdgeMTLError(f"task id {idx} out of range: this model has tasks 0..{len(names) - 1} ({', '.join(names)})")

@@ -47,6 +47,9 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         from edgemtl.models import ARCHITECTURES, BACKBONES
+        from edgemtl.typed import coerce_fields
+
+        coerce_fields(self, "model")
 
         if self.arch not in ARCHITECTURES:
             raise unknown_choice("architecture (model.arch)", self.arch, ARCHITECTURES.names())

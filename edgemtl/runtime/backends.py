@@ -40,12 +40,42 @@ class OrtBackend:
         return self.session.run(None, dict(zip(self._names, inputs)))
 
 
+class _NativeStderr:
+    """Capture what native code writes to file descriptor 2 (ExecuTorch's cpuinfo probes print eight
+    lines of "Failed to open midr file" on every x86 host the first time XNNPACK starts). ``text``
+    holds it; it is shown again with EDGEMTL_VERBOSE=1 and put into the error when a load fails."""
+
+    def __enter__(self) -> _NativeStderr:
+        import sys
+        import tempfile
+
+        self.text = ""
+        self._verbose = os.environ.get("EDGEMTL_VERBOSE") == "1"
+        if self._verbose:
+            return self
+        sys.stderr.flush()
+        self._tmp = tempfile.TemporaryFile()
+        self._saved = os.dup(2)
+        os.dup2(self._tmp.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._verbose:
+            return
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._tmp.seek(0)
+        self.text = self._tmp.read().decode(errors="replace").strip()
+        self._tmp.close()
+
+
 def set_executorch_threads(threads: int | None) -> None:
     """ExecuTorch's CPU threadpool is process-wide: this affects every loaded program."""
     if threads:
         from executorch.extension.pybindings import portable_lib
 
-        portable_lib._unsafe_reset_threadpool(int(threads))
+        with _NativeStderr():  # it prints "Resetting threadpool to N threads."
+            portable_lib._unsafe_reset_threadpool(int(threads))
 
 
 class EtBackend:
@@ -84,10 +114,12 @@ class EtBackend:
         import torch
 
         if method not in self._loaded:
+            native = _NativeStderr()
             try:
-                self._loaded[method] = self.program.load_method(method)
+                with native:
+                    self._loaded[method] = self.program.load_method(method)
             except Exception as e:  # noqa: BLE001 (each runtime raises its own types)
-                msg = str(e)[:300]
+                msg = (str(e) + (f" [{native.text[-300:]}]" if native.text else ""))[:600]
                 hint = (" (a CoreML-delegated .pte runs on Apple platforms only)" if "CoreML" in msg or "0x:20" in msg
                         else "")
                 raise EdgeMTLError(f"cannot load method '{method}' of the ExecuTorch program{hint}: {msg}") from None

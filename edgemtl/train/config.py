@@ -47,6 +47,9 @@ class TrainConfig:
     deterministic: bool = True
 
     def __post_init__(self) -> None:
+        from edgemtl.typed import coerce_fields
+
+        coerce_fields(self, "train")  # YAML reads 1e-4 as a string; --set train.epochs=two must be refused
         for key, value, choices in (("loop", self.loop, LOOPS), ("optimizer", self.optimizer, OPTIMIZERS),
                                     ("schedule", self.schedule, SCHEDULES)):
             if value not in choices:

@@ -36,11 +36,15 @@ class StepContext:
     last_losses: dict[str, float] = field(default_factory=dict)
 
 
+class NonFiniteLoss(EdgeMTLError):
+    """A NaN/inf loss; the trainer adds which checkpoint (if any) holds the last good state."""
+
+
 def _check(loss: Tensor, task: str, where: str) -> None:
     if not torch.isfinite(loss):
-        raise EdgeMTLError(
+        raise NonFiniteLoss(
             f"non-finite {task} loss ({loss.item()}) at {where}: training stopped. Lower train.lr, enable "
-            f"train.grad_clip, or check the {task} labels; the last good checkpoint is last.pt"
+            f"train.grad_clip, or check the {task} labels"
         )
 
 

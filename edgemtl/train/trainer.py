@@ -29,7 +29,8 @@ from edgemtl.train.config import TrainConfig
 from edgemtl.train.data import dataset_fingerprint, eval_split, make_loader, resolve_data_root
 from edgemtl.train.dist import DistInfo, setup_distributed
 from edgemtl.train.optim import MaskedStep, make_optimizer, make_schedule, param_groups
-from edgemtl.train.steps import SINGLE_TASKING_BALANCERS, StepContext, joint_step, single_tasking_step
+from edgemtl.train.lock import RunLock
+from edgemtl.train.steps import SINGLE_TASKING_BALANCERS, NonFiniteLoss, StepContext, joint_step, single_tasking_step
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -46,8 +47,23 @@ class Trainer:
                  baselines_path: str | None = None, model: torch.nn.Module | None = None) -> None:
         """``model`` replaces the recipe's model (QAT finetunes a fake-quant graph this way)."""
         self.recipe, self.out, self.progress = recipe, Path(out), progress
-        self.cfg = cfg = TrainConfig.from_dict(recipe.train)
+        self.cfg = TrainConfig.from_dict(recipe.train)
         self.dist: DistInfo = setup_distributed()
+        # One writer per run folder, taken before the folder is inspected (two runs with one --out
+        # would overwrite each other's checkpoints); released when fit()/finetune() end.
+        self._lock = RunLock(self.out).acquire() if self.dist.rank == 0 else None
+        try:
+            self._setup(resume, baselines_path, model)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+    def _setup(self, resume: bool, baselines_path: str | None, model: torch.nn.Module | None) -> None:
+        recipe, cfg = self.recipe, self.cfg
         self.baselines_path = baselines_path
         if self.out.exists() and (self.out / "last.pt").exists() and not resume:
             raise EdgeMTLError(f"{self.out} already holds a run: pass --resume to continue it, or choose another --out")
@@ -62,8 +78,8 @@ class Trainer:
         self.root = self.dist.broadcast_path(self.root)
         self.meta = json.loads((self.root / "dataset.json").read_text())
         model_cfg = recipe.model_config(self.meta)
-        if resume:  # the run's own config wins over an edited recipe
-            model_cfg = read_checkpoint(self.out / "last.pt")["model_config"]
+        if resume:  # an edited recipe must not silently diverge from what the run records
+            model_cfg = self._check_resume(read_checkpoint(self.out / "last.pt"), model_cfg, model is not None)
         self.model = (model if model is not None else create_model(model_cfg)).to(self.device)
         self.tasks = build_tasks(self.model.task_names, self.meta)
         self.aux_tasks = build_tasks(list(self.model.config.aux_tasks), self.meta)
@@ -106,6 +122,37 @@ class Trainer:
         self.epoch, self.global_step, self.best_score, self.first_val = 0, 0, -float("inf"), None
         if resume:
             self._load_state(read_checkpoint(self.out / "last.pt"))
+
+    def _check_resume(self, ckpt: dict[str, Any], model_cfg, custom_model: bool):
+        """The run's model and training config must match the recipe; only train.epochs (and settings
+        that do not change results: workers, eval cadence) may change on --resume, and that is said."""
+        diffs: list[str] = []
+        run_model = ckpt["model_config"]
+        if not custom_model:
+            now = model_cfg.to_dict()
+            for k in sorted(set(now) | set(run_model)):
+                if now.get(k) != run_model.get(k):
+                    diffs.append(f"model.{k}: run {run_model.get(k)!r} -> recipe {now.get(k)!r}")
+        run_train = (ckpt.get("extra") or {}).get("train_config") or {}
+        now_train = self.cfg.to_dict()
+        applied = []
+        for k in sorted(set(now_train) & set(run_train)):
+            if now_train[k] == run_train[k]:
+                continue
+            if k in ("epochs", "num_workers", "eval_every"):
+                applied.append(f"train.{k} {run_train[k]!r} -> {now_train[k]!r}")
+            else:
+                diffs.append(f"train.{k}: run {run_train[k]!r} -> recipe {now_train[k]!r}")
+        run_root = (ckpt.get("extra") or {}).get("data_root")
+        if run_root and Path(run_root).resolve() != Path(self.root).resolve():
+            diffs.append(f"data: run {run_root} -> recipe {self.root}")
+        if diffs:
+            raise EdgeMTLError(f"--resume {self.out}: the recipe differs from the run it would continue: "
+                               + "; ".join(diffs) + ". Resume with the run's settings, or start a new run with "
+                               "another --out")
+        if applied and self.progress:
+            print(f"resume: applying {', '.join(applied)}", flush=True)
+        return run_model
 
     # ---------------------------------------------------------------- data
     def _build_data(self) -> None:
@@ -155,10 +202,22 @@ class Trainer:
             return
         save_checkpoint(self.out / name, self.model, self.meta,
                         extra={"train_state": self._state(), "recipe": self.recipe.path,
-                               "train_config": self.cfg.to_dict(), "val": metrics or {}})
+                               "train_config": self.cfg.to_dict(), "val": metrics or {},
+                               "data_root": str(Path(self.root).resolve())})
 
     # ---------------------------------------------------------------- loop
     def fit(self) -> dict[str, Any]:
+        try:
+            return self._fit()
+        except NonFiniteLoss as e:
+            last = self.out / "last.pt"
+            where = (f"the last good checkpoint is {last} (after epoch {self.epoch})" if last.is_file()
+                     else "no checkpoint was written (it diverged in the first epoch)")
+            raise NonFiniteLoss(f"{e}; {where}") from None
+        finally:
+            self.release()
+
+    def _fit(self) -> dict[str, Any]:
         cfg = self.cfg
         if self.dist.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -197,6 +256,12 @@ class Trainer:
 
     def finetune(self) -> list[dict[str, Any]]:
         """Train for ``train.epochs`` without checkpoints or final evaluation (QAT finetuning)."""
+        try:
+            return self._finetune()
+        finally:
+            self.release()
+
+    def _finetune(self) -> list[dict[str, Any]]:
         history = []
         while self.epoch < self.cfg.epochs:
             losses = self._train_epoch()
