@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgemtl.cli._args import positive_int
+
 NAME = "predict"
 HELP = "run an exported .onnx/.pte model on an image for one task and write the visualisation (PNG)"
 
@@ -14,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", required=True, help="task name (see the manifest's 'tasks')")
     p.add_argument("--out", required=True, help="output PNG (the task's colouring, same size as the image)")
     p.add_argument("--raw-out", help="also save the decoded prediction as .npy")
-    p.add_argument("--threads", type=int, help="runtime CPU threads (default: the runtime's choice)")
+    p.add_argument("--threads", type=positive_int, help="runtime CPU threads (default: the runtime's choice)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,6 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from edgemtl.data.layout import atomic_write_bytes, encode_png
     from edgemtl.errors import EdgeMTLError
 
+    from pathlib import Path
+
+    if not Path(args.image).is_file():
+        raise EdgeMTLError(f"--image {args.image}: file not found")
     model = runtime.load(args.model, threads=args.threads)
     bgr = cv2.imread(args.image, cv2.IMREAD_COLOR)
     if bgr is None:

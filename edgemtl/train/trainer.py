@@ -74,7 +74,7 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device(f"cuda:{self.dist.local_rank}")
 
-        self.root = resolve_data_root(recipe.data, progress) if self.dist.rank == 0 else None
+        self.root = resolve_data_root(recipe.data, self.progress) if self.dist.rank == 0 else None
         self.root = self.dist.broadcast_path(self.root)
         self.meta = json.loads((self.root / "dataset.json").read_text())
         model_cfg = recipe.model_config(self.meta)
@@ -131,7 +131,8 @@ class Trainer:
         if not custom_model:
             now = model_cfg.to_dict()
             for k in sorted(set(now) | set(run_model)):
-                if now.get(k) != run_model.get(k):
+                # None = the default the model resolves at build time (mean/std from the backbone)
+                if now.get(k) is not None and now.get(k) != run_model.get(k):
                     diffs.append(f"model.{k}: run {run_model.get(k)!r} -> recipe {now.get(k)!r}")
         run_train = (ckpt.get("extra") or {}).get("train_config") or {}
         now_train = self.cfg.to_dict()
