@@ -11,9 +11,29 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+# Bumped whenever what a training run or an evaluation computes changes (input scale, metrics):
+# bench runs are keyed by it, so results made under another protocol are never reused.
+EVAL_PROTOCOL = "input-scale-1"
+
+import numpy as np
 import torch
 
 from edgemtl.tasks import Task
+
+
+# Metric conventions a result can be computed under (docs/metrics.md, "How peers differ"): edgemtl's
+# own, or those of a peer's evaluation code, so that numbers compare with a paper's.
+PROTOCOLS = {
+    "edgemtl": "edgemtl's definitions",
+    "mtl-pytorch": ("Multi-Task-Learning-PyTorch evaluation/: mIoU over all classes (absent = 0), parts skip "
+                    "background-only images; saliency 15 thresholds in [0.2, 0.9], F1, Δm on max-mIoU; depth "
+                    "pixel-wise with predictions <= 0 -> 1e-9; edges SEISM as its reader calls it (99 thresholds, "
+                    "prob >= t, P = 1 without predictions, odsF = best threshold)"),
+    "astmt": ("ASTMT fblib/evaluation/: mIoU over all classes (absent = 0), parts skip background-only images; "
+              "saliency as MTL-PyTorch; depth per-image RMSE averaged with invalid pixels counted (its order of "
+              "operations) and median log-RMSE; edges SEISM with HED's 101 thresholds and prob > t (its edge "
+              "NMS is not reproduced)"),
+}
 
 
 @dataclass
@@ -25,8 +45,25 @@ class Protocol:
     edge_thresholds: int = 25
     edge_max_dist: float | None = None  # fraction of the diagonal; None -> the dataset's
     input_size: tuple[int, int] | None = None  # what the model sees (H, W); None: the images as stored
+    name: str = "edgemtl"  # metric conventions: a key of PROTOCOLS
+
+    def __post_init__(self) -> None:
+        if self.name not in PROTOCOLS:
+            from edgemtl.errors import unknown_choice
+
+            raise unknown_choice("--protocol", self.name, PROTOCOLS)
+
+    def new_meter(self, task: Task):
+        return task.new_meter(protocol=self.name, image_wise=self.depth_image_wise,
+                              edge_thresholds=self.edge_thresholds)
 
     def describe(self, tasks: dict[str, Task]) -> str:
+        if self.name != "edgemtl":
+            arrows = ", ".join(f"{n}: {t.primary(self.name)}{'↑' if t.higher_is_better else '↓'}"
+                               for n, t in tasks.items())
+            size = (f"; input: whole image resized to {self.input_size[0]}x{self.input_size[1]} as deployed, "
+                    "outputs resized back, metrics at label resolution") if self.input_size else ""
+            return f"protocol {self.name} (split={self.split}{size}; {arrows}): {PROTOCOLS[self.name]}"
         parts = [f"split={self.split}"]
         if self.input_size is not None:
             h, w = self.input_size
@@ -50,10 +87,18 @@ class Protocol:
 
 @torch.no_grad()
 def evaluate(model, loader, tasks: dict[str, Task], protocol: Protocol | None = None,
-             device: str | torch.device = "cpu", progress: bool = False) -> dict[str, dict[str, float]]:
+             device: str | torch.device = "cpu", progress: bool = False,
+             image_states: dict | None = None) -> dict[str, dict[str, float]]:
+    """Metrics of ``model`` over ``loader``. ``image_states``, a dict, receives each task's per-image
+    additive meter states [N, K] (and ``"_ids"``, the image ids in order) for the paired bootstrap
+    (:mod:`edgemtl.metrics.bootstrap`); the dataset metrics are then the merge of the per-image meters,
+    identical to a single pass."""
     protocol = protocol or Protocol()
-    meters = {n: t.new_meter(image_wise=protocol.depth_image_wise, edge_thresholds=protocol.edge_thresholds)
-              for n, t in tasks.items()}
+
+    new_meter = protocol.new_meter
+    meters = {n: new_meter(t) for n, t in tasks.items()}
+    per_image: dict[str, list] | None = {n: [] for n in tasks} if image_states is not None else None
+    ids: list[str] = []
     model.eval().to(device)
     names = list(tasks)
     it = loader
@@ -63,28 +108,49 @@ def evaluate(model, loader, tasks: dict[str, Task], protocol: Protocol | None = 
         it = tqdm(loader, desc="eval", unit="batch", leave=False)
     for batch in it:
         outs = model.forward_tasks(batch["image"].to(device), names)
+        ids.extend(batch.get("id", []))
         for n in names:
-            update_at_label_resolution(tasks[n], meters[n], outs[n].float().cpu(), batch[n])
+            out = outs[n].float().cpu()
+            if per_image is None:
+                update_at_label_resolution(tasks[n], meters[n], out, batch[n])
+                continue
+            for o, t in at_label_resolution(out, batch[n]):
+                m = new_meter(tasks[n])
+                tasks[n].update_meter(m, o, t[None])
+                per_image[n].append(m)
+    if per_image is not None:
+        from edgemtl.metrics.bootstrap import state_vector
+
+        for n, ms in per_image.items():
+            states = [state_vector(m) for m in ms]  # (drains any parallel work first)
+            for m in ms:
+                meters[n].merge(m)
+            image_states[n] = np.stack(states) if states else np.zeros((0, 0))
+        image_states["_ids"] = list(ids)
     return {n: m.compute() for n, m in meters.items()}
 
 
-def update_at_label_resolution(task: Task, meter, out: torch.Tensor, target: torch.Tensor | list) -> None:
-    """Feed a batch to ``meter``; outputs whose size differs from their label's are first resized to it
-    with the runtime's own post-processing (so PyTorch and artifact evaluation match)."""
-    import numpy as np
-
+def at_label_resolution(out: torch.Tensor, target: torch.Tensor | list):
+    """Yield (output [1,C,h,w], target) per image, the output resized to its label's size with the
+    runtime's own post-processing (so PyTorch and artifact evaluation match)."""
     from edgemtl.runtime.processing import resize_output
 
-    targets = target if isinstance(target, list) else None
-    if targets is None and tuple(out.shape[-2:]) == tuple(target.shape[-2:]):
-        task.update_meter(meter, out, target)
-        return
-    for i, t in enumerate(targets if targets is not None else target):
+    for i, t in enumerate(target):
         o = out[i:i + 1]
         if tuple(o.shape[-2:]) != tuple(t.shape[-2:]):
             o = torch.from_numpy(resize_output(np.ascontiguousarray(o.numpy()), tuple(t.shape[-2:])))
+        yield o, t
+
+
+def update_at_label_resolution(task: Task, meter, out: torch.Tensor, target: torch.Tensor | list) -> None:
+    """Feed a batch to ``meter``, outputs resized to their labels' sizes where they differ."""
+    if not isinstance(target, list) and tuple(out.shape[-2:]) == tuple(target.shape[-2:]):
+        task.update_meter(meter, out, target)
+        return
+    for o, t in at_label_resolution(out, target):
         task.update_meter(meter, o, t[None])
 
 
-def primary_metrics(results: dict[str, dict[str, float]], tasks: dict[str, Task]) -> dict[str, float]:
-    return {n: results[n][tasks[n].primary_metric] for n in tasks}
+def primary_metrics(results: dict[str, dict[str, float]], tasks: dict[str, Task],
+                    protocol: str = "edgemtl") -> dict[str, float]:
+    return {n: results[n][tasks[n].primary(protocol)] for n in tasks}

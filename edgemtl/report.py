@@ -25,7 +25,8 @@ def format_results(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def baseline_delta(results: dict[str, dict[str, float]], tasks: dict, baselines_path: str) -> dict[str, Any]:
+def baseline_delta(results: dict[str, dict[str, float]], tasks: dict, baselines_path: str,
+                   protocol: str = "edgemtl") -> dict[str, Any]:
     from edgemtl.metrics import delta_m, per_task_delta
 
     try:
@@ -34,7 +35,7 @@ def baseline_delta(results: dict[str, dict[str, float]], tasks: dict, baselines_
         raise EdgeMTLError(f"--baselines: cannot read {baselines_path}: {e}") from None
     mtl, stl, hib = {}, {}, {}
     for n, t in tasks.items():
-        key = t.primary_metric
+        key = t.primary(protocol)
         if n not in base or key not in base[n]:
             raise EdgeMTLError(f"--baselines {baselines_path} has no {n}.{key} (the metric Δm uses for {n})")
         mtl[n], stl[n], hib[n] = results[n][key], float(base[n][key]), t.higher_is_better

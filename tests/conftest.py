@@ -9,6 +9,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     import tempfile
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("EDGEMTL_EVAL_WORKERS", "1")  # one core per xdist worker (the parallel path has its own test)
     os.environ.setdefault("EDGEMTL_CACHE", tempfile.mkdtemp(prefix=f"edgemtl-cache-{os.environ['PYTEST_XDIST_WORKER']}-"))
     import torch
 

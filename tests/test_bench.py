@@ -94,6 +94,7 @@ export:
     - {{target: coreml, precision: fp16}}
     - {{target: coreml, precision: int8-qat}}
 latency: {{threads: 1, runs: 3, warmup: 1}}
+seeds: 2
 """
 
 
@@ -124,9 +125,22 @@ def test_bench_end_to_end_on_a_tiny_suite(mixed_data, tmp_path, capsys):
         assert r["size_mb"] > 0 and r["latency_ms_all_tasks"] > 0 and set(r["latency_ms_per_task"]) == {"saliency", "depth"}
         assert r["delta_m"] is not None, "metrics computed by the runtime on the test split"
     # The fp32 ONNX artifact and the PyTorch model are the same function: same metrics.
+    # Paired bootstrap intervals of Δm (vs single-task, vs hard sharing) from the runs' per-image states.
+    astmt_row = rows[("astmt", "fp32", "pytorch")]
+    ci = astmt_row["delta_m_ci"]
+    assert ci["ci_low"] <= ci["ci_high"] and ci["n_resamples"] == 1000 and isinstance(ci["significant"], bool)
+    assert astmt_row["delta_m_vs_hs_ci"]["reference"] == "hard_sharing"
+    assert res["bootstrap"]["status"] == "ok" and res["bootstrap"]["n_images"] == 6
+    # Two training seeds: fp32 PyTorch metrics are seed means, with their spread and per-seed Δm.
+    assert astmt_row["seeds"] == [0, 1] and res["bootstrap"]["training_seeds"] == [0, 1]
+    runs = res["trained_seeds"]["astmt"]
+    mean = sum(r["metrics"]["depth"]["rmse"] for r in runs) / 2
+    assert astmt_row["metrics"]["depth"]["rmse"] == pytest.approx(mean)
+    assert astmt_row["metrics_std"]["depth"]["rmse"] >= 0 and astmt_row["delta_m_seeds"]["n"] == 2
     # (ExecuTorch fp32 against PyTorch on mixed sizes: tests/test_input_scale.py)
-    onnx_m, torch_m = rows[("astmt", "fp32", "onnx")]["primary"], rows[("astmt", "fp32", "pytorch")]["primary"]
-    assert onnx_m == pytest.approx(torch_m, rel=1e-3, abs=1e-3)
+    # (The artifact is the first seed's model; the PyTorch row is the mean over seeds.)
+    first = res["trained"]["astmt"]["primary"]
+    assert rows[("astmt", "fp32", "onnx")]["primary"] == pytest.approx(first, rel=1e-3, abs=1e-3)
     assert "whole image resized to 48x48" in res["trained"]["astmt"]["protocol"]
     assert rows[("astmt", "fp16", "coreml")]["status"].startswith("ok (structural")
     unsupported = rows[("astmt", "int8-qat", "coreml")]
@@ -134,7 +148,7 @@ def test_bench_end_to_end_on_a_tiny_suite(mixed_data, tmp_path, capsys):
     flat = list(csv.DictReader(open(out / "results.csv")))
     assert len(flat) == len(res["rows"]) and "saliency.maxF" in flat[0] and "delta_m" in flat[0]
     md = (out / "results.md").read_text()
-    assert "Δm" in md and "unsupported" in md and res["environment"]["cores"]
+    assert "Δm" in md and "unsupported" in md and res["environment"]["cores"] and "95 % paired bootstrap" in md
     for png in ("pareto_gmac.png", "pareto_params.png", "pareto_latency.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert "| astmt | int8-ptq | executorch | ok |" in printed

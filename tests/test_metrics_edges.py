@@ -211,3 +211,57 @@ def test_errors() -> None:
         EdgeMeter().compute()
     with pytest.raises(EdgeMTLError, match="max_dist"):
         EdgeMeter(max_dist=0.011).merge(EdgeMeter())
+
+
+def _reference_counts(prob: np.ndarray, gt: np.ndarray, max_dist: float, thresholds: np.ndarray) -> np.ndarray:
+    """The benchmark written plainly: skimage's thin on every threshold, every pixel in the matching."""
+    radius = max_dist * float(np.hypot(*gt.shape))
+    gt_pts = np.argwhere(gt == 1)
+    out = np.zeros((thresholds.size, 4), dtype=np.int64)
+    out[:, 1] = len(gt_pts)
+    for k, t in enumerate(thresholds):
+        b = prob > t
+        if b.any():
+            pred_pts = np.argwhere(thin(b) & (gt != 255))
+            m = match_count(pred_pts, gt_pts, radius)
+            out[k] = (m, len(gt_pts), m, len(pred_pts))
+    return out
+
+
+def test_fast_thin_is_skimage_thin_bit_for_bit() -> None:
+    import cv2
+
+    from edgemtl.metrics.edges import fast_thin
+
+    rng = np.random.default_rng(7)
+    for i in range(300):
+        h, w = rng.integers(1, 70, 2)
+        b = rng.random((h, w)) < rng.random()
+        if i % 3 == 0:  # thick blobs: many dense iterations, then sparse ones
+            b = cv2.dilate(b.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        assert np.array_equal(fast_thin(b), thin(b)), i
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_pruned_parallel_counts_equal_the_plain_benchmark(workers) -> None:
+    """Distance-transform pruning, fast thinning and worker processes leave every count unchanged."""
+    import cv2
+
+    from edgemtl.data.synth import render_scene
+
+    rng = np.random.default_rng(3)
+    th = make_thresholds(9)
+    meter = EdgeMeter(max_dist=0.011, thresholds=th, workers=workers)
+    total = np.zeros((th.size, 4), dtype=np.int64)
+    for s in range(4):
+        gt = render_scene(s, (64, 80), "pascal")["edges"].astype(np.uint8)
+        if s % 2:
+            gt[:10] = 255
+        blur = cv2.GaussianBlur((gt == 1).astype(np.float32), (0, 0), 1.5)
+        prob = np.clip(blur * 2 + rng.random(gt.shape).astype(np.float32) * 0.3 * (s + 1), 0, 0.999)
+        ref = _reference_counts(prob, gt, 0.011, th)
+        assert np.array_equal(image_counts(prob, gt, 0.011, th), ref), s
+        total += ref
+        meter.update(prob, gt)
+    meter.compute()
+    assert np.array_equal(meter.total, total) and meter.n_images == 4

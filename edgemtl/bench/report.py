@@ -48,10 +48,60 @@ def _scores(row: dict[str, Any], tasks, stl_metrics: dict[str, dict[str, float]]
     row["acc_mtl"] = acc_mtl(kpi, kpi_stl) if all(v > 0 for v in kpi_stl.values()) else None
 
 
+def seed_runs(results: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The finished training runs of ``name``, one per seed (first seed first)."""
+    runs = (results.get("trained_seeds") or {}).get(name) or [results["trained"][name]]
+    return [r for r in runs if r.get("metrics")]
+
+
+def _mean_std(runs: list[dict[str, Any]]) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Per task and metric: mean and sample standard deviation over seeds (std 0 for one seed)."""
+    import numpy as np
+
+    mean: dict[str, dict[str, float]] = {}
+    std: dict[str, dict[str, float]] = {}
+    for t, keys in runs[0]["metrics"].items():
+        for k in keys:
+            vals = np.array([r["metrics"][t][k] for r in runs], dtype=np.float64)
+            mean.setdefault(t, {})[k] = float(vals.mean())
+            std.setdefault(t, {})[k] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+    return mean, std
+
+
+def _seed_spread(row: dict[str, Any], runs: list[dict[str, Any]], stl_by_seed: dict[int, dict[str, Any]],
+                 tasks) -> None:
+    """Δm of each seed against the single-task models of the same seed: its mean ± std."""
+    import numpy as np
+
+    from edgemtl.metrics import delta_m
+
+    names = [t for t in tasks if t in runs[0]["metrics"]]
+    hib = {t: tasks[t].higher_is_better for t in names}
+    per_seed = []
+    for r in runs:
+        base = stl_by_seed.get(r.get("seed"))
+        if base is None or any(t not in base for t in names):
+            continue
+        try:
+            per_seed.append(delta_m({t: r["metrics"][t][tasks[t].primary_metric] for t in names},
+                                    {t: base[t][tasks[t].primary_metric] for t in names}, hib))
+        except EdgeMTLError:
+            continue
+    if len(per_seed) > 1:
+        row["delta_m_seeds"] = {"mean": float(np.mean(per_seed)), "std": float(np.std(per_seed, ddof=1)),
+                                "n": len(per_seed)}
+
+
 def build_rows(suite: Suite, results: dict[str, Any]) -> list[dict[str, Any]]:
     tasks = _tasks(results, suite.tasks)
     trained, counts = results["trained"], results["counts"]
-    stl_metrics = {t: trained[f"single_task_{t}"]["metrics"][t] for t in suite.tasks}
+    # Every fp32 PyTorch number is the mean over the suite's seeds (std beside it).
+    st_runs = {t: seed_runs(results, f"single_task_{t}") for t in suite.tasks}
+    stl_metrics = {t: _mean_std(st_runs[t])[0][t] for t in suite.tasks}
+    stl_by_seed: dict[int, dict[str, Any]] = {}
+    for t, runs in st_runs.items():
+        for r in runs:
+            stl_by_seed.setdefault(r.get("seed"), {})[t] = r["metrics"][t]
     rows: list[dict[str, Any]] = []
 
     def base(name: str) -> dict[str, Any]:
@@ -72,8 +122,14 @@ def build_rows(suite: Suite, results: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append({"model": name, "arch": _arch(suite, name), "precision": "fp32", "format": "pytorch",
                          "status": "train failed", "error": results["train_failed"][name], "params": None})
             continue
-        rows.append({**base(name), "precision": "fp32", "format": "pytorch", "status": "ok",
-                     "metrics": trained[name]["metrics"], "run": trained[name].get("run")})
+        runs = seed_runs(results, name)
+        mean, std = _mean_std(runs)
+        row = {**base(name), "precision": "fp32", "format": "pytorch", "status": "ok", "metrics": mean,
+               "run": trained[name].get("run"), "seeds": [r.get("seed") for r in runs]}
+        if len(runs) > 1:
+            row["metrics_std"] = std
+            _seed_spread(row, runs, stl_by_seed, tasks)
+        rows.append(row)
     for name, q in results["quant"].items():
         for key in ("ptq", "qat"):
             if key in q.get("metrics", {}):
@@ -90,7 +146,70 @@ def build_rows(suite: Suite, results: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(row)
     for row in rows:
         _scores(row, tasks, stl_metrics)
+    results["bootstrap"] = _bootstrap(suite, results, tasks, rows)
     return rows
+
+
+def reference_hard_sharing(suite: Suite) -> str | None:
+    """The hard-sharing model other designs are compared with: the first hard_sharing variant."""
+    return next((n for n, v in suite.variants.items() if v.get("model", {}).get("arch") == "hard_sharing"), None)
+
+
+def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """95 % paired-bootstrap intervals of Δm (vs the single-task models, and vs hard sharing) for every
+    fp32 PyTorch row, from the per-image states each run saved (docs/metrics.md, "Confidence intervals")."""
+    import numpy as np
+
+    from edgemtl.metrics import delta_m
+    from edgemtl.metrics.bootstrap import N_RESAMPLES, SEED, delta_m_samples, resample_weights, resampled_metric, summarize
+    from edgemtl.train.trainer import load_image_states
+
+    trained = results["trained"]
+    states: dict[str, list[dict[str, Any]]] = {}  # per model: one state set per seed
+    for name in trained:
+        paths = [Path(r["run"]) / "test_states.npz" for r in seed_runs(results, name) if r.get("run")]
+        if paths and all(p.is_file() for p in paths):
+            states[name] = [load_image_states(p) for p in paths]
+    st = {t: f"single_task_{t}" for t in suite.tasks}
+    if not all(n in states for n in st.values()):
+        return {"status": "skipped: runs without per-image states (trained by an older edgemtl)"}
+    ids = states[st[suite.tasks[0]]][0]["_ids"]
+    if any(s["_ids"] != ids for runs in states.values() for s in runs):
+        return {"status": "skipped: the runs were tested on different images"}
+    weights = resample_weights(len(ids))
+    edge_thresholds = int(suite.train.get("edge_thresholds", 15))
+    templates = {t: tasks[t].new_meter(image_wise=False, edge_thresholds=edge_thresholds) for t in suite.tasks}
+    hib = {t: tasks[t].higher_is_better for t in suite.tasks}
+    samples: dict[str, dict[str, np.ndarray]] = {}
+
+    def metric_samples(name: str, names: list[str]) -> dict[str, np.ndarray]:
+        """Per resample, the metric averaged over the model's seeds (the same resample for every seed)."""
+        got = samples.setdefault(name, {})
+        for t in names:
+            if t not in got:
+                got[t] = np.mean([resampled_metric(templates[t], run[t], tasks[t].primary_metric, weights)
+                                  for run in states[name]], axis=0)
+        return {t: got[t] for t in names}
+
+    base = {t: metric_samples(n, [t])[t] for t, n in st.items()}
+    hs = reference_hard_sharing(suite)
+    for row in rows:
+        name = row["model"]
+        if row.get("format") != "pytorch" or row.get("precision") != "fp32" or name not in states:
+            continue
+        names = [t for t in suite.tasks if t in states[name][0]]
+        if name in st.values() or row.get("delta_m") is None or names != list(suite.tasks):
+            continue
+        mine = metric_samples(name, names)
+        row["delta_m_ci"] = summarize(delta_m_samples(mine, base, hib), row["delta_m"])
+        if hs and name != hs and hs in states and trained.get(hs, {}).get("metrics"):
+            ref = metric_samples(hs, names)
+            hs_mean = _mean_std(seed_runs(results, hs))[0]
+            point = delta_m({t: row["primary"][t] for t in names},
+                            {t: hs_mean[t][tasks[t].primary_metric] for t in names}, hib)
+            row["delta_m_vs_hs_ci"] = {**summarize(delta_m_samples(mine, ref, hib), point), "reference": hs}
+    return {"status": "ok", "n_images": len(ids), "n_resamples": N_RESAMPLES, "seed": SEED, "level": 0.95,
+            "hard_sharing_reference": hs, "training_seeds": list(suite.seeds)}
 
 
 def _arch(suite: Suite, name: str) -> str:
@@ -117,6 +236,11 @@ def flat(row: dict[str, Any], tasks: list[str], primary_names: dict[str, str]) -
            "gmac_task": _mean(row.get("gmac_per_task")), "gmac_all": row.get("gmac_all_tasks"),
            "latency_ms_task": _mean(row.get("latency_ms_per_task")), "latency_ms_all": row.get("latency_ms_all_tasks"),
            "delta_m": row.get("delta_m"), "acc_mtl": row.get("acc_mtl")}
+    for key, prefix in (("delta_m_ci", "delta_m"), ("delta_m_vs_hs_ci", "delta_m_vs_hs")):
+        ci = row.get(key) or {}
+        if key == "delta_m_vs_hs_ci":
+            out[prefix] = ci.get("value")
+        out[f"{prefix}_ci_low"], out[f"{prefix}_ci_high"] = ci.get("ci_low"), ci.get("ci_high")
     for t in tasks:
         out[f"{t}.{primary_names[t]}"] = (row.get("primary") or {}).get(t)
     out["error"] = (row.get("error") or "").replace("\n", " ")[:300] or None
@@ -128,23 +252,55 @@ def markdown(rows: list[dict[str, Any]], suite: Suite, results: dict[str, Any]) 
     prim = {t: tasks[t].primary_metric for t in suite.tasks}
     arrows = {t: "↑" if tasks[t].higher_is_better else "↓" for t in suite.tasks}
     head = ["model", "precision", "format", "status", "MB", "params M", "GMAC/task", "GMAC all", "ms/task", "ms all",
-            *[f"{t} {prim[t]} {arrows[t]}" for t in suite.tasks], "Δm % ↑", "Acc_MTL"]
+            *[f"{t} {prim[t]} {arrows[t]}" for t in suite.tasks], "Δm % ↑", "Δm 95% CI", "vs hard sharing", "Acc_MTL"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         f = flat(r, suite.tasks, prim)
         cells = [f["model"], f["precision"], f["format"], f["status"], _f(f["size_mb"], ".2f"), _f(f["params_m"], ".3f"),
                  _f(f["gmac_task"], ".4f"), _f(f["gmac_all"], ".4f"), _f(f["latency_ms_task"], ".2f"),
-                 _f(f["latency_ms_all"], ".2f"), *[_f(f[f"{t}.{prim[t]}"], ".4g") for t in suite.tasks],
-                 _f(f["delta_m"], "+.2f"), _f(f["acc_mtl"], ".1f")]
+                 _f(f["latency_ms_all"], ".2f"),
+                 *[_f(f[f"{t}.{prim[t]}"], ".4g") + _pm((r.get("metrics_std") or {}).get(t, {}).get(prim[t]), ".2g")
+                   for t in suite.tasks],
+                 _f(f["delta_m"], "+.2f") + _pm((r.get("delta_m_seeds") or {}).get("std"), ".2f"),
+                 _ci(r.get("delta_m_ci")), _ci(r.get("delta_m_vs_hs_ci"), True),
+                 _f(f["acc_mtl"], ".1f")]
         lines.append("| " + " | ".join(cells) + " |")
     protocols = [t["protocol"] for t in results.get("trained", {}).values() if t.get("protocol")]
     if protocols:  # every row, PyTorch or runtime, is evaluated under this protocol (docs/metrics.md)
         lines += ["", f"Evaluation {max(protocols, key=len)}"]
+    boot = results.get("bootstrap") or {}
+    if boot.get("status") == "ok":
+        lines.append(f"Δm intervals: 95 % paired bootstrap over the {boot['n_images']} test images "
+                     f"({boot['n_resamples']} resamples, seed {boot['seed']}; pooled metrics recomputed exactly per "
+                     f"resample); bold = the interval excludes 0. 'vs hard sharing': Δm against "
+                     f"{boot.get('hard_sharing_reference')} instead of the single-task models.")
+        seeds = boot.get("training_seeds") or []
+        if len(seeds) > 1:
+            lines.append(f"Training seeds {seeds}: PyTorch fp32 metrics are means ± std over seeds, Δm ± the std of "
+                         "per-seed Δm (each seed against the single-task models of the same seed); intervals are "
+                         "of the seed-mean Δm over test-image resamples.")
+    elif boot:
+        lines.append(f"Δm intervals: {boot['status']}")
     errors = [f"- {r['model']} {r['format']} {r['precision']}: {r['status']}: {str(r.get('error'))[:400]}"
               for r in rows if r.get("error")]
     if errors:
         lines += ["", "Rows that did not export:", *errors]
     return "\n".join(lines) + "\n"
+
+
+def _pm(std: float | None, fmt: str) -> str:
+    """`` ± std`` over seeds (nothing for one seed)."""
+    return f" ± {std:{fmt}}" if std else ""
+
+
+def _ci(ci: dict[str, Any] | None, with_value: bool = False) -> str:
+    """``[lo, hi]``, bold when the interval excludes 0 (a difference the test set supports)."""
+    if not ci:
+        return ""
+    text = f"[{ci['ci_low']:+.2f}, {ci['ci_high']:+.2f}]"
+    if with_value:
+        text = f"{ci['value']:+.2f} {text}"
+    return f"**{text}**" if ci["significant"] else text
 
 
 def write_csv(rows: list[dict[str, Any]], suite: Suite, results: dict[str, Any], path: Path) -> None:

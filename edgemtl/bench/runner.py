@@ -25,8 +25,10 @@ QUANT_KEYS = ("qat_epochs", "calib_batches", "lr_scale", "task_weights", "float_
 
 
 def recipe_hash(recipe) -> str:
+    from edgemtl.evaluate import EVAL_PROTOCOL
+
     blob = json.dumps({"model": recipe.model, "tasks": recipe.tasks, "data": recipe.data, "train": recipe.train,
-                       "edgemtl": __version__}, sort_keys=True, default=str)
+                       "edgemtl": __version__, "protocol": EVAL_PROTOCOL}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
@@ -45,11 +47,12 @@ def amtl_potentials(suite: Suite, trained: dict[str, dict[str, Any]], root: Path
 
 
 def train_model(suite: Suite, name: str, out: Path, progress: bool,
-                trained: dict[str, dict[str, Any]] | None = None, root: Path | None = None) -> dict[str, Any]:
-    """Train one model of the suite (or reuse the finished run with the same recipe hash)."""
+                trained: dict[str, dict[str, Any]] | None = None, root: Path | None = None,
+                seed: int | None = None) -> dict[str, Any]:
+    """Train one model of the suite at ``seed`` (or reuse the finished run with the same recipe hash)."""
     from edgemtl.train.trainer import Trainer
 
-    recipe = suite.recipe(name)
+    recipe = suite.recipe(name, seed)
     params = recipe.train.get("balancer_params") or {}
     if recipe.train.get("balancer") == "amtl" and "potentials" not in params and trained is not None and root:
         # Part of the recipe hash: new baselines retrain the AMTL model.
@@ -58,10 +61,10 @@ def train_model(suite: Suite, name: str, out: Path, progress: bool,
     if (run / "summary.json").is_file():
         summary = json.loads((run / "summary.json").read_text())
         summary["reused"] = True
-        return summary
+        return {**summary, "seed": recipe.train["seed"]}
     resume = (run / "last.pt").is_file()  # an interrupted run continues exactly where it stopped
     trainer = Trainer(recipe, run, resume=resume, progress=progress, baselines_path=str(out / "baselines.json"))
-    return trainer.fit()
+    return {**trainer.fit(), "seed": recipe.train["seed"]}
 
 
 def quantize_model(suite: Suite, name: str, checkpoint: str, out: Path, progress: bool) -> dict[str, Any]:
@@ -171,6 +174,17 @@ def run_suite(suite: Suite, out: Path, progress: bool = True, clock: StageClock 
                 print(f"    train {name} failed: {e}", flush=True)
     if any(f"single_task_{t}" in failed for t in suite.tasks):
         raise EdgeMTLError(f"single-task baselines failed, Δm is undefined: {failed}")
+    # More seeds: the same models trained again (runs keyed by recipe hash, so they are reused too);
+    # quantization, export and latency use the first seed's model.
+    trained_seeds: dict[str, list[dict[str, Any]]] = {n: [s] for n, s in trained.items()}
+    for seed in suite.seeds[1:]:
+        for name in list(trained):
+            with clock.stage(f"train {name} seed {seed}", f"train {name} (seed {seed})"):
+                try:
+                    trained_seeds[name].append(train_model(suite, name, out, progress, trained, root, seed))
+                except EdgeMTLError as e:
+                    failed[f"{name} (seed {seed})"] = str(e)
+                    print(f"    train {name} seed {seed} failed: {e}", flush=True)
     counts = {}
     for name in trained:
         model, _ = load_checkpoint(Path(trained[name]["run"]) / "best.pt")
@@ -206,7 +220,8 @@ def run_suite(suite: Suite, out: Path, progress: bool = True, clock: StageClock 
                 elif row["status"] == "ok":
                     row["status"] = "ok (structural; runs on Apple only)"
                 exported.append(row)
-    results = {"suite": suite.to_dict(), "data_root": str(root), "trained": trained, "train_failed": failed,
+    results = {"suite": suite.to_dict(), "data_root": str(root), "trained": trained, "trained_seeds": trained_seeds,
+               "train_failed": failed,
                "counts": counts,
                "quant": quant, "quant_failed": quant_failed, "exported": exported, "latency_settings": lat, "stages": clock.records}
     results["rows"] = build_rows(suite, results)

@@ -15,6 +15,7 @@
         - {target: onnx, precision: fp32}
         - {target: executorch, precision: int8-qat}
     latency: {threads: 2, runs: 10, warmup: 3}
+    seeds: 3                        # every model trained with seeds train.seed, +1, +2 (or a list)
 
 Precisions: ``fp32`` (coreml: fp32 or ``fp16``), ``int8-ptq`` / ``int8-qat`` (the PT2E programs of
 ``quant``), ``int8-ort`` (ONNX Runtime's own quantizer on the fp32 model; onnx only).
@@ -31,7 +32,7 @@ from edgemtl.errors import EdgeMTLError, did_you_mean
 from edgemtl.named import read_named_yaml
 
 SUITE_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
-KEYS = ("description", "data", "tasks", "model", "train", "variants", "quant", "export", "latency")
+KEYS = ("description", "data", "tasks", "model", "train", "variants", "quant", "export", "latency", "seeds")
 PRECISIONS = ("fp32", "fp16", "int8-ptq", "int8-qat", "int8-ort")
 
 
@@ -48,15 +49,18 @@ class Suite:
     quant: dict[str, Any] = field(default_factory=dict)
     export: dict[str, Any] = field(default_factory=dict)
     latency: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=lambda: [0])
 
     def model_names(self) -> list[str]:
         return [f"single_task_{t}" for t in self.tasks] + list(self.variants)
 
-    def recipe(self, name: str):
-        """The Recipe of one model of the suite (``single_task_<task>`` or a variant)."""
+    def recipe(self, name: str, seed: int | None = None):
+        """The Recipe of one model of the suite (``single_task_<task>`` or a variant), at ``seed``
+        (default: the suite's first seed)."""
         from edgemtl.recipes import Recipe
 
         model, train = copy.deepcopy(self.model), copy.deepcopy(self.train)
+        train["seed"] = self.seeds[0] if seed is None else int(seed)
         tasks = list(self.tasks)
         if name.startswith("single_task_") and name not in self.variants:
             tasks = [name[len("single_task_"):]]
@@ -67,6 +71,18 @@ class Suite:
             model.update(spec.get("model", {}))
             train.update(spec.get("train", {}))
         return Recipe(f"{self.path}#{name}", f"{self.name}: {name}", model, tasks, [], copy.deepcopy(self.data), train)
+
+    def set_seeds(self, value: Any, where: str = "seeds") -> None:
+        """``N`` (seeds train.seed .. train.seed + N - 1) or a list of seeds."""
+        base = int(self.train.get("seed", 0) or 0)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            self.seeds = [base + i for i in range(value)]
+        elif (isinstance(value, list) and value and len(set(value)) == len(value)
+              and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):
+            self.seeds = list(value)
+        else:
+            raise EdgeMTLError(f"{self.path}: '{where}' must be a count >= 1 or a list of distinct seeds >= 0 "
+                               f"(got {value!r})")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("name", "path", *KEYS)}
@@ -108,6 +124,7 @@ def load_suite(name: str | Path, data_dir: str | None = None, overrides: list[st
                   dict(raw.get("model") or {}), dict(raw.get("train") or {}),
                   {k: dict(v or {}) for k, v in variants.items()}, dict(raw.get("quant") or {}),
                   dict(raw.get("export") or {}), dict(raw.get("latency") or {}))
+    suite.set_seeds(raw.get("seeds", 1))
     _check_references(suite)
     return suite
 

@@ -19,6 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="suite override, e.g. model.pretrained=weights.pth or train.epochs=2 (repeatable)")
     p.add_argument("--threads", type=positive_int, help="runtime threads for latency (default: the suite's, else 2)")
+    p.add_argument("--seeds", type=positive_int, help="train every model with N seeds (train.seed, +1, ...); tables "
+                   "show mean ± std over seeds (default: the suite's seeds, else 1)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
 
 
@@ -27,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from edgemtl.bench.report import markdown
 
     suite = load_suite(args.suite, args.data, args.set)
+    if args.seeds is not None:
+        suite.set_seeds(args.seeds, "--seeds")
     if args.threads is not None:
         suite.latency["threads"] = args.threads
     out = Path(args.out or f"bench_{suite.name}")

@@ -21,6 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--edge-max-dist", type=float, help="edge match tolerance as a fraction of the diagonal (default: dataset's)")
     p.add_argument("--baselines", help="JSON {task: {metric: value}} of single-task results for Δm")
     p.add_argument("--derive-edges", action="store_true", help="derive edge labels from semseg boundaries")
+    p.add_argument("--protocol", default="edgemtl",
+                   help="metric conventions: edgemtl (default), mtl-pytorch or astmt (the peers' evaluation code; "
+                        "docs/metrics.md)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +37,12 @@ def run(args: argparse.Namespace) -> int:
     from edgemtl.errors import EdgeMTLError
     from edgemtl.train.data import make_loader
 
+    from edgemtl.evaluate import PROTOCOLS
+
+    if args.protocol not in PROTOCOLS:
+        from edgemtl.errors import unknown_choice
+
+        raise unknown_choice("--protocol", args.protocol, PROTOCOLS)
     if args.batch_size < 1:
         raise EdgeMTLError(f"--batch-size {args.batch_size}: must be at least 1")
     if Path(args.checkpoint).suffix.lower() in (".onnx", ".pte"):
@@ -62,16 +71,19 @@ def run(args: argparse.Namespace) -> int:
                 f"task '{n}': the checkpoint predicts {want} channels but {args.data} defines {t.out_channels} "
                 f"classes: evaluate on the dataset the model was trained for"
             )
-    protocol = Protocol(args.split, args.depth_image_wise, args.edge_thresholds, args.edge_max_dist, input_size=size)
+    protocol = Protocol(args.split, args.depth_image_wise, args.edge_thresholds, args.edge_max_dist, input_size=size,
+                        name=args.protocol)
+    if args.protocol != "edgemtl" and args.depth_image_wise:
+        raise EdgeMTLError(f"--depth-image-wise is edgemtl's option; --protocol {args.protocol} fixes the depth rule")
     if args.edge_max_dist is not None and "edges" in tasks:
         tasks["edges"].max_dist = args.edge_max_dist
     loader = make_loader(ds, args.batch_size, False, 0, 0, 0)
     results = evaluate(model, loader, tasks, protocol, progress=True)
     report = {"checkpoint": args.checkpoint, "data": args.data, "protocol": protocol.to_dict(),
               "protocol_text": protocol.describe(tasks), "metrics": results,
-              "primary": primary_metrics(results, tasks)}
+              "primary": primary_metrics(results, tasks, args.protocol)}
     if args.baselines:
-        report.update(baseline_delta(results, tasks, args.baselines))
+        report.update(baseline_delta(results, tasks, args.baselines, args.protocol))
     print(format_results(report))
     if args.json_out:
         write_json(args.json_out, report)

@@ -63,6 +63,8 @@ class NormalsMeter:
     a bin (0.005°), and exact running sums for everything else.
     """
 
+    # additive (merge adds it); the median's 18000-bin histogram is left out of bootstrap resampling
+    STATE: ClassVar[tuple[str, ...]] = ("n", "sum", "sumsq", "within")
     higher_is_better: ClassVar[dict[str, bool]] = {
         "mean": False,
         "median": False,
@@ -113,7 +115,8 @@ class NormalsMeter:
             raise EdgeMTLError("NormalsMeter: no valid normals (non-zero gt vectors) were accumulated")
         out = {
             "mean": self.sum / self.n,
-            "median": self._median(),
+            # NaN when the histogram does not hold every angle (a bootstrap resample rebuilt from STATE)
+            "median": self._median() if int(self.hist.sum()) == self.n else float("nan"),
             "rmse": float(np.sqrt(self.sumsq / self.n)),
         }
         for t, c in zip(WITHIN, self.within):

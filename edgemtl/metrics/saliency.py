@@ -32,6 +32,28 @@ def _thresholds(thresholds: Sequence[float] | None) -> np.ndarray:
     return t
 
 
+def peer_thresholds() -> np.ndarray:
+    """ASTMT / MTL-PyTorch: 15 thresholds 0.2, 0.25, ..., 0.9."""
+    return np.linspace(0.2, 0.9, 15)
+
+
+def peer_image_stats(prob: np.ndarray, gt: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """[3, T] as the peers' ``eval_sal`` computes them: gt 255 counts as foreground (no ignore),
+    P = tp / (#pred + 1e-12) and R = tp / (#gt + 1e-12) (both 0 on an image without foreground, which
+    is kept), IoU 1 when gt and prediction are both empty."""
+    fg = (gt == 1) | (gt == IGNORE_INDEX)
+    p = prob.reshape(-1)
+    srt_all, srt_fg = np.sort(p), np.sort(p[fg.reshape(-1)])
+    n_pred = p.size - np.searchsorted(srt_all, thresholds, side="right")
+    tp = srt_fg.size - np.searchsorted(srt_fg, thresholds, side="right")
+    n_gt = srt_fg.size
+    union = n_pred + n_gt - tp
+    prec = tp / (n_pred + 1e-12)
+    rec = tp / (n_gt + 1e-12)
+    iou = np.where(union > 0, tp / np.maximum(union, 1), 1.0)
+    return np.stack([prec, rec, iou])
+
+
 def per_image_stats(prob: np.ndarray, gt: np.ndarray, thresholds: np.ndarray) -> np.ndarray | None:
     """[3, T] precision, recall, foreground IoU (fractions) of ``prob > t``; None if all ignored.
 
@@ -61,13 +83,17 @@ class SaliencyMeter:
     images (ASTMT / MTL-PyTorch). F uses the averaged P and R; both keys are maxima over thresholds.
     """
 
+    STATE: ClassVar[tuple[str, ...]] = ("n_images", "sums")  # additive (merge adds it)
     higher_is_better: ClassVar[dict[str, bool]] = {"maxF": True, "max_mIoU": True}
 
-    def __init__(self, thresholds: Sequence[float] | None = None, beta2: float = 0.3) -> None:
+    def __init__(self, thresholds: Sequence[float] | None = None, beta2: float = 0.3, peer: bool = False) -> None:
+        """``peer=True``: the image statistics of ASTMT / MTL-PyTorch (:func:`peer_image_stats`) and
+        their F = (1+β²)PR / (β²P + R + 1e-12); pass ``thresholds=peer_thresholds(), beta2=1`` too."""
         self.thresholds = _thresholds(thresholds)
         if not beta2 > 0:
             raise EdgeMTLError(f"SaliencyMeter: beta2 must be > 0, got {beta2!r}")
         self.beta2 = float(beta2)
+        self.peer = bool(peer)
         self.reset()
 
     def reset(self) -> None:
@@ -80,13 +106,13 @@ class SaliencyMeter:
         _check_unit_range(p, "pred", _WHAT)
         _check_binary_gt(g, _WHAT)
         for pi, gi in zip(p, g):
-            s = per_image_stats(pi, gi, self.thresholds)
+            s = peer_image_stats(pi, gi, self.thresholds) if self.peer else per_image_stats(pi, gi, self.thresholds)
             if s is not None:
                 self.sums += s
                 self.n_images += 1
 
     def merge(self, other: SaliencyMeter) -> SaliencyMeter:
-        _check_merge(self, other, ("thresholds", "beta2"))
+        _check_merge(self, other, ("thresholds", "beta2", "peer"))
         self.n_images += other.n_images
         self.sums += other.sums
         return self
@@ -97,7 +123,10 @@ class SaliencyMeter:
             raise EdgeMTLError("SaliencyMeter: no images with valid (non-ignored) pixels were accumulated")
         mp, mr, miou = self.sums / self.n_images
         den = self.beta2 * mp + mr
-        f = np.where(den > 0, (1 + self.beta2) * mp * mr / np.where(den > 0, den, 1), 0.0)
+        if self.peer:
+            f = (1 + self.beta2) * mp * mr / (den + 1e-12)
+        else:
+            f = np.where(den > 0, (1 + self.beta2) * mp * mr / np.where(den > 0, den, 1), 0.0)
         return {"thresholds": self.thresholds, "precision": mp, "recall": mr, "F": f, "mIoU": miou}
 
     def compute(self) -> dict[str, float]:

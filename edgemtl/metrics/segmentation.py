@@ -36,9 +36,18 @@ class ConfusionMeter:
     is allowed and counts as a miss for the true class (a false negative, no false positive).
     """
 
+    STATE: ClassVar[tuple[str, ...]] = ("cm",)  # additive: merge() adds it (bootstrap resamples it)
     higher_is_better: ClassVar[dict[str, bool]] = {"mIoU": True, "pixel_acc": True}
 
-    def __init__(self, num_classes: int, ignore_index: int | None = 255) -> None:
+    def __init__(self, num_classes: int, ignore_index: int | None = 255, absent: str = "skip",
+                 skip_uniform_images: bool = False) -> None:
+        """``absent``: "skip" (edgemtl: mIoU over classes with a non-empty union) or "zero" (ASTMT /
+        MTL-PyTorch: every class of the dataset, a class never annotated nor predicted scoring 0).
+        ``skip_uniform_images``: leave out images whose gt holds a single value, 0 or the ignore index
+        (the peers' human-parts rule: no person, or persons without part annotations)."""
+        if absent not in ("skip", "zero"):
+            raise EdgeMTLError(f"ConfusionMeter: absent must be 'skip' or 'zero', got {absent!r}")
+        self.absent, self.skip_uniform_images = absent, bool(skip_uniform_images)
         if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
             raise EdgeMTLError(f"ConfusionMeter: num_classes must be a positive int, got {num_classes!r}")
         if ignore_index is not None and 0 <= ignore_index < num_classes:
@@ -56,6 +65,12 @@ class ConfusionMeter:
     def update(self, pred: Any, gt: Any) -> None:
         p, g = _load_maps(pred, gt, _WHAT)
         p, g = _class_ids(p, "pred"), _class_ids(g, "gt")
+        if self.skip_uniform_images:
+            keep = [i for i in range(g.shape[0]) if not (np.unique(g[i]).tolist() in ([0], [self.ignore_index]))]
+            if len(keep) < g.shape[0]:
+                if not keep:
+                    return
+                p, g = p[keep], g[keep]
         c, ign = self.num_classes, self.ignore_index
         valid = g != ign if ign is not None else np.ones(g.shape, dtype=bool)
         gv, pv = g[valid], p[valid]
@@ -76,7 +91,7 @@ class ConfusionMeter:
         self.cm += np.bincount(gv * (c + 1) + pv, minlength=c * (c + 1)).reshape(c, c + 1)
 
     def merge(self, other: ConfusionMeter) -> ConfusionMeter:
-        _check_merge(self, other, ("num_classes", "ignore_index"))
+        _check_merge(self, other, ("num_classes", "ignore_index", "absent", "skip_uniform_images"))
         self.cm += other.cm
         return self
 
@@ -95,7 +110,7 @@ class ConfusionMeter:
             raise EdgeMTLError("ConfusionMeter: no valid (non-ignored) pixels were accumulated")
         iou = self.per_class_iou()
         return {
-            "mIoU": float(np.nanmean(iou)),
+            "mIoU": float(np.nanmean(iou) if self.absent == "skip" else np.nan_to_num(iou, nan=0.0).mean()),
             "pixel_acc": 100.0 * float(np.trace(self.cm[:, : self.num_classes])) / total,
         }
 

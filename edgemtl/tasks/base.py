@@ -79,7 +79,13 @@ class Task:
         return t != IGNORE
 
     def new_meter(self, **protocol: Any) -> Any:
+        """The task's meter under ``protocol`` ("edgemtl", "mtl-pytorch" or "astmt", see
+        edgemtl.evaluate.PROTOCOLS), with ``image_wise`` / ``edge_thresholds`` options."""
         raise NotImplementedError
+
+    def primary(self, protocol: str = "edgemtl") -> str:
+        """The metric Δm uses under ``protocol`` (a peer may use another key, e.g. saliency max-mIoU)."""
+        return self.primary_metric
 
     def update_meter(self, meter: Any, pred: Tensor, target: Tensor) -> None:
         meter.update(self.decode(pred.detach()).cpu().numpy(), self.target_to_label(target).cpu().numpy())
@@ -150,10 +156,17 @@ class ClassMapTask(Task):
     def decode(self, pred: Tensor) -> Tensor:
         return pred.argmax(1)
 
-    def new_meter(self, **protocol: Any) -> Any:
+    # Peers' parts rule: images whose gt is all background or all ignore are left out of mIoU.
+    peer_skips_uniform_images: ClassVar[bool] = False
+
+    def new_meter(self, protocol: str = "edgemtl", **_: Any) -> Any:
         from edgemtl.metrics import ConfusionMeter
 
-        return ConfusionMeter(self.out_channels, ignore_index=IGNORE)
+        if protocol == "edgemtl":
+            return ConfusionMeter(self.out_channels, ignore_index=IGNORE)
+        # ASTMT / MTL-PyTorch: mean over every class, a class never annotated nor predicted scores 0
+        return ConfusionMeter(self.out_channels, ignore_index=IGNORE, absent="zero",
+                              skip_uniform_images=self.peer_skips_uniform_images)
 
     def visualize(self, label: np.ndarray) -> np.ndarray:
         return palette(max(self.out_channels, 256))[np.asarray(label, dtype=np.int64) % 256]

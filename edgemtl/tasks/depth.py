@@ -59,9 +59,13 @@ class Depth(Task):
     def decode(self, pred: Tensor) -> Tensor:
         return pred[:, 0].clamp_min(0)
 
-    def new_meter(self, image_wise: bool = False, **_: Any) -> Any:
+    def new_meter(self, image_wise: bool = False, protocol: str = "edgemtl", **_: Any) -> Any:
         from edgemtl.metrics import DepthMeter
 
+        if protocol == "mtl-pytorch":  # pixel-wise, predictions <= 0 -> 1e-9 before RMSE and log
+            return DepthMeter(image_wise=False, clamp=1e-9)
+        if protocol == "astmt":  # per-image RMSE averaged, invalid pixels included, median log-RMSE
+            return DepthMeter(image_wise=True, clamp=1e-9, include_invalid=True, log_median=True)
         return DepthMeter(image_wise=image_wise)
 
     def visualize(self, label: np.ndarray) -> np.ndarray:

@@ -12,3 +12,4 @@ from edgemtl.tasks.base import ClassMapTask
 class Parts(ClassMapTask):
     name = "parts"
     loss_weight = 2.0
+    peer_skips_uniform_images = True

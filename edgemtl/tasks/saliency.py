@@ -34,10 +34,18 @@ class Saliency(Task):
     def decode(self, pred: Tensor) -> Tensor:
         return torch.sigmoid(pred[:, 0])
 
-    def new_meter(self, **_: Any) -> Any:
+    def new_meter(self, protocol: str = "edgemtl", **_: Any) -> Any:
         from edgemtl.metrics import SaliencyMeter
+        from edgemtl.metrics.saliency import peer_thresholds
 
-        return SaliencyMeter()
+        if protocol == "edgemtl":
+            return SaliencyMeter()
+        # ASTMT / MTL-PyTorch eval_sal: 15 thresholds in [0.2, 0.9], F1, their empty-image rules
+        return SaliencyMeter(peer_thresholds(), beta2=1.0, peer=True)
+
+    def primary(self, protocol: str = "edgemtl") -> str:
+        # The peers' Δm (MTL-PyTorch calculate_multi_task_performance, ASTMT's tables) uses max-mIoU.
+        return self.primary_metric if protocol == "edgemtl" else "max_mIoU"
 
     def visualize(self, label: np.ndarray) -> np.ndarray:
         v = np.asarray(label, dtype=np.float32)

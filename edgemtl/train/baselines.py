@@ -27,7 +27,10 @@ def registry_path(path: str | os.PathLike | None = None) -> Path:
 
 
 def baseline_key(dataset: str, backbone: str, size: tuple[int, int], seed: int, task: str) -> str:
-    return f"{dataset}|{backbone}|{size[0]}x{size[1]}|seed{seed}|{task}"
+    from edgemtl.evaluate import EVAL_PROTOCOL
+
+    # The evaluation protocol is part of the key: a baseline measured another way is not comparable.
+    return f"{dataset}|{backbone}|{size[0]}x{size[1]}|seed{seed}|{task}|{EVAL_PROTOCOL}"
 
 
 def load_registry(path: str | os.PathLike | None = None) -> dict[str, Any]:

@@ -336,8 +336,10 @@ class Trainer:
             split = "test" if eval_split(self.root) == "test" else self.cfg.val_split
             ds = MultiTaskDataset(self.root, split, tasks=list(self.tasks), input_size=self.input_size)
             protocol = Protocol(split, edge_thresholds=self.cfg.edge_thresholds, input_size=self.input_size)
+            states: dict[str, Any] = {}
             test = evaluate(best, make_loader(ds, self.cfg.batch_size, False, 0, 0, self.cfg.num_workers),
-                            self.tasks, protocol, self.device)
+                            self.tasks, protocol, self.device, image_states=states)
+            save_image_states(self.out / "test_states.npz", states)
             summary.update(split=split, protocol=protocol.describe(self.tasks), metrics=test,
                            primary={n: test[n][t.primary_metric] for n, t in self.tasks.items()})
             key_fields = (f"{self.meta.get('name', self.root.name)}@{dataset_fingerprint(self.root)}",
@@ -366,6 +368,23 @@ class Trainer:
             write_json(self.out / "summary.json", summary)
         self.dist.barrier()
         return summary
+
+
+def save_image_states(path: Path, states: dict[str, Any]) -> None:
+    """Per-image additive metric states of a test evaluation (the paired bootstrap's input)."""
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, _ids=np.asarray(states["_ids"], dtype=str),
+                        **{f"task_{k}": v for k, v in states.items() if k != "_ids"})
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_image_states(path: Path) -> dict[str, Any]:
+    with np.load(path, allow_pickle=False) as z:
+        out: dict[str, Any] = {k[5:]: z[k] for k in z.files if k.startswith("task_")}
+        out["_ids"] = [str(i) for i in z["_ids"]]
+    return out
 
 
 def _last_shared(model, owners) -> torch.nn.Parameter | None:
