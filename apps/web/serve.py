@@ -37,6 +37,9 @@ def ort_dist(web: Path = WEB) -> Path:
         import shutil
         import subprocess
 
+        if not (web / "package-lock.json").is_file():
+            raise EdgeMTLError(f"onnxruntime-web is not installed ({dist / ORT_ENTRY} is missing) and {web} has no "
+                               "package-lock.json to install it from: run npm ci --prefix apps/web in an edgemtl checkout")
         npm = shutil.which("npm")
         if npm is None:
             raise EdgeMTLError("the web demo needs onnxruntime-web from npm, and npm is not installed: install "
