@@ -99,6 +99,7 @@ def evaluate(model, loader, tasks: dict[str, Task], protocol: Protocol | None = 
     meters = {n: new_meter(t) for n, t in tasks.items()}
     per_image: dict[str, list] | None = {n: [] for n in tasks} if image_states is not None else None
     ids: list[str] = []
+    inflight: list = []
     model.eval().to(device)
     names = list(tasks)
     it = loader
@@ -118,6 +119,10 @@ def evaluate(model, loader, tasks: dict[str, Task], protocol: Protocol | None = 
                 m = new_meter(tasks[n])
                 tasks[n].update_meter(m, o, t[None])
                 per_image[n].append(m)
+                if getattr(m, "_pending", None):  # parallel edge work: bound what is in flight (memory)
+                    inflight.append(m)
+                    while len(inflight) > 32:
+                        inflight.pop(0)._drain()
     if per_image is not None:
         from edgemtl.metrics.bootstrap import state_vector
 
