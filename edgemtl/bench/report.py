@@ -270,10 +270,11 @@ def markdown(rows: list[dict[str, Any]], suite: Suite, results: dict[str, Any]) 
         lines += ["", f"Evaluation {max(protocols, key=len)}"]
     boot = results.get("bootstrap") or {}
     if boot.get("status") == "ok":
+        hs = boot.get("hard_sharing_reference")
         lines.append(f"Δm intervals: 95 % paired bootstrap over the {boot['n_images']} test images "
                      f"({boot['n_resamples']} resamples, seed {boot['seed']}; pooled metrics recomputed exactly per "
-                     f"resample); bold = the interval excludes 0. 'vs hard sharing': Δm against "
-                     f"{boot.get('hard_sharing_reference')} instead of the single-task models.")
+                     "resample); bold = the interval excludes 0."
+                     + (f" 'vs hard sharing': Δm against {hs} instead of the single-task models." if hs else ""))
         seeds = boot.get("training_seeds") or []
         if len(seeds) > 1:
             lines.append(f"Training seeds {seeds}: PyTorch fp32 metrics are means ± std over seeds, Δm ± the std of "
