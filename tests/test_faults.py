@@ -336,3 +336,13 @@ def test_cagrad_reports_bounded_weights_with_a_zero_gradient():
     combined, weights = b.combine_grads(g, {}, BalanceContext(shared_params=[], last_shared=None))
     assert all(abs(w) < 10 for w in weights.values()), weights
     assert torch.isfinite(combined).all() and combined.norm() > 0
+
+
+def test_eval_json_never_overwrites_a_manifest(trained, tmp_path, capsys):
+    out = tmp_path / "m.onnx"
+    shutil.copy(trained["onnx"], out)
+    shutil.copy(f"{trained['onnx']}.json", f"{out}.json")
+    before = _sha(Path(f"{out}.json"))
+    assert main(["eval", "--checkpoint", str(out), "--data", str(trained["root"]), "--json", f"{out}.json"]) == 2
+    assert "is an artifact's manifest" in _err(capsys)
+    assert _sha(Path(f"{out}.json")) == before

@@ -43,6 +43,16 @@ def run(args: argparse.Namespace) -> int:
         from edgemtl.errors import unknown_choice
 
         raise unknown_choice("--protocol", args.protocol, PROTOCOLS)
+    if args.json_out and Path(args.json_out).suffix == ".json" and Path(args.json_out).is_file():
+        import json
+
+        try:
+            is_manifest = json.loads(Path(args.json_out).read_text()).get("format") == "edgemtl-artifact"
+        except (OSError, ValueError, AttributeError):
+            is_manifest = False
+        if is_manifest:
+            raise EdgeMTLError(f"--json {args.json_out} is an artifact's manifest; writing results there would "
+                               "break the artifact: choose another file")
     if args.batch_size < 1:
         raise EdgeMTLError(f"--batch-size {args.batch_size}: must be at least 1")
     if Path(args.checkpoint).suffix.lower() in (".onnx", ".pte"):
