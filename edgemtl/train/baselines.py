@@ -30,7 +30,7 @@ def baseline_key(dataset: str, backbone: str, size: tuple[int, int], seed: int, 
     from edgemtl.evaluate import EVAL_PROTOCOL
 
     # The evaluation protocol is part of the key: a baseline measured another way is not comparable.
-    return f"{dataset}|{backbone}|{size[0]}x{size[1]}|seed{seed}|{task}|{EVAL_PROTOCOL}"
+    return f"{dataset}|{backbone}|{size[0]}x{size[1]}|seed{seed}|{EVAL_PROTOCOL}|{task}"
 
 
 def load_registry(path: str | os.PathLike | None = None) -> dict[str, Any]:
