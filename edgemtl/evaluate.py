@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-# Bumped whenever what a training run or an evaluation computes changes (input scale, metrics):
-# bench runs are keyed by it, so results made under another protocol are never reused.
-EVAL_PROTOCOL = "input-scale-1"
-
 import numpy as np
 import torch
 
 from edgemtl.tasks import Task
+
+# Bumped whenever what a training run or an evaluation computes changes (input scale, metrics):
+# bench runs and single-task baselines are keyed by it, so results made another way are never reused.
+EVAL_PROTOCOL = "input-scale-1"
 
 
 # Metric conventions a result can be computed under (docs/metrics.md, "How peers differ"): edgemtl's
