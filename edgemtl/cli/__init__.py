@@ -74,6 +74,8 @@ def quiet_third_party() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     for module in ("executorch", "torchao", "torch", "coremltools", "onnxscript", "timm"):
         warnings.filterwarnings("ignore", module=module)
+    # torch's pytree deprecation surfaces from copyreg when a TreeSpec is unpickled (CoreML export)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
 
 
 def main(argv: list[str] | None = None) -> int:
