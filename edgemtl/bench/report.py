@@ -160,6 +160,7 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
     fp32 PyTorch row, from the per-image states each run saved (docs/metrics.md, "Confidence intervals")."""
     import numpy as np
 
+    from edgemtl.evaluate import Protocol
     from edgemtl.metrics import delta_m
     from edgemtl.metrics.bootstrap import N_RESAMPLES, SEED, delta_m_samples, resample_weights, resampled_metric, summarize
     from edgemtl.train.trainer import load_image_states
@@ -177,8 +178,9 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
     if any(s["_ids"] != ids for runs in states.values() for s in runs):
         return {"status": "skipped: the runs were tested on different images"}
     weights = resample_weights(len(ids))
-    edge_thresholds = int(suite.train.get("edge_thresholds", 15))
-    templates = {t: tasks[t].new_meter(image_wise=False, edge_thresholds=edge_thresholds) for t in suite.tasks}
+    # The meters the runs' test evaluation used (the trainer's protocol), to rebuild resampled states.
+    protocol = Protocol(edge_thresholds=int(suite.train.get("edge_thresholds", 15)))
+    templates = {t: protocol.new_meter(tasks[t]) for t in suite.tasks}
     hib = {t: tasks[t].higher_is_better for t in suite.tasks}
     samples: dict[str, dict[str, np.ndarray]] = {}
 

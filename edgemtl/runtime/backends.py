@@ -43,7 +43,7 @@ class OrtBackend:
 class _NativeStderr:
     """Capture what native code writes to file descriptor 2 (ExecuTorch's cpuinfo probes print eight
     lines of "Failed to open midr file" on every x86 host the first time XNNPACK starts). ``text``
-    holds it; it is shown again with EDGEMTL_VERBOSE=1 and put into the error when a load fails."""
+    holds it, and a failed load puts it into its error; with EDGEMTL_VERBOSE=1 nothing is captured."""
 
     def __enter__(self) -> _NativeStderr:
         import sys

@@ -78,8 +78,9 @@ class Trainer:
         self.root = self.dist.broadcast_path(self.root)
         self.meta = json.loads((self.root / "dataset.json").read_text())
         model_cfg = recipe.model_config(self.meta)
-        if resume:  # an edited recipe must not silently diverge from what the run records
-            model_cfg = self._check_resume(read_checkpoint(self.out / "last.pt"), model_cfg, model is not None)
+        last = read_checkpoint(self.out / "last.pt") if resume else None  # read once: config and state
+        if last is not None:  # an edited recipe must not silently diverge from what the run records
+            model_cfg = self._check_resume(last, model_cfg, model is not None)
         self.model = (model if model is not None else create_model(model_cfg)).to(self.device)
         self.tasks = build_tasks(self.model.task_names, self.meta)
         self.aux_tasks = build_tasks(list(self.model.config.aux_tasks), self.meta)
@@ -120,8 +121,8 @@ class Trainer:
         self.step_ctx = StepContext(self.net, self.model, self.tasks, self.aux_tasks, self.balancer, self.optimizer,
                                     cfg, MaskedStep(self.model), self.bctx, self.disc)
         self.epoch, self.global_step, self.best_score, self.first_val = 0, 0, -float("inf"), None
-        if resume:
-            self._load_state(read_checkpoint(self.out / "last.pt"))
+        if last is not None:
+            self._load_state(last)
 
     def _check_resume(self, ckpt: dict[str, Any], model_cfg, custom_model: bool):
         """The run's model and training config must match the recipe; only train.epochs (and settings
