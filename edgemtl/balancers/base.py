@@ -17,6 +17,7 @@ resuming exact.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -31,6 +32,8 @@ class BalanceContext:
     epoch: int = 0
     last_shared: nn.Parameter | None = None  # the last shared layer's weight (GradNorm)
     generator: torch.Generator | None = None  # for stochastic balancers (RLW), seeded by the trainer
+    # fp16 training: the GradScaler's scaling of the combined loss (loss-kind balancers only)
+    scale_loss: Callable[[Tensor], Tensor] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -53,7 +56,8 @@ class Balancer:
     # ---- gradient-based balancers override this ----
     def backward(self, losses: dict[str, Tensor], ctx: BalanceContext) -> dict[str, float]:
         w = self.weights(losses, ctx)
-        self.combine(losses, w).backward()
+        total = self.combine(losses, w)
+        (ctx.scale_loss(total) if ctx.scale_loss is not None else total).backward()
         # detach: learnable weights (uncertainty) would warn on float() of a graph tensor
         self.last_weights = {t: float(w[t].detach() if isinstance(w[t], Tensor) else w[t])
                              for t in self.tasks}

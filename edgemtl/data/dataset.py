@@ -21,7 +21,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from edgemtl.data.layout import DATASET_JSON, FORMAT_VERSION, IGNORE_INDEX, IMAGE_EXTS, LABEL_EXT, read_label_png
+from edgemtl.data.layout import (
+    DATASET_JSON,
+    FORMAT_VERSION,
+    IGNORE_INDEX,
+    IMAGE_EXTS,
+    LABEL_EXT,
+    read_label_png,
+)
 from edgemtl.errors import EdgeMTLError, unknown_choice
 
 TASKS = ("semseg", "depth", "normals", "edges", "saliency", "parts")
@@ -188,11 +195,16 @@ class MultiTaskDataset(Dataset):
 
     def __init__(self, root: str | os.PathLike, split: str = "train", tasks: Sequence[str] | None = None,
                  transform: Transform | None = None, derive_edges: bool = False, seed: int = 0,
-                 input_size: tuple[int, int] | None = None) -> None:
+                 input_size: tuple[int, int] | None = None, cache_gib: float = 0.0) -> None:
         """``input_size`` (H, W): evaluation items. The image is prepared exactly as an exported artifact
         prepares it (:func:`edgemtl.runtime.processing.preprocess`: the whole image resized to
         ``input_size``) while the labels stay at their native resolution; metrics are computed there
-        (docs/metrics.md, "Input scale"). It excludes ``transform``."""
+        (docs/metrics.md, "Input scale"). It excludes ``transform``.
+
+        ``cache_gib``: keep up to this many GiB of decoded images and labels in memory, so epochs after
+        the first do not decode PNG/JPEG/.npy files again. Arrays are kept exactly as decoded (uint8
+        images and PNG labels, float32 depth and normals), so cached items are bit-identical;
+        augmentation still runs per item. Items past the budget are decoded every time."""
         if input_size is not None and transform is not None:
             raise ValueError("MultiTaskDataset: input_size (evaluation) and transform (training) exclude each other")
         self.input_size = None if input_size is None else (int(input_size[0]), int(input_size[1]))
@@ -230,6 +242,11 @@ class MultiTaskDataset(Dataset):
         self.seed = int(seed)
         # Shared so that persistent DataLoader workers see set_epoch() from the main process.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        if cache_gib < 0:
+            raise EdgeMTLError(f"cache_gib must be >= 0 (got {cache_gib})")
+        self._cache_budget = int(cache_gib * 2**30)
+        self._cache: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+        self._cache_bytes = 0
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -264,27 +281,55 @@ class MultiTaskDataset(Dataset):
         if not 0 <= index < len(self.ids):
             raise IndexError(index)
         sid = self.ids[index]
-        rgb = load_image(self._images[index])
-        hw = rgb.shape[:2]
+        rgb, labels = self._decoded(index)
         if self.input_size is not None:
             from edgemtl.runtime.processing import preprocess
 
             image = torch.from_numpy(preprocess(rgb, self.input_size)[0])
         else:
-            image = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)
+            image = torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1).div_(255.0)
         item: Sample = {"id": sid, "image": image}
+        for task in self._tasks:
+            item[task] = to_tensor(task, labels[task])
+        if self.transform is not None:
+            item = self.transform(item, self.rng_for(index))
+        return item
+
+    def _decoded(self, index: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The image (RGB uint8) and each task's label array, from the cache or decoded and checked."""
+        hit = self._cache.get(index)
+        if hit is not None:
+            return hit
+        sid = self.ids[index]
+        rgb = load_image(self._images[index])
+        hw = rgb.shape[:2]
+        labels: dict[str, np.ndarray] = {}
         for task in self._tasks:
             if task in self._derived:
                 from edgemtl.data.derive import edges_from_segmentation
 
                 seg = load_label("semseg", label_path(self.root, "semseg", sid), hw, self._ncls("semseg"))
-                item[task] = to_tensor(task, edges_from_segmentation(seg))
-                continue
-            arr = load_label(task, label_path(self.root, task, sid), hw, self._ncls(task))
-            item[task] = to_tensor(task, arr)
-        if self.transform is not None:
-            item = self.transform(item, self.rng_for(index))
-        return item
+                labels[task] = edges_from_segmentation(seg)
+            else:
+                labels[task] = load_label(task, label_path(self.root, task, sid), hw, self._ncls(task))
+        size = rgb.nbytes + sum(a.nbytes for a in labels.values())
+        if self._cache_bytes + size <= self._cache_budget:
+            for a in (rgb, *labels.values()):
+                a.setflags(write=False)  # to_tensor/transforms copy; a cached array must never change
+            self._cache[index] = (rgb, labels)
+            self._cache_bytes += size
+        return rgb, labels
+
+    def preload(self) -> int:
+        """Decode every item into the cache now (as far as the budget allows); returns how many are
+        cached. Called before DataLoader workers fork, so that they share one copy of the cache."""
+        if self._cache_budget:
+            for i in range(len(self.ids)):
+                if i not in self._cache:
+                    self._decoded(i)
+                    if self._cache_bytes >= self._cache_budget:
+                        break
+        return len(self._cache)
 
     def _ncls(self, task: str) -> int | None:
         return len(self._meta["classes"][task]) if task in CLASS_TASKS else None

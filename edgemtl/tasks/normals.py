@@ -20,6 +20,8 @@ class Normals(Task):
     primary_metric = "mean"
     higher_is_better = False
     kpi_metric = "within_11.25"
+    # AMTL's release: mean and median (degrees), fraction within 11.25 degrees
+    acc_mtl_metrics = (("mean", False, 1.0), ("median", False, 1.0), ("within_11.25", True, 0.01))
     loss_weight = 10.0
     decoding = "l2_normalize"
     unit = "unit vector"
@@ -30,7 +32,7 @@ class Normals(Task):
 
     def loss(self, pred: Tensor, target: Tensor) -> Tensor:
         # L1 between the unit-normalised prediction and the ground truth (ASTMT's normals loss).
-        unit = torch.nn.functional.normalize(pred, dim=1, eps=1e-6)
+        unit = unit_normalize(pred)
         valid = (target.abs().sum(1, keepdim=True) > 0).expand_as(target)
         return masked_mean((unit - target).abs(), valid)
 
@@ -38,7 +40,7 @@ class Normals(Task):
         return target.abs().sum(1) > 0
 
     def decode(self, pred: Tensor) -> Tensor:
-        return torch.nn.functional.normalize(pred, dim=1, eps=1e-6).permute(0, 2, 3, 1)
+        return unit_normalize(pred).permute(0, 2, 3, 1)
 
     def target_to_label(self, target: Tensor) -> Tensor:
         return target.permute(0, 2, 3, 1)
@@ -51,3 +53,9 @@ class Normals(Task):
     def visualize(self, label: np.ndarray) -> np.ndarray:
         n = np.asarray(label, dtype=np.float32)
         return np.clip((n + 1) * 127.5, 0, 255).astype(np.uint8)
+
+
+def unit_normalize(pred: Tensor, eps: float = 1e-6) -> Tensor:
+    """``F.normalize(pred, dim=1, eps)`` (x / max(|x|, eps)) written out: torch's channel-dim
+    ``vector_norm`` is about 10x slower on CPU, which made it 4 % of a training step."""
+    return pred / (pred * pred).sum(1, keepdim=True).sqrt().clamp_min(eps)

@@ -45,6 +45,11 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None  # cap for quick runs (quickstart, tests)
     edge_thresholds: int = 15  # validation edge metric thresholds (fewer = faster)
     deterministic: bool = True
+    # Speed (edgemtl.train.speed): none of these changes results beyond floating-point rounding.
+    precision: str = "auto"  # fp32 | bf16 | fp16 | auto (bf16 on CUDA and on CPUs with native bf16, else fp32)
+    channels_last: bool | None = None  # None: on for CPU and CUDA (NHWC activations)
+    compile: bool = False  # torch.compile the model
+    data_cache: float = 4.0  # GiB of decoded images and labels kept in memory per split (0 = decode every time)
 
     def __post_init__(self) -> None:
         from edgemtl.typed import coerce_fields
@@ -65,6 +70,14 @@ class TrainConfig:
             raise EdgeMTLError(f"train.lr must be > 0 (got {self.lr})")
         if not 0 <= self.adv_weight < 1:
             raise EdgeMTLError(f"train.adv_weight must be in [0, 1) (got {self.adv_weight})")
+        from edgemtl.train.speed import PRECISIONS
+
+        if self.precision not in PRECISIONS:
+            raise unknown_choice("train.precision", self.precision, PRECISIONS)
+        if self.data_cache < 0:
+            raise EdgeMTLError(f"train.data_cache must be >= 0 GiB (got {self.data_cache}); 0 turns the cache off")
+        if self.num_workers < 0:
+            raise EdgeMTLError(f"train.num_workers must be >= 0 (got {self.num_workers})")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise EdgeMTLError(f"train.device must be auto, cpu, cuda or cuda:N (got {self.device})")
         self.scales = tuple(float(s) for s in self.scales)  # type: ignore[assignment]

@@ -27,19 +27,25 @@ def resolve_data_root(data: dict[str, Any], progress: bool = True) -> Path:
     if synth is None:
         raise EdgeMTLError(f"data.root {root} has no dataset.json and the recipe has no data.synth to render one"
                            if root else "the recipe needs data.root (a dataset folder) or data.synth")
+    unknown = set(synth) - {"preset", "num", "size", "seed", "splits"}
+    if unknown:
+        raise EdgeMTLError(f"data.synth: unknown key(s) {sorted(unknown)}; valid: preset, num, size, seed, splits")
     params = {"preset": synth.get("preset", "nyud"), "num": int(synth.get("num", 1000)),
               "size": synth_size(synth.get("size", (128, 128)), "data.synth"), "seed": int(synth.get("seed", 0))}
+    splits = synth.get("splits")  # [train, val, test] fractions; default 0.8/0.1/0.1
     sizes = params["size"]
     if not root:
         tag = "+".join(f"{h}x{w}" for h, w in sizes)
-        root = cache_dir() / "data" / f"synth-{params['preset']}-n{params['num']}-{tag}-s{params['seed']}"
+        split_tag = "" if splits is None else "-" + "-".join(str(f) for f in splits)
+        root = cache_dir() / "data" / f"synth-{params['preset']}-n{params['num']}-{tag}-s{params['seed']}{split_tag}"
     root = Path(root)
     if not (root / "dataset.json").is_file():
         from edgemtl.data.synth import generate
 
         # generate() resumes an interrupted render with the same parameters and refuses anything else.
         generate(root, params["num"], sizes[0] if len(sizes) == 1 else sizes, seed=params["seed"],
-                 preset=params["preset"], progress=progress)
+                 preset=params["preset"], progress=progress,
+                 **({"splits": tuple(splits)} if splits is not None else {}))
     return root
 
 
@@ -52,22 +58,48 @@ def dataset_fingerprint(root: Path) -> str:
     return h.hexdigest()[:12]
 
 
+class EpochRandomSampler(torch.utils.data.Sampler):
+    """A random permutation that depends only on (seed, epoch), like DistributedSampler's set_epoch:
+    one loader (and its persistent workers) serves every epoch, and resuming replays an epoch exactly."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100003 + self.epoch)).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
 def make_loader(ds, batch_size: int, shuffle: bool, seed: int, epoch: int, num_workers: int,
-                distributed: bool = False, drop_last: bool = False):
-    """A loader whose order depends only on (seed, epoch): resuming at an epoch replays it exactly."""
+                distributed: bool = False, drop_last: bool = False, pin_memory: bool = False):
+    """A loader whose order depends only on (seed, epoch): resuming at an epoch replays it exactly.
+    Its workers persist; call :func:`set_loader_epoch` to reuse it for another epoch."""
     if distributed:
         sampler = torch.utils.data.distributed.DistributedSampler(ds, shuffle=shuffle, seed=seed, drop_last=drop_last)
-        sampler.set_epoch(epoch)
     elif shuffle:
-        sampler = torch.utils.data.RandomSampler(ds, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+        sampler = EpochRandomSampler(len(ds), seed)
     else:
         sampler = torch.utils.data.SequentialSampler(ds)
-    if hasattr(ds, "set_epoch"):
-        ds.set_epoch(epoch)
     from edgemtl.data.dataset import collate
 
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                                       drop_last=drop_last, persistent_workers=False, collate_fn=collate)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                                         drop_last=drop_last, persistent_workers=num_workers > 0,
+                                         pin_memory=pin_memory, collate_fn=collate)
+    set_loader_epoch(loader, epoch)
+    return loader
+
+
+def set_loader_epoch(loader, epoch: int) -> None:
+    """Select the epoch's order (sampler) and augmentation stream (dataset); before iterating."""
+    if hasattr(loader.sampler, "set_epoch"):
+        loader.sampler.set_epoch(epoch)
+    if hasattr(loader.dataset, "set_epoch"):
+        loader.dataset.set_epoch(epoch)
 
 
 def eval_split(root: Path) -> str:

@@ -63,7 +63,8 @@ class MaskedStep:
     def __init__(self, model: nn.Module) -> None:
         self.stacked = [p for p in model.parameters() if getattr(p, "_edgemtl_per_task", False)]
 
-    def step(self, opt: torch.optim.Optimizer, task_idx: int) -> None:
+    def step(self, opt: torch.optim.Optimizer, task_idx: int, step_fn=None) -> None:
+        """``step_fn(opt)`` replaces ``opt.step()`` (the fp16 scaler's step, which may skip it)."""
         saved = []
         for p in self.stacked:
             keep = torch.ones(p.shape[0], dtype=torch.bool, device=p.device)
@@ -71,7 +72,7 @@ class MaskedStep:
             st = opt.state.get(p, {})
             tensors = {k: v[keep].clone() for k, v in st.items() if torch.is_tensor(v) and v.shape == p.shape}
             saved.append((p, keep, p.detach()[keep].clone(), tensors))
-        opt.step()
+        step_fn(opt) if step_fn is not None else opt.step()
         with torch.no_grad():
             for p, keep, data, tensors in saved:
                 p[keep] = data

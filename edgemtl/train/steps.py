@@ -14,6 +14,7 @@ from edgemtl.tasks import Task
 from edgemtl.train.adversarial import TaskDiscriminator, discriminator_loss
 from edgemtl.train.config import TrainConfig
 from edgemtl.train.optim import MaskedStep
+from edgemtl.train.speed import Amp
 
 # Balancers whose weight for a task does not need the other tasks' losses of the same step,
 # so they can drive the single-tasking loop (one task per optimizer step).
@@ -32,6 +33,7 @@ class StepContext:
     masked: MaskedStep
     balance_ctx: BalanceContext
     disc: TaskDiscriminator | None = None
+    amp: Amp = field(default_factory=lambda: Amp("fp32", "cpu"))
     alpha: float = 0.0
     last_losses: dict[str, float] = field(default_factory=dict)
 
@@ -80,6 +82,7 @@ def _aux_loss(s: StepContext, initial: dict[str, dict[str, Tensor]], batch: dict
 
 
 def _clip(s: StepContext) -> None:
+    s.amp.unscale(s.optimizer)  # fp16: clip (and step) on the true gradients
     if s.cfg.grad_clip:
         params = [p for g in s.optimizer.param_groups for p in g["params"] if p.grad is not None]
         torch.nn.utils.clip_grad_norm_(params, s.cfg.grad_clip)
@@ -92,23 +95,26 @@ def single_tasking_step(s: StepContext, batch: dict[str, Any], where: str) -> di
     out_losses = {}
     for n in s.tasks:
         s.optimizer.zero_grad(set_to_none=True)
-        outs, feats, initial = _forward(s, image, [n], s.disc is not None, use_aux)
-        loss = s.tasks[n].loss(outs[n], batch[n])
+        with s.amp.autocast():
+            outs, feats, initial = _forward(s, image, [n], s.disc is not None, use_aux)
+            loss = s.tasks[n].loss(outs[n], batch[n])
         _check(loss, n, where)
         s.last_losses[n] = loss.item()
         live = {t: torch.tensor(s.last_losses.get(t, 1.0)) for t in s.tasks}
         live[n] = loss
         w = s.balancer.weights(live, s.balance_ctx)[n]
         total = w * loss
-        if initial is not None:
-            total = total + _aux_loss(s, {k: {n: v[n]} for k, v in initial.items()}, batch)
-        if s.disc is not None:
-            d = discriminator_loss(loss, feats[n], s.model.task_names.index(n),
-                                   s.tasks[n].valid_mask(batch[n]), s.disc, s.alpha)
-            total = (1 - s.cfg.adv_weight) * total + s.cfg.adv_weight * d
-        total.backward()
+        with s.amp.autocast():
+            if initial is not None:
+                total = total + _aux_loss(s, {k: {n: v[n]} for k, v in initial.items()}, batch)
+            if s.disc is not None:
+                d = discriminator_loss(loss, feats[n], s.model.task_names.index(n),
+                                       s.tasks[n].valid_mask(batch[n]), s.disc, s.alpha)
+                total = (1 - s.cfg.adv_weight) * total + s.cfg.adv_weight * d
+        s.amp.scale(total).backward()
         _clip(s)
-        s.masked.step(s.optimizer, s.model.task_names.index(n))
+        s.masked.step(s.optimizer, s.model.task_names.index(n), s.amp.step)
+        s.amp.update()
         s.balancer.last_weights[n] = float(w)
         out_losses[n] = loss.item()
     return out_losses
@@ -120,33 +126,38 @@ def joint_step(s: StepContext, batch: dict[str, Any], where: str) -> dict[str, f
     use_aux = s.model.one_pass_all_tasks
     s.optimizer.zero_grad(set_to_none=True)
     names = list(s.tasks)
-    outs, feats, initial = _forward(s, image, names, s.disc is not None, use_aux)
-    losses = {}
+    with s.amp.autocast():
+        outs, feats, initial = _forward(s, image, names, s.disc is not None, use_aux)
+        losses = {}
+        for n in names:
+            losses[n] = s.tasks[n].loss(outs[n], batch[n])
     for n in names:
-        losses[n] = s.tasks[n].loss(outs[n], batch[n])
         _check(losses[n], n, where)
     reported = {n: v.item() for n, v in losses.items()}
     extra = None
-    if initial is not None:
-        extra = _aux_loss(s, initial, batch)
-    if s.disc is not None:
-        d = sum(discriminator_loss(losses[n], feats[n], s.model.task_names.index(n),
-                                   s.tasks[n].valid_mask(batch[n]), s.disc, s.alpha) for n in names)
-        extra = (extra or 0) + s.cfg.adv_weight * d
-        losses = {n: (1 - s.cfg.adv_weight) * v for n, v in losses.items()}
+    with s.amp.autocast():
+        if initial is not None:
+            extra = _aux_loss(s, initial, batch)
+        if s.disc is not None:
+            d = sum(discriminator_loss(losses[n], feats[n], s.model.task_names.index(n),
+                                       s.tasks[n].valid_mask(batch[n]), s.disc, s.alpha) for n in names)
+            extra = (extra or 0) + s.cfg.adv_weight * d
+            losses = {n: (1 - s.cfg.adv_weight) * v for n, v in losses.items()}
     saved = None
     if extra is not None:
-        extra.backward(retain_graph=True)
+        s.amp.scale(extra).backward(retain_graph=True)
         if s.balancer.kind == "gradient":
             # Gradient balancers overwrite the shared gradients; add the extra terms back after.
             saved = [(p, p.grad) for p in s.balance_ctx.shared_params]
             for p in s.balance_ctx.shared_params:
                 p.grad = None
+    s.balance_ctx.scale_loss = s.amp.scale if s.amp.scaler is not None else None  # fp16 loss scaling
     s.balancer.backward(losses, s.balance_ctx)
     if saved:
         for p, g in saved:
             if g is not None:
                 p.grad = g if p.grad is None else p.grad + g
     _clip(s)
-    s.optimizer.step()
+    s.amp.step(s.optimizer)
+    s.amp.update()
     return reported

@@ -26,11 +26,24 @@ from edgemtl.tasks import build_tasks
 from edgemtl.train import baselines as bl
 from edgemtl.train.adversarial import TaskDiscriminator, ganin_alpha
 from edgemtl.train.config import TrainConfig
-from edgemtl.train.data import dataset_fingerprint, eval_split, make_loader, resolve_data_root
+from edgemtl.train.data import (
+    dataset_fingerprint,
+    eval_split,
+    make_loader,
+    resolve_data_root,
+    set_loader_epoch,
+)
 from edgemtl.train.dist import DistInfo, setup_distributed
-from edgemtl.train.optim import MaskedStep, make_optimizer, make_schedule, param_groups
 from edgemtl.train.lock import RunLock
-from edgemtl.train.steps import SINGLE_TASKING_BALANCERS, NonFiniteLoss, StepContext, joint_step, single_tasking_step
+from edgemtl.train.optim import MaskedStep, make_optimizer, make_schedule, param_groups
+from edgemtl.train.speed import Amp, fast_dilated_depthwise, plain_convs, use_channels_last
+from edgemtl.train.steps import (
+    SINGLE_TASKING_BALANCERS,
+    NonFiniteLoss,
+    StepContext,
+    joint_step,
+    single_tasking_step,
+)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -59,6 +72,14 @@ class Trainer:
             raise
 
     def release(self) -> None:
+        """End of fit()/finetune(): the run's lock, its loader workers, the training-only conv class."""
+        for loader in getattr(self, "_loaders", {}).values():
+            it = getattr(loader, "_iterator", None)
+            if it is not None and hasattr(it, "_shutdown_workers"):
+                it._shutdown_workers()
+        self._loaders = {}
+        if getattr(self, "model", None) is not None:
+            plain_convs(self.model)
         if self._lock is not None:
             self._lock.release()
 
@@ -82,6 +103,13 @@ class Trainer:
         if last is not None:  # an edited recipe must not silently diverge from what the run records
             model_cfg = self._check_resume(last, model_cfg, model is not None)
         self.model = (model if model is not None else create_model(model_cfg)).to(self.device)
+        # Speed settings (edgemtl.train.speed); the checkpoints' state_dicts are unchanged by them.
+        # Not for a model passed in (QAT's fake-quant graph keeps the layout it was exported with).
+        self.channels_last = model is None and use_channels_last(cfg.channels_last, self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if self.device.type == "cpu" and model is None:
+            fast_dilated_depthwise(self.model)
         self.tasks = build_tasks(self.model.task_names, self.meta)
         self.aux_tasks = build_tasks(list(self.model.config.aux_tasks), self.meta)
         # The model's input size, never the dataset's: the deployed artifact resizes every image to it,
@@ -111,6 +139,9 @@ class Trainer:
         if self.balancer.parameters():
             extra_groups.append({"params": self.balancer.parameters(), "lr": cfg.lr, "name": "balancer"})
         self.net = self.dist.wrap(self.model, self.device)
+        if cfg.compile:
+            self.net = torch.compile(self.net)
+        self.amp = Amp.create(cfg.precision, self.device, self.balancer, cfg.balancer)
         groups = param_groups(self.model, cfg, self.loop == "single_tasking", extra_groups)
         self.optimizer = make_optimizer(groups, cfg)
         self.schedule = make_schedule(self.optimizer, cfg, self.steps_per_epoch)
@@ -119,14 +150,16 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.bctx = BalanceContext(shared_params=shared, last_shared=_last_shared(self.model, owners), generator=self.gen)
         self.step_ctx = StepContext(self.net, self.model, self.tasks, self.aux_tasks, self.balancer, self.optimizer,
-                                    cfg, MaskedStep(self.model), self.bctx, self.disc)
+                                    cfg, MaskedStep(self.model), self.bctx, self.disc, self.amp)
+        self._loaders: dict[str, Any] = {}
         self.epoch, self.global_step, self.best_score, self.first_val = 0, 0, -float("inf"), None
         if last is not None:
             self._load_state(last)
 
     def _check_resume(self, ckpt: dict[str, Any], model_cfg, custom_model: bool):
         """The run's model and training config must match the recipe; only train.epochs (and settings
-        that do not change results: workers, eval cadence) may change on --resume, and that is said."""
+        that do not change results: workers, eval cadence, memory format, compile, data cache) may change
+        on --resume, and that is said."""
         diffs: list[str] = []
         run_model = ckpt["model_config"]
         if not custom_model:
@@ -141,7 +174,7 @@ class Trainer:
         for k in sorted(set(now_train) & set(run_train)):
             if now_train[k] == run_train[k]:
                 continue
-            if k in ("epochs", "num_workers", "eval_every"):
+            if k in ("epochs", "num_workers", "eval_every", "channels_last", "compile", "data_cache"):
                 applied.append(f"train.{k} {run_train[k]!r} -> {now_train[k]!r}")
             else:
                 diffs.append(f"train.{k}: run {run_train[k]!r} -> recipe {now_train[k]!r}")
@@ -166,9 +199,10 @@ class Trainer:
             tf = default_train_transform(self.crop, scales=cfg.scales, base=self.input_size)
         else:
             tf = default_eval_transform(self.input_size)
-        self.train_ds = MultiTaskDataset(self.root, "train", tasks=names, transform=tf, seed=cfg.seed)
+        self.train_ds = MultiTaskDataset(self.root, "train", tasks=names, transform=tf, seed=cfg.seed,
+                                         cache_gib=cfg.data_cache)
         self.val_ds = MultiTaskDataset(self.root, cfg.val_split, tasks=list(self.tasks), seed=cfg.seed,
-                                       input_size=self.input_size)
+                                       input_size=self.input_size, cache_gib=cfg.data_cache)
         n = len(self.train_ds) // (cfg.batch_size * self.dist.world_size)
         if n < 1:
             raise EdgeMTLError(f"the train split of {self.root} has {len(self.train_ds)} images: fewer than "
@@ -183,7 +217,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(), "balancer": self.balancer.state_dict(),
             "disc": self.disc.state_dict() if self.disc is not None else None,
             "rng_torch": torch.get_rng_state(), "rng_gen": self.gen.get_state(),
-            "loop": self.loop,
+            "loop": self.loop, "grad_scaler": self.amp.state_dict(),
         }
 
     def _load_state(self, ckpt: dict[str, Any]) -> None:
@@ -194,6 +228,7 @@ class Trainer:
         self.balancer.load_state_dict(st["balancer"])
         if self.disc is not None and st["disc"] is not None:
             self.disc.load_state_dict(st["disc"])
+        self.amp.load_state_dict(st.get("grad_scaler") or {})
         torch.set_rng_state(st["rng_torch"])
         self.gen.set_state(st["rng_gen"])
         self.epoch, self.global_step = st["epoch"], st["global_step"]
@@ -275,11 +310,28 @@ class Trainer:
             self.epoch += 1
         return history
 
+    def _loader(self, name: str, ds, shuffle: bool):
+        """One loader per split for the whole run (its workers persist); decoded once into the cache
+        before the workers fork, so that they share it."""
+        if name not in self._loaders:
+            if self.cfg.num_workers > 0 and self.cfg.data_cache > 0:
+                ds.preload()
+            self._loaders[name] = make_loader(ds, self.cfg.batch_size, shuffle, self.cfg.seed if shuffle else 0, 0,
+                                              self.cfg.num_workers, self.dist.enabled and shuffle, drop_last=shuffle,
+                                              pin_memory=self.device.type == "cuda")
+        return self._loaders[name]
+
+    def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        if self.channels_last:
+            out["image"] = out["image"].contiguous(memory_format=torch.channels_last)
+        return out
+
     def _train_epoch(self) -> dict[str, float]:
         cfg = self.cfg
         self.model.train()
-        loader = make_loader(self.train_ds, cfg.batch_size, True, cfg.seed, self.epoch, cfg.num_workers,
-                             self.dist.enabled, drop_last=True)
+        loader = self._loader("train", self.train_ds, True)
+        set_loader_epoch(loader, self.epoch)
         self.step_ctx.alpha = ganin_alpha(self.epoch, cfg.epochs)
         self.bctx.epoch = self.epoch
         step_fn = single_tasking_step if self.loop == "single_tasking" else joint_step
@@ -293,7 +345,7 @@ class Trainer:
         for i, batch in enumerate(it):
             if i >= self.steps_per_epoch:
                 break
-            batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            batch = self._to_device(batch)
             self.bctx.step = self.global_step
             losses = step_fn(self.step_ctx, batch, f"epoch {self.epoch + 1}, step {self.global_step + 1}")
             self.schedule.step()
@@ -307,7 +359,7 @@ class Trainer:
         """Rank 0 evaluates; every rank gets the results so KPI-driven balancers stay in sync."""
         val = None
         if self.dist.rank == 0:
-            loader = make_loader(self.val_ds, self.cfg.batch_size, False, 0, 0, self.cfg.num_workers)
+            loader = self._loader("val", self.val_ds, False)
             protocol = Protocol(self.cfg.val_split, edge_thresholds=self.cfg.edge_thresholds,
                                 input_size=self.input_size)
             val = evaluate(self.model, loader, self.tasks, protocol, self.device)
