@@ -1,9 +1,9 @@
-"""Multi-task summary scores: Δm (ASTMT eq. 4) and Acc_MTL (AMTL-style achievement)."""
+"""Multi-task summary scores: Δm (ASTMT eq. 4) and Acc_MTL (the AMTL release's merged metric)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -51,19 +51,32 @@ def delta_m(
     return sum(terms.values()) / len(terms)
 
 
-def acc_mtl(mtl_acc: Mapping[str, float], stl_acc: Mapping[str, float]) -> float:
-    """100 · mean over tasks of a_t / a_stl,t for accuracy-type KPIs (same unit for both, [0,1] or %).
+def acc_mtl(metrics: Mapping[str, Mapping[str, float]],
+            terms: Mapping[str, Sequence[tuple[str, bool, float]]]) -> float:
+    """Acc_MTL as the AMTL authors' release computes its summary metric (``merge_metrics`` in
+    core/metrics/utils.py of Samsung/Achievement-based-MTL, commit 4e6f39b): per task, the geometric
+    mean of its sub-metrics, accuracy-type ones as fractions and error-type ones inverted
+    (1 / (x + 1e-10)); then the geometric mean over the tasks. Not relative to single-task models
+    (Δm is); higher is better; unitless.
 
-    This is edgemtl's definition (AMTL's "achievement" averaged over tasks); the AMTL paper's own
-    equation could not be verified offline.
+    ``terms[task]`` lists (metric, higher_is_better, factor): the value used is metrics[task][metric]
+    * factor (e.g. 0.01 turns edgemtl's percentages into the release's fractions). The release's
+    tasks: segmentation mIoU; depth δ1 and RMSE (m); normals mean and median (degrees) and the
+    fraction within 11.25°; detection mAP. edgemtl's other tasks enter with their KPI as a fraction
+    (Task.acc_mtl_terms).
     """
-    if not mtl_acc:
-        raise EdgeMTLError("acc_mtl: no multi-task accuracies given")
-    ratios = []
-    for task in mtl_acc:
-        a = _value(mtl_acc, task, "multi-task accuracy")
-        s = _value(stl_acc, task, "single-task accuracy")
-        if s <= 0:
-            raise EdgeMTLError(f"task '{task}': single-task accuracy must be > 0, got {s}")
-        ratios.append(a / s)
-    return 100.0 * sum(ratios) / len(ratios)
+    if not metrics:
+        raise EdgeMTLError("acc_mtl: no task metrics given")
+    log_total = 0.0
+    for task, values in metrics.items():
+        if task not in terms or not terms[task]:
+            raise EdgeMTLError(f"acc_mtl: task '{task}' has no Acc_MTL terms")
+        logs = []
+        for key, higher, factor in terms[task]:
+            v = _value(values, key, f"Acc_MTL metric of {task}") * factor
+            v = v if higher else 1.0 / (v + 1e-10)
+            if v <= 0:  # the release would return 0 (or a complex number) here
+                return 0.0
+            logs.append(math.log(v))
+        log_total += sum(logs) / len(logs)
+    return math.exp(log_total / len(metrics))

@@ -45,7 +45,10 @@ class Task:
     label_ext: ClassVar[str]  # on-disk label format (see edgemtl.data.layout)
     primary_metric: ClassVar[str]  # the metric Δm uses
     higher_is_better: ClassVar[bool]  # direction of the primary metric
-    kpi_metric: ClassVar[str]  # accuracy-type metric in [0,100] for AMTL / Acc_MTL
+    kpi_metric: ClassVar[str]  # accuracy-type metric in [0,100] for the AMTL balancer
+    # Acc_MTL's sub-metrics (edgemtl.metrics.deltam.acc_mtl): (metric, higher is better, factor to the
+    # release's unit); None = the KPI alone, as a fraction.
+    acc_mtl_metrics: ClassVar[tuple[tuple[str, bool, float], ...] | None] = None
     loss_weight: ClassVar[float]  # ASTMT's fixed loss multiplier (PASCAL grid)
     decoding: ClassVar[str]  # how raw outputs become predictions (travels into export metadata)
     unit: ClassVar[str]
@@ -106,6 +109,9 @@ class Task:
         if self.class_names:
             d["class_names"] = self.class_names
         return d
+
+    def acc_mtl_terms(self) -> tuple[tuple[str, bool, float], ...]:
+        return self.acc_mtl_metrics or ((self.kpi_metric, True, 0.01),)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(out_channels={self.out_channels})"

@@ -20,6 +20,7 @@ class Depth(Task):
     primary_metric = "rmse"
     higher_is_better = False
     kpi_metric = "delta1"
+    acc_mtl_metrics = (("delta1", True, 0.01), ("rmse", False, 1.0))  # AMTL's release: d1 and rms (metres)
     loss_weight = 1.0
     decoding = "identity"
     unit = "metres"
