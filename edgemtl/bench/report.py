@@ -1,7 +1,8 @@
 """Bench rows, tables (Markdown, CSV, JSON), Pareto plots and the environment record.
 
 Δm of a row is edgemtl.metrics.delta_m over the row's tasks against the suite's single-task fp32
-PyTorch models (positive = better than single-task); Acc_MTL likewise on the tasks' KPIs.
+PyTorch models (positive = better than single-task); Acc_MTL is the AMTL release's merged metric
+(edgemtl.metrics.deltam.acc_mtl: geometric means of the tasks' metrics, not relative).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def _tasks(results: dict[str, Any], names: list[str]):
     return build_tasks(names, meta)
 
 
-def _scores(row: dict[str, Any], tasks, stl_metrics: dict[str, dict[str, float]]) -> None:
+def _scores(row: dict[str, Any], tasks, stl_metrics: dict[str, dict[str, float]], protocol: str = "edgemtl") -> None:
     from edgemtl.metrics import acc_mtl, delta_m
 
     metrics = row.get("metrics") or {}
@@ -35,17 +36,18 @@ def _scores(row: dict[str, Any], tasks, stl_metrics: dict[str, dict[str, float]]
     if not names:
         row.update(delta_m=None, acc_mtl=None)
         return
-    prim = {t: metrics[t][tasks[t].primary_metric] for t in names}
-    stl = {t: stl_metrics[t][tasks[t].primary_metric] for t in names}
+    prim = {t: metrics[t][tasks[t].primary(protocol)] for t in names}
+    stl = {t: stl_metrics[t][tasks[t].primary(protocol)] for t in names}
     hib = {t: tasks[t].higher_is_better for t in names}
     row["primary"] = prim
     try:
         row["delta_m"] = delta_m(prim, stl, hib)
     except EdgeMTLError as e:  # a single-task baseline of 0 (e.g. a far too short run)
         row.update(delta_m=None, delta_m_error=str(e))
-    kpi = {t: metrics[t][tasks[t].kpi_metric] for t in names}
-    kpi_stl = {t: stl_metrics[t][tasks[t].kpi_metric] for t in names}
-    row["acc_mtl"] = acc_mtl(kpi, kpi_stl) if all(v > 0 for v in kpi_stl.values()) else None
+    try:
+        row["acc_mtl"] = acc_mtl({t: metrics[t] for t in names}, {t: tasks[t].acc_mtl_terms() for t in names})
+    except EdgeMTLError:  # a metric the row's evaluation did not produce
+        row["acc_mtl"] = None
 
 
 def seed_runs(results: dict[str, Any], name: str) -> list[dict[str, Any]]:
@@ -69,7 +71,7 @@ def _mean_std(runs: list[dict[str, Any]]) -> tuple[dict[str, dict[str, float]], 
 
 
 def _seed_spread(row: dict[str, Any], runs: list[dict[str, Any]], stl_by_seed: dict[int, dict[str, Any]],
-                 tasks) -> None:
+                 tasks, protocol: str = "edgemtl") -> None:
     """Δm of each seed against the single-task models of the same seed: its mean ± std."""
     import numpy as np
 
@@ -83,8 +85,8 @@ def _seed_spread(row: dict[str, Any], runs: list[dict[str, Any]], stl_by_seed: d
         if base is None or any(t not in base for t in names):
             continue
         try:
-            per_seed.append(delta_m({t: r["metrics"][t][tasks[t].primary_metric] for t in names},
-                                    {t: base[t][tasks[t].primary_metric] for t in names}, hib))
+            per_seed.append(delta_m({t: r["metrics"][t][tasks[t].primary(protocol)] for t in names},
+                                    {t: base[t][tasks[t].primary(protocol)] for t in names}, hib))
         except EdgeMTLError:
             continue
     if len(per_seed) > 1:
@@ -128,7 +130,7 @@ def build_rows(suite: Suite, results: dict[str, Any]) -> list[dict[str, Any]]:
                "run": trained[name].get("run"), "seeds": [r.get("seed") for r in runs]}
         if len(runs) > 1:
             row["metrics_std"] = std
-            _seed_spread(row, runs, stl_by_seed, tasks)
+            _seed_spread(row, runs, stl_by_seed, tasks, suite.protocol)
         rows.append(row)
     for name, q in results["quant"].items():
         for key in ("ptq", "qat"):
@@ -145,9 +147,14 @@ def build_rows(suite: Suite, results: dict[str, Any]) -> list[dict[str, Any]]:
             row["latency_threads"] = lat["threads"]
         rows.append(row)
     for row in rows:
-        _scores(row, tasks, stl_metrics)
+        _scores(row, tasks, stl_metrics, suite.protocol)
     results["bootstrap"] = _bootstrap(suite, results, tasks, rows)
     return rows
+
+
+def states_file(protocol: str) -> str:
+    """A run's per-image test states under ``protocol`` (the trainer writes edgemtl's)."""
+    return "test_states.npz" if protocol == "edgemtl" else f"test_states_{protocol}.npz"
 
 
 def reference_hard_sharing(suite: Suite) -> str | None:
@@ -162,13 +169,20 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
 
     from edgemtl.evaluate import Protocol
     from edgemtl.metrics import delta_m
-    from edgemtl.metrics.bootstrap import N_RESAMPLES, SEED, delta_m_samples, resample_weights, resampled_metric, summarize
+    from edgemtl.metrics.bootstrap import (
+        N_RESAMPLES,
+        SEED,
+        delta_m_samples,
+        resample_weights,
+        resampled_metric,
+        summarize,
+    )
     from edgemtl.train.trainer import load_image_states
 
     trained = results["trained"]
     states: dict[str, list[dict[str, Any]]] = {}  # per model: one state set per seed
     for name in trained:
-        paths = [Path(r["run"]) / "test_states.npz" for r in seed_runs(results, name) if r.get("run")]
+        paths = [Path(r["run"]) / states_file(suite.protocol) for r in seed_runs(results, name) if r.get("run")]
         if paths and all(p.is_file() for p in paths):
             states[name] = [load_image_states(p) for p in paths]
     st = {t: f"single_task_{t}" for t in suite.tasks}
@@ -179,7 +193,7 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
         return {"status": "skipped: the runs were tested on different images"}
     weights = resample_weights(len(ids))
     # The meters the runs' test evaluation used (the trainer's protocol), to rebuild resampled states.
-    protocol = Protocol(edge_thresholds=int(suite.train.get("edge_thresholds", 15)))
+    protocol = Protocol(edge_thresholds=int(suite.train.get("edge_thresholds", 15)), name=suite.protocol)
     templates = {t: protocol.new_meter(tasks[t]) for t in suite.tasks}
     hib = {t: tasks[t].higher_is_better for t in suite.tasks}
     samples: dict[str, dict[str, np.ndarray]] = {}
@@ -189,7 +203,7 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
         got = samples.setdefault(name, {})
         for t in names:
             if t not in got:
-                got[t] = np.mean([resampled_metric(templates[t], run[t], tasks[t].primary_metric, weights)
+                got[t] = np.mean([resampled_metric(templates[t], run[t], tasks[t].primary(suite.protocol), weights)
                                   for run in states[name]], axis=0)
         return {t: got[t] for t in names}
 
@@ -208,7 +222,7 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
             ref = metric_samples(hs, names)
             hs_mean = _mean_std(seed_runs(results, hs))[0]
             point = delta_m({t: row["primary"][t] for t in names},
-                            {t: hs_mean[t][tasks[t].primary_metric] for t in names}, hib)
+                            {t: hs_mean[t][tasks[t].primary(suite.protocol)] for t in names}, hib)
             row["delta_m_vs_hs_ci"] = {**summarize(delta_m_samples(mine, ref, hib), point), "reference": hs}
     return {"status": "ok", "n_images": len(ids), "n_resamples": N_RESAMPLES, "seed": SEED, "level": 0.95,
             "hard_sharing_reference": hs, "training_seeds": list(suite.seeds)}
@@ -251,7 +265,7 @@ def flat(row: dict[str, Any], tasks: list[str], primary_names: dict[str, str]) -
 
 def markdown(rows: list[dict[str, Any]], suite: Suite, results: dict[str, Any]) -> str:
     tasks = _tasks(results, suite.tasks)
-    prim = {t: tasks[t].primary_metric for t in suite.tasks}
+    prim = {t: tasks[t].primary(suite.protocol) for t in suite.tasks}
     arrows = {t: "↑" if tasks[t].higher_is_better else "↓" for t in suite.tasks}
     head = ["model", "precision", "format", "status", "MB", "params M", "GMAC/task", "GMAC all", "ms/task", "ms all",
             *[f"{t} {prim[t]} {arrows[t]}" for t in suite.tasks], "Δm % ↑", "Δm 95% CI", "vs hard sharing", "Acc_MTL"]
@@ -265,7 +279,7 @@ def markdown(rows: list[dict[str, Any]], suite: Suite, results: dict[str, Any]) 
                    for t in suite.tasks],
                  _f(f["delta_m"], "+.2f") + _pm((r.get("delta_m_seeds") or {}).get("std"), ".2f"),
                  _ci(r.get("delta_m_ci")), _ci(r.get("delta_m_vs_hs_ci"), True),
-                 _f(f["acc_mtl"], ".1f")]
+                 _f(f["acc_mtl"], ".4f")]
         lines.append("| " + " | ".join(cells) + " |")
     protocols = [t["protocol"] for t in results.get("trained", {}).values() if t.get("protocol")]
     if protocols:  # every row, PyTorch or runtime, is evaluated under this protocol (docs/metrics.md)
@@ -284,6 +298,15 @@ def markdown(rows: list[dict[str, Any]], suite: Suite, results: dict[str, Any]) 
                          "of the seed-mean Δm over test-image resamples.")
     elif boot:
         lines.append(f"Δm intervals: {boot['status']}")
+    conv = results.get("convergence") or {}
+    if conv:
+        flat_runs = [k for k, v in conv.items() if v]
+        not_flat = [k for k, v in conv.items() if v is False]
+        unknown = [k for k, v in conv.items() if v is None]
+        lines.append(f"Convergence (each task's val primary metric within 2 % over the last fifth of the epochs; "
+                     f"curves.png): {len(flat_runs)} of {len(conv)} runs flat"
+                     + (f"; not flat: {', '.join(not_flat)}" if not_flat else "")
+                     + (f"; too few validations to tell: {len(unknown)}" if unknown else "") + ".")
     errors = [f"- {r['model']} {r['format']} {r['precision']}: {r['status']}: {str(r.get('error'))[:400]}"
               for r in rows if r.get("error")]
     if errors:
@@ -310,7 +333,7 @@ def write_csv(rows: list[dict[str, Any]], suite: Suite, results: dict[str, Any],
     from edgemtl.data.layout import atomic_write_bytes
 
     tasks = _tasks(results, suite.tasks)
-    prim = {t: tasks[t].primary_metric for t in suite.tasks}
+    prim = {t: tasks[t].primary(suite.protocol) for t in suite.tasks}
     flats = [flat(r, suite.tasks, prim) for r in rows]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(flats[0]))
@@ -343,17 +366,87 @@ def plot(rows: list[dict[str, Any]], x_key: str, x_label: str, path: Path, title
     fig, ax = plt.subplots(figsize=(7, 4.6), dpi=120)
     markers = {"pytorch": "o", "pytorch (simulated int8)": "s", "onnx": "^", "executorch": "v"}
     for x, y, r in pts:
-        ax.scatter([x], [y], marker=markers.get(r["format"], "D"), s=40)
+        yerr = _error_bar(r)
+        ax.errorbar([x], [y], yerr=yerr, fmt=markers.get(r["format"], "D"), ms=6, capsize=3, lw=0.8)
         ax.annotate(f"{r['model']} {r['precision']}" + ("" if r["format"].startswith("pytorch") else f" {r['format']}"),
                     (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     front = pareto_front([(x, y) for x, y, _ in pts])
     ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "k--", lw=0.8, label="Pareto front")
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xlabel(x_label)
-    ax.set_ylabel("Δm vs single-task (%) ↑")
+    ax.set_ylabel("Δm vs single-task (%) ↑  (bars: 95 % CI)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    from edgemtl.data.layout import atomic_write_bytes
+
+    atomic_write_bytes(path, buf.getvalue())
+    return True
+
+
+def _error_bar(row: dict[str, Any]):
+    """The row's 95 % paired-bootstrap interval of Δm as matplotlib's [[below], [above]], else ± the
+    seed std, else None."""
+    ci = row.get("delta_m_ci")
+    if ci and row.get("delta_m") is not None:
+        return [[max(row["delta_m"] - ci["ci_low"], 0.0)], [max(ci["ci_high"] - row["delta_m"], 0.0)]]
+    std = (row.get("delta_m_seeds") or {}).get("std")
+    return [[std], [std]] if std else None
+
+
+def curves(results: dict[str, Any], flat_tolerance: float = 0.02) -> dict[str, Any]:
+    """Validation curves of every training run (``metrics.jsonl``: each task's primary metric per
+    validated epoch) and whether each run converged: every task's primary metric moved by at most
+    ``flat_tolerance`` (relative to its final value) over the last fifth of the validations (at least
+    two). The bench writes them to curves.json and plots curves.png."""
+    import math
+
+    tasks = None
+    out: dict[str, Any] = {}
+    for name, runs in (results.get("trained_seeds") or {n: [r] for n, r in results["trained"].items()}).items():
+        for r in runs:
+            path = Path(r.get("run") or "") / "metrics.jsonl"
+            if not path.is_file():
+                continue
+            if tasks is None:
+                tasks = _tasks(results, list(results["suite"]["tasks"]))
+            recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            recs = [x for x in recs if x.get("val")]
+            series = {t: [x["val"][t][tasks[t].primary_metric] for x in recs] for t in recs[0]["val"]} if recs else {}
+            k = max(2, math.ceil(len(recs) / 5))
+            is_flat = None
+            if len(recs) >= k + 1:
+                is_flat = all((max(v[-k:]) - min(v[-k:])) <= flat_tolerance * max(abs(v[-1]), 1e-9) for v in series.values())
+            out[f"{name} seed {r.get('seed')}"] = {"model": name, "seed": r.get("seed"),
+                                                   "epochs": [x["epoch"] + 1 for x in recs], "val": series,
+                                                   "converged": is_flat, "window": k}
+    return out
+
+
+def plot_curves(curve_data: dict[str, Any], path: Path, title: str) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = [c for c in curve_data.values() if c["epochs"]]
+    task_names = sorted({t for c in first for t in c["val"]})
+    if not task_names:
+        return False
+    fig, axes = plt.subplots(1, len(task_names), figsize=(3.2 * len(task_names), 3.0), dpi=110, squeeze=False)
+    for ax, t in zip(axes[0], task_names):
+        for label, c in curve_data.items():
+            if t in c["val"]:
+                ax.plot(c["epochs"], c["val"][t], lw=0.9, label=label if t == task_names[0] else None)
+        ax.set_title(t, fontsize=8)
+        ax.set_xlabel("epoch", fontsize=7)
+        ax.tick_params(labelsize=6)
+    fig.legend(fontsize=5, loc="lower center", ncol=4)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
@@ -398,7 +491,13 @@ def write_outputs(results: dict[str, Any], suite: Suite, out: Path) -> dict[str,
     if "environment" not in results:  # a re-render from results.json keeps the run's own record
         results["environment"] = environment(int(results["latency_settings"]["threads"]))
     paths = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md"}
+    curve_data = curves(results)
+    results["convergence"] = {k: v["converged"] for k, v in curve_data.items()}
     write_json(paths["json"], results)
+    write_json(out / "curves.json", curve_data)
+    paths["curves.json"] = out / "curves.json"
+    if plot_curves(curve_data, out / "curves.png", f"{suite.name}: validation primary metric per epoch"):
+        paths["curves.png"] = out / "curves.png"
     write_csv(rows, suite, results, paths["csv"])
     from edgemtl.data.layout import atomic_write_bytes
 

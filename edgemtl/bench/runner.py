@@ -131,6 +131,69 @@ def export_row(model: str, fmt: dict[str, str], run: Path, quant: dict[str, Any]
     return row
 
 
+def _test_protocol(suite: Suite, root: Path, input_size):
+    from edgemtl.evaluate import Protocol
+    from edgemtl.train.data import eval_split
+
+    split = eval_split(root)
+    return Protocol(split, edge_thresholds=int(suite.train.get("edge_thresholds", 15)), input_size=tuple(input_size),
+                    name=suite.protocol)
+
+
+def evaluate_test(model, suite: Suite, root: Path, states: dict | None = None) -> dict[str, dict[str, float]]:
+    """A PyTorch model (checkpoint or simulated-int8 program) on the test split under the suite's protocol."""
+    from edgemtl.data.dataset import MultiTaskDataset
+    from edgemtl.evaluate import evaluate
+    from edgemtl.tasks import build_tasks
+    from edgemtl.train.data import make_loader
+
+    meta = json.loads((root / "dataset.json").read_text())
+    tasks = build_tasks(model.task_names, meta)
+    protocol = _test_protocol(suite, root, model.config.image_size)
+    ds = MultiTaskDataset(root, protocol.split, tasks=list(tasks), input_size=protocol.input_size)
+    bs = int(suite.train.get("batch_size", 8))
+    return evaluate(model, make_loader(ds, bs, False, 0, 0, 0), tasks, protocol, image_states=states)
+
+
+def reevaluate_run(entry: dict[str, Any], suite: Suite, root: Path) -> dict[str, Any]:
+    """A finished run's test metrics under the suite's peer protocol (with its per-image states for
+    the bootstrap), computed once per run and protocol from best.pt."""
+    from edgemtl.bench.report import states_file
+    from edgemtl.checkpoint import load_checkpoint
+    from edgemtl.report import write_json
+    from edgemtl.tasks import build_tasks
+    from edgemtl.train.trainer import save_image_states
+
+    run = Path(entry["run"])
+    cache = run / f"test_{suite.protocol}.json"
+    if cache.is_file() and (run / states_file(suite.protocol)).is_file():
+        got = json.loads(cache.read_text())
+    else:
+        model, _ = load_checkpoint(run / "best.pt")
+        states: dict[str, Any] = {}
+        metrics = evaluate_test(model, suite, root, states)
+        save_image_states(run / states_file(suite.protocol), states)
+        tasks = build_tasks(model.task_names, json.loads((root / "dataset.json").read_text()))
+        got = {"metrics": metrics,
+               "protocol": _test_protocol(suite, root, model.config.image_size).describe(tasks)}
+        write_json(cache, got)
+    return {**entry, "metrics_edgemtl": entry.get("metrics"), "metrics": got["metrics"], "protocol": got["protocol"]}
+
+
+def reevaluate_quant(q: dict[str, Any], suite: Suite, root: Path) -> dict[str, Any]:
+    """The simulated-int8 programs' test metrics under the suite's peer protocol."""
+    from edgemtl.quant.pt2e import load_quantized_model
+    from edgemtl.report import write_json
+
+    cache = Path(q["artifacts"]["ptq"]).parent / f"metrics_{suite.protocol}.json"
+    if cache.is_file():
+        metrics = json.loads(cache.read_text())
+    else:
+        metrics = {k: evaluate_test(load_quantized_model(path)[0], suite, root) for k, path in q["artifacts"].items()}
+        write_json(cache, metrics)
+    return {**q, "metrics": metrics}
+
+
 def evaluate_artifact(path: str, suite: Suite, root: Path, threads: int) -> dict[str, dict[str, float]]:
     """Task metrics of an exported artifact, run by its own runtime over the test split."""
     from edgemtl import runtime
@@ -146,7 +209,8 @@ def evaluate_artifact(path: str, suite: Suite, root: Path, threads: int) -> dict
     split = eval_split(root)
     # Images prepared as the artifact's own predict() prepares them; metrics at label resolution.
     ds = MultiTaskDataset(root, split, tasks=list(tasks), input_size=rt.input_size)
-    protocol = Protocol(split, edge_thresholds=int(suite.train.get("edge_thresholds", 15)), input_size=rt.input_size)
+    protocol = Protocol(split, edge_thresholds=int(suite.train.get("edge_thresholds", 15)), input_size=rt.input_size,
+                        name=suite.protocol)
     return evaluate(RuntimeModel(rt), make_loader(ds, 8, False, 0, 0, 0), tasks, protocol)
 
 
@@ -185,6 +249,10 @@ def run_suite(suite: Suite, out: Path, progress: bool = True, clock: StageClock 
                 except EdgeMTLError as e:
                     failed[f"{name} (seed {seed})"] = str(e)
                     print(f"    train {name} seed {seed} failed: {e}", flush=True)
+    if suite.protocol != "edgemtl":  # every number under the peer's conventions, from the same runs
+        with clock.stage(f"evaluate ({suite.protocol})", f"re-evaluate the test split under {suite.protocol}"):
+            trained_seeds = {n: [reevaluate_run(r, suite, root) for r in runs] for n, runs in trained_seeds.items()}
+            trained = {n: runs[0] for n, runs in trained_seeds.items()}
     counts = {}
     for name in trained:
         model, _ = load_checkpoint(Path(trained[name]["run"]) / "best.pt")
@@ -195,6 +263,8 @@ def run_suite(suite: Suite, out: Path, progress: bool = True, clock: StageClock 
         with clock.stage(f"qat {name}", f"PTQ + QAT finetune {name}"):
             try:
                 quant[name] = quantize_model(suite, name, str(Path(trained[name]["run"]) / "best.pt"), out, progress)
+                if suite.protocol != "edgemtl":
+                    quant[name] = reevaluate_quant(quant[name], suite, root)
             except Exception as e:  # noqa: BLE001 (its int8 rows say why; the rest of the bench goes on)
                 quant_failed[name] = f"{type(e).__name__}: {e}" if not isinstance(e, EdgeMTLError) else str(e)
                 print(f"    quantize {name} failed: {quant_failed[name]}", flush=True)

@@ -16,6 +16,16 @@
         - {target: executorch, precision: int8-qat}
     latency: {threads: 2, runs: 10, warmup: 3}
     seeds: 3                        # every model trained with seeds train.seed, +1, +2 (or a list)
+    scales:                         # presets chosen with `edgemtl bench --scale NAME` (default smoke)
+      cpu:                          # deep-merged over the suite; `variants:` here keeps a subset
+        data: {synth: {num: 1400, splits: [0.5, 0.1, 0.4]}}
+        train: {epochs: 20}
+        seeds: 3
+        variants: [hard_sharing, astmt_se_dec]
+
+Scales: ``smoke`` (the suite as written unless it defines one: minutes, a test of the pipeline, not a
+result), ``cpu`` (converges on a 2-core CPU in a few hours; several seeds) and ``gpu`` (towards the
+papers' schedules). Every preset of the committed suites has a test split of at least 500 images.
 
 Precisions: ``fp32`` (coreml: fp32 or ``fp16``), ``int8-ptq`` / ``int8-qat`` (the PT2E programs of
 ``quant``), ``int8-ort`` (ONNX Runtime's own quantizer on the fp32 model; onnx only).
@@ -32,7 +42,8 @@ from edgemtl.errors import EdgeMTLError, did_you_mean
 from edgemtl.named import read_named_yaml
 
 SUITE_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
-KEYS = ("description", "data", "tasks", "model", "train", "variants", "quant", "export", "latency", "seeds")
+KEYS = ("description", "data", "tasks", "model", "train", "variants", "quant", "export", "latency", "seeds", "scales")
+SCALES = ("smoke", "cpu", "gpu")
 PRECISIONS = ("fp32", "fp16", "int8-ptq", "int8-qat", "int8-ort")
 
 
@@ -50,6 +61,8 @@ class Suite:
     export: dict[str, Any] = field(default_factory=dict)
     latency: dict[str, Any] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0])
+    scale: str = "smoke"
+    protocol: str = "edgemtl"  # metric conventions of every number (edgemtl.evaluate.PROTOCOLS)
 
     def model_names(self) -> list[str]:
         return [f"single_task_{t}" for t in self.tasks] + list(self.variants)
@@ -85,13 +98,63 @@ class Suite:
                                f"(got {value!r})")
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("name", "path", *KEYS)}
+        return {k: getattr(self, k) for k in ("name", "path", "scale", "protocol", *KEYS) if k != "scales"}
 
 
-def load_suite(name: str | Path, data_dir: str | None = None, overrides: list[str] | None = None) -> Suite:
-    """A validated suite; ``data_dir`` replaces its data section (an existing dataset folder);
-    ``overrides`` are ``key.path=yaml`` items, e.g. ``model.pretrained=weights.pth``."""
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def apply_scale(raw: dict[str, Any], scale: str, path: Path) -> dict[str, Any]:
+    """The suite at one of its ``scales`` presets (see the module docstring)."""
+    if scale not in SCALES:
+        from edgemtl.errors import unknown_choice
+
+        raise unknown_choice("--scale", scale, SCALES)
+    scales = raw.pop("scales", None) or {}
+    if not isinstance(scales, dict) or any(k not in SCALES for k in scales):
+        bad = [k for k in scales if k not in SCALES] if isinstance(scales, dict) else scales
+        raise EdgeMTLError(f"{path}: 'scales' maps {', '.join(SCALES)} to suite sections (got {bad!r})")
+    spec = scales.get(scale)
+    if spec is None:
+        if scale == "smoke":
+            return raw
+        raise EdgeMTLError(f"{path}: no '{scale}' scale; this suite defines: smoke"
+                           + "".join(f", {k}" for k in scales if k != "smoke"))
+    spec = dict(spec)
+    keep = spec.pop("variants", None)
+    for key in spec:
+        if key not in KEYS or key == "scales":
+            raise EdgeMTLError(f"{path}: scales.{scale}: unknown key '{key}'.{did_you_mean(key, KEYS)}")
+    raw = _merge(raw, spec)
+    if keep is not None:
+        variants = raw.get("variants") or {}
+        for v in keep:
+            if v not in variants:
+                raise EdgeMTLError(f"{path}: scales.{scale}.variants names '{v}', not a variant."
+                                   f"{did_you_mean(v, variants)}")
+        raw["variants"] = {k: variants[k] for k in keep}
+        # the preset's subset also prunes what quant/export name
+        if raw.get("quant", {}).get("variants"):
+            raw["quant"] = {**raw["quant"], "variants": [v for v in raw["quant"]["variants"] if v in keep]}
+            if not raw["quant"]["variants"]:
+                raw.pop("quant")
+        if raw.get("export", {}).get("models"):
+            models = [m for m in raw["export"]["models"] if m in keep or m.startswith("single_task_")]
+            raw["export"] = {**raw["export"], "models": models}
+    return raw
+
+
+def load_suite(name: str | Path, data_dir: str | None = None, overrides: list[str] | None = None,
+               scale: str = "smoke") -> Suite:
+    """A validated suite at ``scale``; ``data_dir`` replaces its data section (an existing dataset
+    folder); ``overrides`` are ``key.path=yaml`` items (applied after the scale), e.g.
+    ``model.pretrained=weights.pth``."""
     path, raw = read_named_yaml(name, SUITE_DIR, "suite", "--suite", f"with keys {', '.join(KEYS)}")
+    raw = apply_scale(raw, scale, path)
     if overrides:
         from edgemtl.recipes import apply_overrides
 
@@ -124,6 +187,7 @@ def load_suite(name: str | Path, data_dir: str | None = None, overrides: list[st
                   dict(raw.get("model") or {}), dict(raw.get("train") or {}),
                   {k: dict(v or {}) for k, v in variants.items()}, dict(raw.get("quant") or {}),
                   dict(raw.get("export") or {}), dict(raw.get("latency") or {}))
+    suite.scale = scale
     suite.set_seeds(raw.get("seeds", 1))
     _check_references(suite)
     return suite

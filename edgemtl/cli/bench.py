@@ -21,6 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive_int, help="runtime threads for latency (default: the suite's, else 2)")
     p.add_argument("--seeds", type=positive_int, help="train every model with N seeds (train.seed, +1, ...); tables "
                    "show mean ± std over seeds (default: the suite's seeds, else 1)")
+    p.add_argument("--scale", default="smoke", help="the suite's preset: smoke (minutes; a pipeline test) | cpu "
+                   "(converged on a 2-core CPU, 3 seeds) | gpu (towards the papers' schedules); default smoke")
+    p.add_argument("--protocol", default="edgemtl", help="metric conventions of every number: edgemtl | "
+                   "mtl-pytorch | astmt (the peers' evaluation code; docs/metrics.md). Trained runs are reused and "
+                   "re-evaluated on the test split")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
 
 
@@ -28,12 +33,21 @@ def run(args: argparse.Namespace) -> int:
     from edgemtl.bench import load_suite, run_suite, write_outputs
     from edgemtl.bench.report import markdown
 
-    suite = load_suite(args.suite, args.data, args.set)
+    suite = load_suite(args.suite, args.data, args.set, args.scale)
+    from edgemtl.evaluate import PROTOCOLS
+
+    if args.protocol not in PROTOCOLS:
+        from edgemtl.errors import unknown_choice
+
+        raise unknown_choice("--protocol", args.protocol, PROTOCOLS)
+    suite.protocol = args.protocol
     if args.seeds is not None:
         suite.set_seeds(args.seeds, "--seeds")
     if args.threads is not None:
         suite.latency["threads"] = args.threads
-    out = Path(args.out or f"bench_{suite.name}")
+    out = Path(args.out or (f"bench_{suite.name}" if suite.scale == "smoke" else f"bench_{suite.name}-{suite.scale}"))
+    if args.protocol != "edgemtl" and not args.out:
+        out = out.with_name(f"{out.name}-{args.protocol}")
     results = run_suite(suite, out, progress=not args.quiet)
     paths = write_outputs(results, suite, out)
     print(markdown(results["rows"], suite, results))
