@@ -17,9 +17,9 @@ BUDGET_S = 600
 # Stage times of a reference run on the 2-core CI machine (AMD EPYC, 2 threads); the clock scales
 # them by this machine's observed speed to print a time estimate per stage and in all.
 ESTIMATES = {
-    "data": 6, "train single_task_semseg": 20, "train single_task_saliency": 20, "train single_task_normals": 20,
-    "train astmt": 45, "qat astmt": 150, "export astmt onnx fp32": 20, "export astmt onnx int8-qat": 45,
-    "export astmt executorch fp32": 60, "export astmt coreml fp16": 25, "report": 5,
+    "data": 10, "train single_task_semseg": 16, "train single_task_saliency": 10, "train single_task_normals": 10,
+    "train astmt": 24, "qat astmt": 153, "export astmt onnx fp32": 28, "export astmt onnx int8-qat": 61,
+    "export astmt executorch fp32": 85, "export astmt coreml fp16": 37, "report": 2,
 }
 
 
