@@ -211,14 +211,15 @@ def test_bench_end_to_end_on_a_tiny_suite(mixed_data, tmp_path, capsys):
     # The same runs under a peer's evaluation code: re-evaluated, not retrained; every number (Δm, CI) uses
     # its conventions, and they agree with `edgemtl eval --protocol` on the run's checkpoint.
     assert main(["bench", "--suite", str(suite), "--out", str(out), "--quiet", "--protocol", "mtl-pytorch"]) == 0
-    peer = json.loads((out / "results.json").read_text())
+    assert json.loads((out / "results.json").read_text())["suite"]["protocol"] == "edgemtl", "not overwritten"
+    peer = json.loads((out / "protocol-mtl-pytorch" / "results.json").read_text())
     assert peer["suite"]["protocol"] == "mtl-pytorch" and all(t.get("reused") for t in peer["trained"].values())
     # the int8 programs are re-evaluated too (at batch 1, the shape they were traced at)
     assert not peer["quant_failed"] and set(peer["quant"]["astmt"]["metrics"]) == {"ptq", "qat"}
     prow = next(r for r in peer["rows"] if (r["model"], r["format"]) == ("astmt", "pytorch") and r["precision"] == "fp32")
     assert set(prow["primary"]) == {"saliency", "depth"} and "max_mIoU" in prow["metrics"]["saliency"]
     assert prow["delta_m_ci"]["n_resamples"] == 1000
-    with open(out / "results.csv") as f:
+    with open(out / "protocol-mtl-pytorch" / "results.csv") as f:
         assert "saliency.max_mIoU" in next(csv.DictReader(f))
     run0 = peer["trained_seeds"]["astmt"][0]
     assert main(["eval", "--checkpoint", str(Path(run0["run"]) / "best.pt"), "--data", str(tiny_data),

@@ -144,3 +144,27 @@ def test_epoch_sampler_keeps_the_order_of_earlier_releases():
         s.set_epoch(epoch)
         old = torch.utils.data.RandomSampler(range(37), generator=torch.Generator().manual_seed(4 * 100003 + epoch))
         assert list(s) == list(old)
+
+
+def test_resume_refuses_another_precision_than_the_run_trained_in(write_recipe, tmp_path, monkeypatch):
+    """'auto' resolves per machine: a run resumed where it would mean bf16 must not silently switch."""
+    _trainer(write_recipe, tmp_path, "run", max_steps_per_epoch=1).fit()
+    monkeypatch.setattr("edgemtl.train.speed.cpu_has_native_bf16", lambda: True)
+    recipe = load_recipe(str(tmp_path / "run.yaml"))
+    recipe.train["epochs"] = 2
+    with pytest.raises(EdgeMTLError, match="trained in fp32.*would continue in bf16.*train.precision=fp32"):
+        Trainer(recipe, tmp_path / "run", resume=True, progress=False, baselines_path=str(tmp_path / "b.json"))
+
+
+def test_unit_normalize_is_f_normalize_with_finite_gradients():
+    from edgemtl.tasks.normals import unit_normalize
+
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    x[0, :, 1, 1] = 0.0  # an exactly-zero prediction (e.g. a freshly initialised head)
+    x.requires_grad_()
+    assert torch.allclose(unit_normalize(x), torch.nn.functional.normalize(x, dim=1, eps=1e-6))
+    (g,) = torch.autograd.grad(unit_normalize(x).sum(), x)
+    assert torch.isfinite(g).all()
+    small = torch.full((1, 3, 2, 2), 1e-5, dtype=torch.float16, requires_grad=True)  # fp16 would underflow
+    (g16,) = torch.autograd.grad(unit_normalize(small).sum(), small)
+    assert torch.isfinite(g16).all() and torch.isfinite(unit_normalize(small)).all()

@@ -138,11 +138,11 @@ def apply_scale(raw: dict[str, Any], scale: str, path: Path) -> dict[str, Any]:
                                    f"{did_you_mean(v, variants)}")
         raw["variants"] = {k: variants[k] for k in keep}
         # the preset's subset also prunes what quant/export name
-        if raw.get("quant", {}).get("variants"):
+        if (raw.get("quant") or {}).get("variants"):
             raw["quant"] = {**raw["quant"], "variants": [v for v in raw["quant"]["variants"] if v in keep]}
             if not raw["quant"]["variants"]:
                 raw.pop("quant")
-        if raw.get("export", {}).get("models"):
+        if (raw.get("export") or {}).get("models"):
             models = [m for m in raw["export"]["models"] if m in keep or m.startswith("single_task_")]
             raw["export"] = {**raw["export"], "models": models}
     return raw

@@ -24,8 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", default="smoke", help="the suite's preset: smoke (minutes; a pipeline test) | cpu "
                    "(converged on a 2-core CPU, 3 seeds) | gpu (towards the papers' schedules); default smoke")
     p.add_argument("--protocol", default="edgemtl", help="metric conventions of every number: edgemtl | "
-                   "mtl-pytorch | astmt (the peers' evaluation code; docs/metrics.md). Trained runs are reused and "
-                   "re-evaluated on the test split")
+                   "mtl-pytorch | astmt (the peers' evaluation code; docs/metrics.md). The runs of --out are reused and "
+                   "re-evaluated on the test split; tables go to OUT/protocol-NAME/")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
 
 
@@ -46,10 +46,11 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         suite.latency["threads"] = args.threads
     out = Path(args.out or (f"bench_{suite.name}" if suite.scale == "smoke" else f"bench_{suite.name}-{suite.scale}"))
-    if args.protocol != "edgemtl" and not args.out:
-        out = out.with_name(f"{out.name}-{args.protocol}")
     results = run_suite(suite, out, progress=not args.quiet)
-    paths = write_outputs(results, suite, out)
+    # A peer protocol reuses the runs of `out` and writes its tables beside edgemtl's, not over them.
+    tables = out if args.protocol == "edgemtl" else out / f"protocol-{args.protocol}"
+    tables.mkdir(parents=True, exist_ok=True)
+    paths = write_outputs(results, suite, tables)
     print(markdown(results["rows"], suite, results))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

@@ -57,5 +57,8 @@ class Normals(Task):
 
 def unit_normalize(pred: Tensor, eps: float = 1e-6) -> Tensor:
     """``F.normalize(pred, dim=1, eps)`` (x / max(|x|, eps)) written out: torch's channel-dim
-    ``vector_norm`` is about 10x slower on CPU, which made it 4 % of a training step."""
-    return pred / (pred * pred).sum(1, keepdim=True).sqrt().clamp_min(eps)
+    ``vector_norm`` is about 10x slower on CPU, which made it 4 % of a training step. The clamp is on
+    the squared norm (sqrt(max(s, eps²)) = max(sqrt(s), eps)) so that a zero vector has a finite
+    gradient, and the sum is in float32 so that fp16 predictions do not underflow to 0."""
+    p = pred.float() if pred.dtype in (torch.float16, torch.bfloat16) else pred
+    return p / (p * p).sum(1, keepdim=True).clamp_min(eps * eps).sqrt()

@@ -171,7 +171,8 @@ def _eligible(m: nn.Module) -> bool:
         return False
     depthwise = m.groups == m.in_channels == m.out_channels and m.groups > 1
     same = all(2 * p == d * (k - 1) for p, d, k in zip(m.padding, m.dilation, m.kernel_size))
-    return depthwise and m.stride == (1, 1) and m.dilation != (1, 1) and same
+    odd = all(k % 2 for k in m.kernel_size)  # a centre tap (the shortcut) and symmetric "same" padding
+    return depthwise and odd and m.stride == (1, 1) and m.dilation != (1, 1) and same
 
 
 def fast_dilated_depthwise(model: nn.Module) -> int:

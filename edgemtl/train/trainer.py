@@ -141,7 +141,8 @@ class Trainer:
         self.net = self.dist.wrap(self.model, self.device)
         if cfg.compile:
             self.net = torch.compile(self.net)
-        self.amp = Amp.create(cfg.precision, self.device, self.balancer, cfg.balancer)
+        # A model passed in (QAT's fake-quant graph) trains in fp32: observers and fake-quant need it.
+        self.amp = Amp.create("fp32" if model is not None else cfg.precision, self.device, self.balancer, cfg.balancer)
         groups = param_groups(self.model, cfg, self.loop == "single_tasking", extra_groups)
         self.optimizer = make_optimizer(groups, cfg)
         self.schedule = make_schedule(self.optimizer, cfg, self.steps_per_epoch)
@@ -217,7 +218,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(), "balancer": self.balancer.state_dict(),
             "disc": self.disc.state_dict() if self.disc is not None else None,
             "rng_torch": torch.get_rng_state(), "rng_gen": self.gen.get_state(),
-            "loop": self.loop, "grad_scaler": self.amp.state_dict(),
+            "loop": self.loop, "grad_scaler": self.amp.state_dict(), "precision": self.amp.precision,
         }
 
     def _load_state(self, ckpt: dict[str, Any]) -> None:
@@ -228,6 +229,10 @@ class Trainer:
         self.balancer.load_state_dict(st["balancer"])
         if self.disc is not None and st["disc"] is not None:
             self.disc.load_state_dict(st["disc"])
+        ran = st.get("precision", "fp32")  # runs from before train.precision trained in fp32
+        if ran != self.amp.precision:  # 'auto' resolves per machine: resuming elsewhere must not switch
+            raise EdgeMTLError(f"--resume {self.out}: the run trained in {ran}, this machine would continue in "
+                               f"{self.amp.precision}; resume with --set train.precision={ran}")
         self.amp.load_state_dict(st.get("grad_scaler") or {})
         torch.set_rng_state(st["rng_torch"])
         self.gen.set_state(st["rng_gen"])
