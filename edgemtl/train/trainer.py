@@ -166,8 +166,16 @@ class Trainer:
         if not custom_model:
             now = model_cfg.to_dict()
             for k in sorted(set(now) | set(run_model)):
-                # None = the default the model resolves at build time (mean/std from the backbone)
-                if now.get(k) is not None and now.get(k) != run_model.get(k):
+                # None = the default the model resolves at build time (mean/std from the backbone).
+                # ``pretrained`` only chose the initial weights, which the checkpoint supersedes, and
+                # checkpoints store it as None (edgemtl.checkpoint): comparing it refused every resume
+                # of a run started from pretrained weights.
+                if k == "pretrained":
+                    continue
+                a, b = now.get(k), run_model.get(k)
+                if k in ("tasks", "aux_tasks"):  # what the network predicts, not how a newer version draws it
+                    a, b = _task_outputs(a), _task_outputs(b)
+                if a is not None and a != b:
                     diffs.append(f"model.{k}: run {run_model.get(k)!r} -> recipe {now.get(k)!r}")
         run_train = (ckpt.get("extra") or {}).get("train_config") or {}
         now_train = self.cfg.to_dict()
@@ -452,3 +460,10 @@ def _last_shared(model, owners) -> torch.nn.Parameter | None:
         if owners[n] is None and p.dim() > 1 and p.requires_grad:
             last = p
     return last
+
+
+def _task_outputs(tasks: dict[str, Any] | None) -> dict[str, tuple] | None:
+    """Task name -> (channels, class names): the part of a task description a resume must keep."""
+    if tasks is None:
+        return None
+    return {n: (d.get("out_channels"), d.get("class_names")) for n, d in tasks.items()}
