@@ -1,8 +1,8 @@
 """Evaluation of a model on a dataset split under an explicit, printed protocol.
 
 Input scale (docs/metrics.md): the model sees every image as the exported artifact prepares it (the
-whole image resized to the model's input size, :func:`edgemtl.runtime.processing.preprocess`); its raw
-outputs are resized back to each label's native resolution (:func:`edgemtl.runtime.processing.resize_output`,
+whole image resized to the model's input size, :func:`edgemtl.artifact.processing.preprocess`); its raw
+outputs are resized back to each label's native resolution (:func:`edgemtl.artifact.processing.resize_output`,
 bilinear, before decoding) and the metrics are computed there. PyTorch models and artifacts run by
 their runtimes go through the same two functions, so their metrics agree to the runtime's numerics.
 """
@@ -138,7 +138,7 @@ def evaluate(model, loader, tasks: dict[str, Task], protocol: Protocol | None = 
 def at_label_resolution(out: torch.Tensor, target: torch.Tensor | list):
     """Yield (output [1,C,h,w], target) per image, the output resized to its label's size with the
     runtime's own post-processing (so PyTorch and artifact evaluation match)."""
-    from edgemtl.runtime.processing import resize_output
+    from edgemtl.artifact.processing import resize_output
 
     for i, t in enumerate(target):
         o = out[i:i + 1]

@@ -41,7 +41,7 @@ def _spread_outputs(model):
     weights) keeps the weights random but gives structured maps the comparisons can tell apart.
     Depth is centred at 4 m so its colours fall inside the 0-10 m scale.
     """
-    from edgemtl.runtime.processing import preprocess
+    from edgemtl.artifact.processing import preprocess
 
     hw = tuple(TINY["image_size"])
     x = torch.cat([torch.from_numpy(preprocess(scene(100 + i, hw), hw)) for i in range(4)])

@@ -286,7 +286,7 @@ def test_screenshots_saved(web_run):
 
 
 def test_turbo_table_matches_matplotlib():
-    from edgemtl.tasks.base import colormap
+    from edgemtl.artifact.decoding import colormap
 
     text = (WEB / "js" / "turbo.js").read_text()
     values = [int(v) for v in text.split("[", 1)[1].split("]", 1)[0].replace("\n", " ").split(",") if v.strip()]

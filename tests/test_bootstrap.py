@@ -108,8 +108,8 @@ def test_paired_delta_m_interval():
 
 def test_evaluate_states_merge_to_the_same_metrics(tiny_data):
     import torch
-
     from conftest import TINY_MODEL
+
     from edgemtl.data.dataset import MultiTaskDataset
     from edgemtl.evaluate import Protocol, evaluate
     from edgemtl.models import create_model

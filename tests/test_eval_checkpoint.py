@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from conftest import TINY_MODEL
 
 from edgemtl.checkpoint import load_checkpoint, save_checkpoint
 from edgemtl.cli import main
@@ -14,8 +15,6 @@ from edgemtl.errors import EdgeMTLError
 from edgemtl.evaluate import Protocol, evaluate
 from edgemtl.models import create_model
 from edgemtl.tasks import build_tasks
-
-from conftest import TINY_MODEL
 
 
 @pytest.fixture

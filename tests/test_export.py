@@ -20,12 +20,12 @@ import pytest
 import torch
 
 from edgemtl import runtime
+from edgemtl.artifact.processing import preprocess
 from edgemtl.errors import EdgeMTLError, UnsupportedError
 from edgemtl.export import TARGETS, export, get_target, support_table
 from edgemtl.export.verify import VerificationError, numeric_parity, sample_images
 from edgemtl.export.wrapper import build_graphs, task_io
 from edgemtl.models import ARCHITECTURES, create_model
-from edgemtl.runtime.processing import preprocess
 
 TINY = {"backbone": "mobilenetv2_tiny", "image_size": (32, 32), "decoder_channels": 16, "low_level_channels": 8,
         "mti_channels": 8}

@@ -43,6 +43,7 @@ def _err(capsys) -> str:
 def trained(tmp_path_factory):
     """A tiny trained checkpoint and its fp32 ONNX export (shared by the read-only cases)."""
     from conftest import TINY_MODEL
+
     from edgemtl.data.synth import generate
 
     tmp = tmp_path_factory.mktemp("faults")

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
 from conftest import MIXED_SIZES, TINY_MODEL, as_jpeg_photos
+
 from edgemtl.cli import main
 
 SIZES = {"larger": (72, 96), "smaller": (32, 40), "mixed": MIXED_SIZES}
@@ -137,8 +137,8 @@ def test_training_crops_come_from_the_model_input_size_not_the_dataset(tmp_path)
 
 
 def test_eval_items_are_prepared_exactly_as_the_runtime_prepares_them(mixed_data):
+    from edgemtl.artifact.processing import preprocess
     from edgemtl.data.dataset import MultiTaskDataset, load_image
-    from edgemtl.runtime.processing import preprocess
     from edgemtl.train.data import make_loader
 
     ds = MultiTaskDataset(mixed_data, "test", tasks=["semseg", "depth"], input_size=(48, 48))

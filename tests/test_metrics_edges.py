@@ -10,7 +10,13 @@ from skimage.morphology import thin
 
 from edgemtl.errors import EdgeMTLError
 from edgemtl.metrics import EdgeMeter, edge_metrics
-from edgemtl.metrics.edges import average_precision, best_interpolated_f, image_counts, make_thresholds, match_count
+from edgemtl.metrics.edges import (
+    average_precision,
+    best_interpolated_f,
+    image_counts,
+    make_thresholds,
+    match_count,
+)
 
 
 def _allowed(pred_pts, gt_pts, radius) -> list[list[int]]:

@@ -34,7 +34,7 @@ def _palette_png(path: Path, arr: np.ndarray) -> None:
     """A palette ("P") PNG, as VOC-style masks are stored: the pixels are indices into a colour table."""
     from PIL import Image
 
-    from edgemtl.tasks.base import palette
+    from edgemtl.artifact.decoding import palette
 
     path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(arr, mode="P")

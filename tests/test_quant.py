@@ -6,12 +6,11 @@ import json
 
 import pytest
 import torch
+from conftest import TINY_MODEL
 
 from edgemtl.errors import EdgeMTLError
 from edgemtl.models import create_model
 from edgemtl.quant import QuantConfig, QuantizedModel, load_program, prepare_qat, ptq, save_program
-
-from conftest import TINY_MODEL
 
 TASKS = {"semseg": {"out_channels": 5}, "depth": {"out_channels": 1}, "normals": {"out_channels": 3}}
 

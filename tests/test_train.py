@@ -58,6 +58,27 @@ def test_train_resume_is_exact(write_recipe, tmp_path):
     assert losses_full == losses_res  # same next-step losses on the same data order
 
 
+def test_resume_of_a_run_started_from_pretrained_weights(write_recipe, tmp_path):
+    # Checkpoints store model.pretrained as None (the weights are in the file); the resume check once
+    # compared it with the recipe's path and refused every interrupted bench run with ImageNet weights.
+    from edgemtl._compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    import timm
+
+    weights = tmp_path / "imagenet.pth"  # a timm state_dict, as ImageNet weights files are
+    torch.save(timm.create_model("mobilenetv2_050", pretrained=False).state_dict(), weights)
+    kw = dict(model={"pretrained": str(weights)}, train={"epochs": 2})
+    first = make_trainer(write_recipe, tmp_path, "run", **kw)
+    first.cfg.epochs = 1  # interrupted after one epoch
+    first.fit()
+    resumed = Trainer(load_recipe(str(write_recipe(**kw))), tmp_path / "run", resume=True, progress=False,
+                      baselines_path=str(tmp_path / "baselines.json"))
+    assert resumed.epoch == 1
+    resumed.fit()
+    assert resumed.epoch == 2
+
+
 def test_existing_run_needs_resume(write_recipe, tmp_path):
     make_trainer(write_recipe, tmp_path).fit()
     with pytest.raises(EdgeMTLError, match="--resume"):

@@ -12,7 +12,7 @@ import textwrap
 import cv2
 import numpy as np
 
-from edgemtl.tasks.base import colormap, palette
+from edgemtl.artifact.decoding import colormap, palette, visual_spec
 
 TOP = 34
 PANEL = 230
@@ -90,10 +90,11 @@ def colour_bar(img: np.ndarray, x: int, y: int, w: int, lo: str, hi: str) -> int
 
 
 def legend(img: np.ndarray, x: int, y: int, task: str, info: dict, prediction: np.ndarray | None) -> None:
-    """The key to the colours of ``task`` (class swatches, depth in metres, ...)."""
-    kind = info.get("kind")
+    """The key to the colours of ``task``, from its manifest entry's visual spec (class swatches, a
+    colour bar over the declared range, or the task's legend text)."""
+    spec = visual_spec({"name": task, **info})
     w = PANEL - 24
-    if kind == "classes" and prediction is not None:
+    if spec["style"] == "palette" and prediction is not None:
         names = info.get("class_names") or []
         ids, counts = np.unique(prediction, return_counts=True)
         order = np.argsort(-counts)[:8]
@@ -104,21 +105,18 @@ def legend(img: np.ndarray, x: int, y: int, task: str, info: dict, prediction: n
             name = names[c] if c < len(names) else f"class {c}"
             text(img, f"{name} {100 * counts[k] / prediction.size:.0f}%", (x + 22, y), WHITE, 0.45)
             y += 20
-    elif kind == "depth":
-        lo, hi = info.get("depth_range") or (0.0, 10.0)
-        text(img, "depth (metres)", (x, y), WHITE, 0.45)
-        y = colour_bar(img, x, y + 8, w, f"{lo:g} m", f"{hi:g} m")
-        if prediction is not None:
-            text(img, f"here: {float(prediction.min()):.2f} - {float(prediction.max()):.2f} m", (x, y), GREY, 0.42)
-    elif kind == "normals":
-        for line in ("normals as RGB:", "R = x (right)", "G = y (up)", "B = z (to camera)"):
+    elif spec["style"] == "colormap":
+        lo, hi = (float(v) for v in spec.get("range", (0.0, 1.0)))
+        unit = info.get("unit") or ""
+        short = " m" if unit == "metres" else ""
+        text(img, f"{task} ({unit})" if short else f"{task} {unit}".strip(), (x, y), WHITE, 0.45)
+        y = colour_bar(img, x, y + 8, w, f"{lo:g}{short}", f"{hi:g}{short}")
+        if prediction is not None and short:
+            text(img, f"here: {float(prediction.min()):.2f} - {float(prediction.max()):.2f}{short}", (x, y), GREY, 0.42)
+    else:
+        for line in [f"{task}:", *str(spec.get("legend") or spec["style"]).split(", ")]:
             text(img, line, (x, y), WHITE, 0.45)
             y += 20
-    elif task == "edges":
-        text(img, "edges: dark = boundary", (x, y), WHITE, 0.45)
-    else:
-        text(img, f"{task} probability", (x, y), WHITE, 0.45)
-        colour_bar(img, x, y + 8, w, "0", "1")
 
 
 def panel(img: np.ndarray, x0: int, tasks: list[str], current: str | None, latency: dict[str, float | None],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from edgemtl.cli._args import sizes_arg
-
 from edgemtl.errors import EdgeMTLError
 
 NAME = "data"

@@ -31,13 +31,11 @@ def run(args: argparse.Namespace) -> int:
 
     from edgemtl.checkpoint import load_checkpoint
     from edgemtl.data.dataset import MultiTaskDataset
-    from edgemtl.evaluate import Protocol, evaluate, primary_metrics
+    from edgemtl.errors import EdgeMTLError
+    from edgemtl.evaluate import PROTOCOLS, Protocol, evaluate, primary_metrics
     from edgemtl.report import baseline_delta, format_results, write_json
     from edgemtl.tasks import build_tasks
-    from edgemtl.errors import EdgeMTLError
     from edgemtl.train.data import make_loader
-
-    from edgemtl.evaluate import PROTOCOLS
 
     if args.protocol not in PROTOCOLS:
         from edgemtl.errors import unknown_choice

@@ -20,14 +20,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     import cv2
     import numpy as np
 
     from edgemtl import runtime
     from edgemtl.data.layout import atomic_write_bytes, encode_png
     from edgemtl.errors import EdgeMTLError
-
-    from pathlib import Path
 
     if not Path(args.image).is_file():
         raise EdgeMTLError(f"--image {args.image}: file not found")

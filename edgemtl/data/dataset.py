@@ -197,7 +197,7 @@ class MultiTaskDataset(Dataset):
                  transform: Transform | None = None, derive_edges: bool = False, seed: int = 0,
                  input_size: tuple[int, int] | None = None, cache_gib: float = 0.0) -> None:
         """``input_size`` (H, W): evaluation items. The image is prepared exactly as an exported artifact
-        prepares it (:func:`edgemtl.runtime.processing.preprocess`: the whole image resized to
+        prepares it (:func:`edgemtl.artifact.processing.preprocess`: the whole image resized to
         ``input_size``) while the labels stay at their native resolution; metrics are computed there
         (docs/metrics.md, "Input scale"). It excludes ``transform``.
 
@@ -283,7 +283,7 @@ class MultiTaskDataset(Dataset):
         sid = self.ids[index]
         rgb, labels = self._decoded(index)
         if self.input_size is not None:
-            from edgemtl.runtime.processing import preprocess
+            from edgemtl.artifact.processing import preprocess
 
             image = torch.from_numpy(preprocess(rgb, self.input_size)[0])
         else:

@@ -18,7 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemtl.data.layout import DATASET_JSON, IGNORE_INDEX, atomic_write_bytes, encode_png, read_label_png, write_meta
+from edgemtl.data.layout import (
+    DATASET_JSON,
+    IGNORE_INDEX,
+    atomic_write_bytes,
+    encode_png,
+    read_label_png,
+    write_meta,
+)
 from edgemtl.errors import EdgeMTLError
 
 

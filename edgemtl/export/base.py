@@ -13,16 +13,17 @@ import os
 import shutil
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from edgemtl.artifact import manifest as md
 from edgemtl.errors import EdgeMTLError, UnsupportedError, did_you_mean
-from edgemtl.export import metadata as md
+from edgemtl.export.metadata import build_metadata
 from edgemtl.export.verify import numeric_parity, raise_if_failed, sample_images
 from edgemtl.export.wrapper import Graph, build_graphs, check_scheme, task_io
 
@@ -126,7 +127,7 @@ class ExportTarget:
 
 def calibration_batches(images: list[tuple[str, Any]], size: tuple[int, int], batch: int = 4) -> list[torch.Tensor]:
     """uint8 RGB images -> float batches [B,3,H,W] in [0,1], preprocessed exactly as at inference."""
-    from edgemtl.runtime.processing import preprocess
+    from edgemtl.artifact.processing import preprocess
 
     xs = [torch.from_numpy(preprocess(img, size)) for _, img in images]
     return [torch.cat(xs[i:i + batch]) for i in range(0, len(xs), batch)]
@@ -268,7 +269,7 @@ def run_export(model: nn.Module, target: ExportTarget, out: str | os.PathLike, p
         numeric = target.numeric(programs, graphs, ctx, imgs)
         verification = {"structure": structure, "numeric": numeric,
                         "passed": not structure.get("problems") and numeric.get("passed", False)}
-        meta = md.build_metadata(model, target.name, precision, io, size, opts, dataset)
+        meta = build_metadata(model, target.name, precision, io, size, opts, dataset)
         meta["verification"] = verification
         meta["notes"] = ctx.notes
         meta["export_seconds"] = round(time.perf_counter() - start, 2)

@@ -198,7 +198,7 @@ class CoreMLTarget(ExportTarget):
 
     def embed_metadata(self, path: Path, meta: dict[str, Any]) -> None:
         from edgemtl import __version__
-        from edgemtl.export.metadata import METADATA_KEY, to_json
+        from edgemtl.artifact.manifest import METADATA_KEY, to_json
 
         spec = load_spec(path)
         md = spec.description.metadata

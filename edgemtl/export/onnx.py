@@ -140,7 +140,7 @@ class OnnxTarget(ExportTarget):
     def embed_metadata(self, path: Path, meta: dict[str, Any]) -> None:
         import onnx
 
-        from edgemtl.export.metadata import METADATA_KEY, to_json
+        from edgemtl.artifact.manifest import METADATA_KEY, to_json
 
         model = onnx.load(str(path))
         del model.metadata_props[:]
@@ -201,7 +201,7 @@ def quantize_ort(fp32: bytes, graph: Graph, io_spec: dict[str, Any], batches: li
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from edgemtl.export.wrapper import encode_task
+    from edgemtl.artifact.signature import encode_task
 
     names = [s["name"] for s in graph.inputs]
     feeds = []

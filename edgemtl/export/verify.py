@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgemtl.artifact.signature import encode_task, select_output
 from edgemtl.errors import EdgeMTLError
-from edgemtl.export.wrapper import Graph, encode_task, select_output
+from edgemtl.export.wrapper import Graph
 
 # precision -> (atol, rtol). fp32 artifacts differ from eager PyTorch by float re-association
 # only (~1e-7 here; 1e-6..1e-5 for deep nets). fp16 applies to CoreML, whose numbers are checked
@@ -91,7 +92,7 @@ def tolerance(precision: str) -> tuple[float, float]:
 def numeric_parity(graphs: list[Graph], io: dict[str, Any], run: Runner, images: list[tuple[str, np.ndarray]],
                    precision: str, runtime: str) -> dict[str, Any]:
     """Run every task on every image through PyTorch and ``run``; report max |Δ| per task/output."""
-    from edgemtl.runtime.processing import preprocess
+    from edgemtl.artifact.processing import preprocess
 
     if not images:
         raise EdgeMTLError("the parity check needs at least one image (--num-images >= 1, --images with image files)")

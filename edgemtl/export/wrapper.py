@@ -1,31 +1,5 @@
-"""The export signature: the ONLY place that knows how a task is encoded for an exported graph.
-
-Task-input schemes (``--task-input``):
-
-========== ============================ ================================================================
-scheme     graph inputs                 outputs
-========== ============================ ================================================================
-onehot     image f32 [1,3,H,W],         ``out`` f32 [1,C_max,H,W]: the selected task's channels first,
-           task f32 [1,T] (task order)  the rest zero (task-conditional models only)
-index      image, task int64 [1]        ``out`` as above. The id becomes a one-hot *inside* the graph
-                                        (``Equal`` against 0..T-1), so there is no gather.
-per-task   image                        one method/function per task, named after the task, with the
-                                        task baked in (edgemtl.models.specialize: static weights
-                                        only, so BN folds and the whole graph delegates); output
-                                        named after the task [1,C_t,H,W]
-all        image                        one output per task, named after the task, in task order
-                                        (multi-output models: hard_sharing, mtinet, padnet, single_task;
-                                        and astmt with a task-independent encoder, which then
-                                        runs the encoder once and the decoder once per task)
-========== ============================ ================================================================
-
-Graphs cannot raise, and ONNX Runtime silently wraps ``task = -1`` to the last task; so with a
-task input the graph returns all-NaN when the input is not exactly one valid task (out-of-range
-id, or a one-hot that is not 0/1 with a single 1). :func:`encode_task` (used by the runtime)
-rejects such inputs before they reach the graph with an :class:`EdgeMTLError`.
-
-Everything below the graph helpers is numpy-only so the runtime can encode and decode without
-tracing anything.
+"""The graphs an artifact is exported from: wrappers that give a model the input signature of
+edgemtl.artifact.signature (task schemes, guards that return NaN on an invalid task input).
 """
 
 from __future__ import annotations
@@ -34,15 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from edgemtl.errors import EdgeMTLError, UnsupportedError, unknown_choice
-
-SCHEMES = ("onehot", "index", "per-task", "all")
-CONDITIONAL_SCHEMES = ("onehot", "index", "per-task")
-MULTI_OUTPUT_SCHEMES = ("all", "per-task")
+from edgemtl.artifact import signature
+from edgemtl.artifact.signature import CONDITIONAL_SCHEMES, MULTI_OUTPUT_SCHEMES, SCHEMES
+from edgemtl.errors import UnsupportedError, unknown_choice
 
 
 def default_scheme(model: nn.Module) -> str:
@@ -190,65 +161,6 @@ def build_graphs(model: nn.Module, scheme: str, size: tuple[int, int] | None = N
 
 
 def task_io(model: nn.Module, scheme: str, graphs: list[Graph]) -> dict[str, Any]:
-    """The manifest's ``task_input`` section: how to call the artifact for each task."""
-    names = list(model.task_names)
-    encoding = {
-        "onehot": f"input 'task': float32 [1, {len(names)}], 1.0 at the task's position in 'tasks', 0.0 elsewhere",
-        "index": "input 'task': int64 [1], the task's position in 'tasks' (0-based)",
-        "per-task": "no task input: call the method/function named after the task",
-        "all": "no task input: every call returns every task, one output per task",
-    }[scheme]
-    outputs = {}
-    for n in names:
-        if scheme in ("onehot", "index"):
-            outputs[n] = {"method": "forward", "output": "out", "index": 0, "channels": [0, model.out_channels[n]]}
-        elif scheme == "per-task":
-            outputs[n] = {"method": n, "output": n, "index": 0, "channels": [0, model.out_channels[n]]}
-        else:
-            outputs[n] = {"method": "forward", "output": n, "index": names.index(n), "channels": [0, model.out_channels[n]]}
-    return {
-        "scheme": scheme,
-        "tasks": names,
-        "encoding": encoding,
-        "invalid_task": "the graph returns NaN (graphs cannot raise); edgemtl.runtime rejects it first"
-        if scheme in ("onehot", "index") else None,
-        "methods": {g.method: {"inputs": g.inputs, "outputs": g.outputs} for g in graphs},
-        "task_outputs": outputs,
-    }
-
-
-# ---- numpy side (runtime and verification) -------------------------------------------------
-
-
-def encode_task(io: dict[str, Any], task: str | int) -> tuple[str, list[np.ndarray]]:
-    """(method name, extra inputs after the image) for ``task`` (a name or an id)."""
-    names = io["tasks"]
-    if isinstance(task, str):
-        if task not in names:
-            raise unknown_choice("task", task, names)
-        idx = names.index(task)
-    else:
-        # Only whole task ids: int(1.7) or int(True) would silently run another task.
-        if isinstance(task, (bool, np.bool_)) or not isinstance(task, (int, np.integer)):
-            raise EdgeMTLError(f"task must be a task name ({', '.join(names)}) or an integer id 0..{len(names) - 1}, "
-                               f"got {task!r} ({type(task).__name__})")
-        idx = int(task)
-        if not 0 <= idx < len(names):
-            raise EdgeMTLError(f"task id {idx} out of range: this model has tasks 0..{len(names) - 1} ({', '.join(names)})")
-    scheme = io["scheme"]
-    if scheme == "onehot":
-        onehot = np.zeros((1, len(names)), dtype=np.float32)
-        onehot[0, idx] = 1
-        return "forward", [onehot]
-    if scheme == "index":
-        return "forward", [np.array([idx], dtype=np.int64)]
-    if scheme == "per-task":
-        return names[idx], []
-    return "forward", []
-
-
-def select_output(io: dict[str, Any], task: str, outputs: list[np.ndarray]) -> np.ndarray:
-    """The task's raw output [1, C_t, H, W] out of a call's outputs."""
-    spec = io["task_outputs"][task]
-    lo, hi = spec["channels"]
-    return outputs[spec["index"]][:, lo:hi]
+    """The manifest's ``task_input`` section for ``model`` exported as ``graphs``."""
+    return signature.task_io(list(model.task_names), dict(model.out_channels), scheme,
+                             {g.method: {"inputs": g.inputs, "outputs": g.outputs} for g in graphs})

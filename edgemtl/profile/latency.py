@@ -40,7 +40,7 @@ def _time(call: Callable[[], Any], warmup: int, runs: int) -> dict[str, Any]:
 
 
 def _input(model: Any, image: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    from edgemtl.runtime.processing import preprocess
+    from edgemtl.artifact.processing import preprocess
 
     h, w = model.input_size
     if image is None:
@@ -77,7 +77,7 @@ def measure_all_tasks(model: Any, warmup: int = 5, runs: int = 30, image: np.nda
 def profile_artifact(path: str | os.PathLike, threads: int | None, warmup: int = 5, runs: int = 30) -> dict[str, Any]:
     """Per-task and all-tasks latency of one artifact on its own runtime, plus its size on disk."""
     from edgemtl import runtime
-    from edgemtl.export.metadata import artifact_size
+    from edgemtl.artifact.manifest import artifact_size
 
     rt = runtime.load(path, threads=threads)
     out = {"artifact": str(path), "runtime": rt.backend.name, "bytes": artifact_size(path),

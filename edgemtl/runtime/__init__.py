@@ -5,8 +5,9 @@
     pred = rt.predict(rgb_uint8, "depth")       # {"raw", "prediction", "unit", ...}
     png = rt.visualize(pred)                      # uint8 RGB, same size as the input image
 
-Everything comes from the artifact's manifest (``<artifact>.json``, see edgemtl.export.metadata):
-task order and encoding, input size, decoding, units, class names.
+Everything comes from the artifact's manifest (``<artifact>.json``, see edgemtl.artifact):
+task order and encoding, input size, decoding, colouring, units, class names. Running an ``.onnx``
+artifact needs numpy, OpenCV and onnxruntime only, not PyTorch (``tests/test_artifact.py``).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from edgemtl.artifact import decoding
+from edgemtl.artifact.manifest import METADATA_KEY, check_manifest, file_digest, read_manifest
+from edgemtl.artifact.processing import check_image, preprocess, resize_output
+from edgemtl.artifact.signature import encode_task, select_output, task_name
 from edgemtl.errors import EdgeMTLError, UnsupportedError, unknown_choice
-from edgemtl.export.metadata import check_manifest, file_digest, read_manifest
-from edgemtl.export.wrapper import encode_task, select_output
 from edgemtl.runtime.backends import open_backend
-from edgemtl.runtime.processing import check_image, preprocess, resize_output
 
 
 class Model:
@@ -35,7 +37,6 @@ class Model:
         self.tasks: list[str] = list(metadata["tasks"])
         self.input_size: tuple[int, int] = tuple(metadata["preprocessing"]["size_hw"])  # type: ignore[assignment]
         self.threads = backend.threads
-        self._task_objs: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return (f"edgemtl.runtime.Model({self.path.name}, {self.backend.name}, tasks={self.tasks}, "
@@ -49,8 +50,7 @@ class Model:
             raise EdgeMTLError(f"run() takes float32 [1, 3, {h}, {w}] (RGB in [0,1]), got {got}; "
                                "predict() takes uint8 HxWx3 images of any size")
         method, extra = encode_task(self.io, task)
-        name = task if isinstance(task, str) else self.tasks[int(task)]
-        return select_output(self.io, name, self.backend.run(method, [x, *extra]))
+        return select_output(self.io, task_name(self.io, task), self.backend.run(method, [x, *extra]))
 
     def predict(self, image: np.ndarray, task: str | int, resize: bool = True) -> dict[str, Any]:
         """uint8 HxWx3 RGB -> raw output (model resolution) and decoded prediction (image resolution).
@@ -59,11 +59,11 @@ class Model:
         """
         image = check_image(image)
         encode_task(self.io, task)  # validate the task before any work
-        name = task if isinstance(task, str) else self.tasks[int(task)]
+        name = task_name(self.io, task)
         raw = self.run(preprocess(image, self.input_size, resize), name)
         full = resize_output(raw, image.shape[:2])
-        info = self.metadata["task_info"][name]
-        pred = {"task": name, "raw": raw[0], "prediction": self._decode(name, full), "decoding": info.get("decoding"),
+        info = self.task_info(name)
+        pred = {"task": name, "raw": raw[0], "prediction": decoding.decode(full, info), "decoding": info.get("decoding"),
                 "unit": info.get("unit"), "kind": info.get("kind")}
         if info.get("class_names"):
             pred["class_names"] = info["class_names"]
@@ -74,37 +74,11 @@ class Model:
         name = task or pred["task"]
         if name not in self.tasks:
             raise unknown_choice("task", name, self.tasks)
-        return np.ascontiguousarray(self.task(name).visualize(pred["prediction"]), dtype=np.uint8)
+        return np.ascontiguousarray(decoding.visualize(pred["prediction"], self.task_info(name)), dtype=np.uint8)
 
-    def task(self, name: str):
-        """The edgemtl Task rebuilt from the manifest (decoding and visualisation)."""
-        if name not in self._task_objs:
-            self._task_objs[name] = _build_task(name, self.metadata["task_info"][name])
-        return self._task_objs[name]
-
-    def _decode(self, name: str, raw: np.ndarray) -> np.ndarray:
-        import torch
-
-        with torch.no_grad():
-            return self.task(name).decode(torch.from_numpy(np.ascontiguousarray(raw)))[0].numpy()
-
-
-def _build_task(name: str, info: dict[str, Any]):
-    from edgemtl.tasks import TASKS, build_task
-
-    if name not in TASKS:
-        raise EdgeMTLError(f"task '{name}' of this artifact is not an edgemtl task "
-                           f"(known: {', '.join(TASKS.names())}): upgrade edgemtl")
-    meta: dict[str, Any] = {}
-    options: dict[str, Any] = {}
-    if info.get("kind") == "classes":
-        if info.get("class_names"):
-            meta["classes"] = {name: info["class_names"]}
-        else:
-            options["num_classes"] = int(info["out_channels"])
-    if "depth_range" in info:
-        meta["depth_range"] = info["depth_range"]
-    return build_task(name, meta, **options)
+    def task_info(self, name: str) -> dict[str, Any]:
+        """The task's manifest entry (kind, decoding, visual, unit, class names, ...)."""
+        return {"name": name, **self.metadata["task_info"][name]}
 
 
 def load(path: str | os.PathLike, threads: int | None = None, allow_unverified: bool = False) -> Model:
@@ -142,17 +116,20 @@ def _failures(ver: dict[str, Any]) -> list[str]:
 
 
 def _onnx_embedded(path: Path) -> dict[str, Any] | None:
-    """Metadata embedded in an ONNX file (fallback when its manifest was not copied)."""
+    """Metadata embedded in an ONNX file (fallback when its manifest was not copied), read through
+    onnxruntime so that the runtime needs no ``onnx`` package."""
     import json
 
-    import onnx
+    import onnxruntime as ort
 
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # noqa: BLE001 (onnx raises DecodeError and others)
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 (onnxruntime raises its own Fail / InvalidProtobuf types)
         raise EdgeMTLError(f"cannot read ONNX file {path} (truncated or corrupt?): {str(e)[:200]}") from None
-    props = {p.key: p.value for p in model.metadata_props}
-    return json.loads(props["edgemtl"]) if "edgemtl" in props else None
+    props = sess.get_modelmeta().custom_metadata_map
+    return json.loads(props[METADATA_KEY]) if METADATA_KEY in props else None
 
 
 __all__ = ["Model", "UnsupportedError", "load"]

@@ -19,8 +19,23 @@ def build_task(name: str, meta: dict[str, Any] | None = None, **options: Any) ->
     return TASKS.get(name).from_meta(meta or {}, **options)
 
 
+def task_from_description(name: str, desc: dict[str, Any]) -> Task:
+    """Task ``name`` rebuilt from its ``describe()`` dict (a checkpoint's model config or a manifest):
+    class names or the channel count, and the depth range where given."""
+    meta: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    if desc.get("kind") == "classes" or TASKS.get(name).kind == "classes":
+        if desc.get("class_names"):
+            meta["classes"] = {name: list(desc["class_names"])}
+        else:
+            options["num_classes"] = int(desc["out_channels"])
+    if desc.get("depth_range"):
+        meta["depth_range"] = list(desc["depth_range"])
+    return build_task(name, meta, **options)
+
+
 def build_tasks(names: list[str], meta: dict[str, Any] | None = None, **options: Any) -> dict[str, Task]:
     return {n: build_task(n, meta, **options) for n in names}
 
 
-__all__ = ["TASKS", "Task", "build_task", "build_tasks"]
+__all__ = ["TASKS", "Task", "build_task", "build_tasks", "task_from_description"]

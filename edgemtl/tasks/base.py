@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from edgemtl.artifact import decoding
 from edgemtl.errors import EdgeMTLError
 
 IGNORE = 255
@@ -50,8 +51,11 @@ class Task:
     # release's unit); None = the KPI alone, as a fraction.
     acc_mtl_metrics: ClassVar[tuple[tuple[str, bool, float], ...] | None] = None
     loss_weight: ClassVar[float]  # ASTMT's fixed loss multiplier (PASCAL grid)
-    decoding: ClassVar[str]  # how raw outputs become predictions (travels into export metadata)
+    decoding: ClassVar[str]  # how raw outputs become predictions (edgemtl.artifact.decoding.DECODINGS)
     unit: ClassVar[str]
+    # how predictions are drawn (edgemtl.artifact.decoding.visualize): travels in the manifest, so
+    # the runtime and the apps colour a task as the task says, without a table of their own
+    visual: ClassVar[dict[str, Any]]
 
     def __init__(self, num_classes: int | None = None, class_names: list[str] | None = None) -> None:
         self.class_names = list(class_names) if class_names else None
@@ -95,7 +99,7 @@ class Task:
 
     def visualize(self, label: np.ndarray) -> np.ndarray:
         """A prediction or label in label layout ([H,W] or [H,W,3]) -> uint8 RGB image [H,W,3]."""
-        raise NotImplementedError
+        return decoding.visualize(label, self.describe())
 
     def describe(self) -> dict[str, Any]:
         """Everything a consumer of an exported artifact needs to decode this task's output."""
@@ -105,6 +109,7 @@ class Task:
             "out_channels": self.out_channels,
             "decoding": self.decoding,
             "unit": self.unit,
+            "visual": dict(self.visual),
         }
         if self.class_names:
             d["class_names"] = self.class_names
@@ -127,6 +132,7 @@ class ClassMapTask(Task):
     kpi_metric = "mIoU"
     decoding = "argmax"
     unit = "class id"
+    visual = {"style": "palette"}
 
     def __init__(self, num_classes: int | None = None, class_names: list[str] | None = None) -> None:
         if num_classes is None and class_names:
@@ -174,32 +180,3 @@ class ClassMapTask(Task):
         return ConfusionMeter(self.out_channels, ignore_index=IGNORE, absent="zero",
                               skip_uniform_images=self.peer_skips_uniform_images)
 
-    def visualize(self, label: np.ndarray) -> np.ndarray:
-        return palette(max(self.out_channels, 256))[np.asarray(label, dtype=np.int64) % 256]
-
-
-def palette(n: int = 256) -> np.ndarray:
-    """The PASCAL VOC colour map (bit-interleaved), so class colours match common tools; 255 -> white."""
-    cmap = np.zeros((n, 3), dtype=np.uint8)
-    for i in range(n):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        cmap[i] = (r, g, b)
-    if n > IGNORE:
-        cmap[IGNORE] = (255, 255, 255)
-    return cmap
-
-
-def colormap(values: np.ndarray, vmin: float, vmax: float, invalid: np.ndarray | None = None) -> np.ndarray:
-    """Scalar map -> RGB with matplotlib's 'turbo' (perceptually ordered); invalid pixels black."""
-    import matplotlib
-
-    v = np.clip((np.asarray(values, dtype=np.float32) - vmin) / max(vmax - vmin, 1e-6), 0, 1)
-    rgb = (matplotlib.colormaps["turbo"](v)[..., :3] * 255).astype(np.uint8)
-    if invalid is not None:
-        rgb[invalid] = 0
-    return rgb

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from edgemtl.tasks import TASKS
-from edgemtl.tasks.base import Task, colormap, masked_mean
+from edgemtl.tasks.base import Task, masked_mean
 
 
 @TASKS.register("depth")
@@ -69,6 +68,10 @@ class Depth(Task):
             return DepthMeter(image_wise=True, clamp=1e-9, include_invalid=True, log_median=True)
         return DepthMeter(image_wise=image_wise)
 
-    def visualize(self, label: np.ndarray) -> np.ndarray:
-        label = np.asarray(label, dtype=np.float32)
-        return colormap(label, *self.depth_range, invalid=~(label > 0))
+    @property
+    def visual(self) -> dict[str, Any]:  # type: ignore[override]
+        return {"style": "colormap", "range": list(self.depth_range), "mask_nonpositive": True}
+
+    def describe(self) -> dict[str, Any]:
+        # clamp_min: decode() clamps negative depth to 0; depth_range: the colour scale (the camera legend)
+        return {**super().describe(), "clamp_min": 0.0, "depth_range": list(self.depth_range)}

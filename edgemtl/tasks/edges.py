@@ -23,6 +23,7 @@ class Edges(Task):
     loss_weight = 50.0
     decoding = "sigmoid"
     unit = "probability"
+    visual = {"style": "inverted_gray", "ignore": IGNORE, "legend": "dark = boundary"}
 
     def __init__(self, pos_weight: float = 0.95, max_dist: float = 0.0075) -> None:
         super().__init__()
@@ -56,10 +57,3 @@ class Edges(Task):
             th = np.concatenate([[0.001], np.round(np.arange(1, 100) * 0.01, 2), [0.999]])
             return EdgeMeter(self.max_dist, th, seism=True)
         return EdgeMeter(max_dist=self.max_dist, thresholds=edge_thresholds)
-
-    def visualize(self, label: np.ndarray) -> np.ndarray:
-        v = np.asarray(label, dtype=np.float32)
-        v = np.where(v == IGNORE, 0, v)
-        return np.repeat((255 - np.clip(v, 0, 1) * 255).astype(np.uint8)[..., None], 3, axis=2)
-
-

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -25,6 +24,7 @@ class Normals(Task):
     loss_weight = 10.0
     decoding = "l2_normalize"
     unit = "unit vector"
+    visual = {"style": "signed_rgb", "legend": "as RGB: R = x (right), G = y (up), B = z (to the camera)"}
 
     @property
     def out_channels(self) -> int:
@@ -49,10 +49,6 @@ class Normals(Task):
         from edgemtl.metrics import NormalsMeter
 
         return NormalsMeter()
-
-    def visualize(self, label: np.ndarray) -> np.ndarray:
-        n = np.asarray(label, dtype=np.float32)
-        return np.clip((n + 1) * 127.5, 0, 255).astype(np.uint8)
 
 
 def unit_normalize(pred: Tensor, eps: float = 1e-6) -> Tensor:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from edgemtl.tasks import TASKS
-from edgemtl.tasks.base import IGNORE, Task, binary_bce, colormap
+from edgemtl.tasks.base import IGNORE, Task, binary_bce
 
 
 @TASKS.register("saliency")
@@ -23,6 +22,7 @@ class Saliency(Task):
     loss_weight = 5.0
     decoding = "sigmoid"
     unit = "probability"
+    visual = {"style": "colormap", "range": [0.0, 1.0], "ignore": IGNORE}
 
     @property
     def out_channels(self) -> int:
@@ -46,7 +46,3 @@ class Saliency(Task):
     def primary(self, protocol: str = "edgemtl") -> str:
         # The peers' Δm (MTL-PyTorch calculate_multi_task_performance, ASTMT's tables) uses max-mIoU.
         return self.primary_metric if protocol == "edgemtl" else "max_mIoU"
-
-    def visualize(self, label: np.ndarray) -> np.ndarray:
-        v = np.asarray(label, dtype=np.float32)
-        return colormap(np.where(v == IGNORE, 0, v), 0.0, 1.0)

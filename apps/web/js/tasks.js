@@ -1,4 +1,4 @@
-// Decoding and colouring of each task, the same as edgemtl/tasks/*.py (decode + visualize), so
+// Decoding and colouring of each task from its manifest entry, the same as edgemtl.artifact.decoding, so
 // the canvas can be compared pixel for pixel with edgemtl.runtime's visualize().
 // float32 steps go through Math.fround where numpy computes in float32: colour bins are
 // truncations, and a float64 value can land on the other side of a bin edge.
@@ -25,19 +25,24 @@ export function palette(n = 256) {
 
 const PALETTE = palette(256);
 
-// Depth.depth_range defaults to (0, 10) m when the checkpoint's dataset did not give one.
-export const depthRange = (info) => (Array.isArray(info.depth_range) ? info.depth_range.map(Number) : [0, 10]);
-
-// How a task is coloured: by name for edgemtl's own tasks, by kind for anything newer.
-export function colouring(name, info) {
-  if (name === 'edges') return 'edges';
-  if (name === 'saliency') return 'probability';
-  const kind = info.kind;
-  if (kind === 'classes' || info.decoding === 'argmax') return 'classes';
-  if (kind === 'depth') return 'depth';
-  if (kind === 'normals' || info.decoding === 'l2_normalize') return 'normals';
-  return 'probability';
+// How a task is drawn: its manifest entry's `visual` (edgemtl.artifact.decoding.visual_spec), or,
+// for manifests written before that field, the rule those versions applied.
+export function visualSpec(name, info) {
+  if (info.visual && typeof info.visual === 'object') return info.visual;
+  if (name === 'edges') return { style: 'inverted_gray', ignore: 255, legend: 'dark = boundary' };
+  if (info.kind === 'classes' || info.decoding === 'argmax') return { style: 'palette' };
+  if (info.kind === 'depth') {
+    const range = Array.isArray(info.depth_range) ? info.depth_range.map(Number) : [0, 10];
+    return { style: 'colormap', range, mask_nonpositive: true };
+  }
+  if (info.kind === 'normals' || info.decoding === 'l2_normalize') {
+    return { style: 'signed_rgb', legend: 'as RGB: R = x (right), G = y (up), B = z (to the camera)' };
+  }
+  return { style: 'colormap', range: [0, 1], ignore: 255 };
 }
+
+// The lower clamp of an identity decoding (older manifests: 0 for depth).
+const clampMin = (info) => ('clamp_min' in info ? info.clamp_min : (info.kind === 'depth' ? 0 : null));
 
 // raw float32 [C, H, W] (image resolution) -> decoded values, the Task.decode of each kind.
 export function decode(info, raw, C, H, W) {
@@ -68,8 +73,9 @@ export function decode(info, raw, C, H, W) {
     }
     case 'identity': {
       const out = new Float32Array(n);
-      if (info.kind === 'depth') for (let i = 0; i < n; i++) out[i] = Math.max(raw[i], 0);  // clamp_min(0)
-      else out.set(raw.subarray(0, n));
+      const lo = clampMin(info);
+      if (lo === null || lo === undefined) out.set(raw.subarray(0, n));
+      else for (let i = 0; i < n; i++) out[i] = Math.max(raw[i], f32(lo));
       return out;
     }
     default:
@@ -85,46 +91,50 @@ function turboIndex(value, vmin, range) {
   return Math.min(Math.floor(v * 256), 255);
 }
 
-// decoded values -> RGBA bytes for an ImageData.
+// decoded values -> RGBA bytes for an ImageData (edgemtl.artifact.decoding.visualize).
 export function colourise(name, info, decoded, n) {
   const rgba = new Uint8ClampedArray(n * 4);
-  const mode = colouring(name, info);
+  const spec = visualSpec(name, info);
+  const ignore = 'ignore' in spec ? spec.ignore : null;
   for (let i = 0; i < n; i++) rgba[i * 4 + 3] = 255;
-  if (mode === 'classes') {
+  if (spec.style === 'palette') {
     for (let i = 0; i < n; i++) {
       const k = (decoded[i] % 256) * 3;
       rgba[i * 4] = PALETTE[k]; rgba[i * 4 + 1] = PALETTE[k + 1]; rgba[i * 4 + 2] = PALETTE[k + 2];
     }
-  } else if (mode === 'normals') {
+  } else if (spec.style === 'signed_rgb') {
     for (let i = 0; i < n * 3; i++) {
       const v = f32(f32(decoded[i] + 1) * 127.5);
       rgba[Math.floor(i / 3) * 4 + (i % 3)] = Math.floor(Math.min(Math.max(v, 0), 255));
     }
-  } else if (mode === 'edges') {
-    // Edges.visualize: dark = edge, 255 - p * 255 truncated to uint8.
+  } else if (spec.style === 'inverted_gray') {
+    // 255 - p * 255 truncated to uint8: dark = positive.
     for (let i = 0; i < n; i++) {
-      const p = Math.min(Math.max(decoded[i], 0), 1);
+      const p = Math.min(Math.max(decoded[i] === ignore ? 0 : decoded[i], 0), 1);
       const v = Math.floor(f32(255 - f32(p * 255)));
       rgba[i * 4] = v; rgba[i * 4 + 1] = v; rgba[i * 4 + 2] = v;
     }
-  } else {
-    const [vmin, vmax] = mode === 'depth' ? depthRange(info) : [0, 1];
+  } else if (spec.style === 'colormap') {
+    const [vmin, vmax] = (spec.range || [0, 1]).map(Number);
     const range = f32(Math.max(vmax - vmin, 1e-6));
     const lo = f32(vmin);
     for (let i = 0; i < n; i++) {
-      const d = decoded[i];
-      if (mode === 'depth' && !(d > 0)) continue;  // invalid depth is black
-      const k = turboIndex(Number.isNaN(d) ? 0 : d, lo, range) * 3;
+      const d = decoded[i] === ignore ? 0 : decoded[i];
+      if (spec.mask_nonpositive && !(d > 0)) continue;  // invalid (e.g. depth <= 0) is black
+      if (Number.isNaN(d)) continue;  // matplotlib's 'bad' colour: black
+      const k = turboIndex(d, lo, range) * 3;
       rgba[i * 4] = TURBO[k]; rgba[i * 4 + 1] = TURBO[k + 1]; rgba[i * 4 + 2] = TURBO[k + 2];
     }
+  } else {
+    throw new Error(`unknown visual style '${spec.style}' for task '${name}' in the model's metadata`);
   }
   return rgba;
 }
 
-// What the legend shows for a result.
+// What the legend shows for a result, from the task's visual spec.
 export function legend(name, info, decoded, n) {
-  const mode = colouring(name, info);
-  if (mode === 'classes') {
+  const spec = visualSpec(name, info);
+  if (spec.style === 'palette') {
     const names = info.class_names || [];
     const counts = new Map();
     for (let i = 0; i < n; i++) counts.set(decoded[i], (counts.get(decoded[i]) || 0) + 1);
@@ -133,15 +143,13 @@ export function legend(name, info, decoded, n) {
     }));
     return { type: 'classes', items, total: names.length || info.out_channels };
   }
-  if (mode === 'depth' || mode === 'probability') {
-    const [vmin, vmax] = mode === 'depth' ? depthRange(info) : [0, 1];
+  if (spec.style === 'colormap') {
+    const [vmin, vmax] = (spec.range || [0, 1]).map(Number);
     let lo = Infinity; let hi = -Infinity;
     for (let i = 0; i < n; i++) { const d = decoded[i]; if (d < lo) lo = d; if (d > hi) hi = d; }
-    return { type: 'scale', vmin, vmax, unit: mode === 'depth' ? 'm' : '', observed: [lo, hi],
-      title: mode === 'depth' ? 'depth (metres)' : `${name} probability`, stops: TURBO };
+    const unit = info.unit === 'metres' ? 'm' : '';
+    return { type: 'scale', vmin, vmax, unit, observed: [lo, hi],
+      title: unit ? `${name} (${info.unit})` : `${name} ${info.unit || ''}`.trim(), stops: TURBO };
   }
-  if (mode === 'normals') {
-    return { type: 'text', text: 'normals as RGB: red = x (right), green = y (up), blue = z (towards the camera)' };
-  }
-  return { type: 'text', text: 'edges: dark = boundary probability (white = none)' };
+  return { type: 'text', text: `${name}: ${spec.legend || spec.style}` };
 }
