@@ -43,11 +43,17 @@ def test_artifact_package_is_a_leaf():
             top = name.split(".")[0]
             ok = top in stdlib or name in ALLOWED or top in ALLOWED or name.startswith("edgemtl.artifact")
             assert ok, f"{path.name} imports {name}: the artifact format must stay a leaf (no torch, no export/runtime)"
-    # The runtime never reaches into export/ or the tasks (the old export <-> runtime cycle), and
-    # imports torch only inside the ExecuTorch backend, which needs it to pass tensors.
+    # The runtime never reaches into the export pipeline or the tasks (the old export <-> runtime cycle).
+    # It finds a format's backend through the target registry (edgemtl.export, whose target files
+    # import no torch), never through the export pipeline.
     for path in sorted((ROOT / "edgemtl" / "runtime").glob("*.py")):
-        assert not any(n.startswith(("edgemtl.export", "edgemtl.tasks")) for n in _imports(path)), path
-        assert not any(n.split(".")[0] == "torch" for n in _imports(path, top_level=True)), path
+        names = _imports(path)
+        assert not any(n.startswith(("edgemtl.export.", "edgemtl.tasks", "torch")) for n in names), path
+    for path in sorted((ROOT / "edgemtl" / "export" / "targets").glob("*.py")):
+        top = _imports(path, top_level=True)
+        heavy = {n for n in top if n.split(".")[0] in ("torch", "onnx", "executorch", "coremltools", "torchao")}
+        assert not heavy and not any(n in top for n in ("edgemtl.export.base", "edgemtl.export.verify",
+                                                        "edgemtl.export.wrapper")), (path, heavy)
 
 
 def test_turbo_table_is_matplotlibs():

@@ -40,7 +40,7 @@ def test_user_errors_have_no_traceback(tmp_path):
     (["profile", "single_task_mnv2", "--size", "0x0", "--no-latency"], "--size: height and width must be at least 1"),
     (["profile", "single_task_mnv2", "--threads", "-1"], "--threads: must be at least 1"),
     (["profile", "README.md"], "README.md: not something edgemtl profile reads"),
-    (["profile", "model.mlpackage"], "CoreML packages run on Apple hardware only"),
+    (["profile", "model.mlpackage"], "CoreML packages run on Apple platforms only"),
     (["export", "--checkpoint", "m.pt", "--target", "onnx", "--out", "m.onnx", "--num-images", "0"],
      "--num-images: must be at least 1"),
     (["bench", "--suite", "nyud-lik"], "--suite nyud-lik: not a file nor a suite in"),

@@ -18,8 +18,6 @@ from edgemtl.bench.clock import StageClock
 from edgemtl.bench.suite import Suite
 from edgemtl.errors import EdgeMTLError, UnsupportedError
 
-SUFFIX = {"onnx": ".onnx", "executorch": ".pte", "executorch-coreml": ".pte", "coreml": ".mlpackage"}
-RUNNABLE = ("onnx", "executorch")
 # The suite's quant settings that change the int8 programs: a report made with others is redone.
 QUANT_KEYS = ("qat_epochs", "calib_batches", "lr_scale", "task_weights", "float_modules")
 
@@ -93,12 +91,12 @@ def quantize_model(suite: Suite, name: str, checkpoint: str, out: Path, progress
 def export_row(model: str, fmt: dict[str, str], run: Path, quant: dict[str, Any] | None, out: Path,
                images: Path) -> dict[str, Any]:
     """Export one (model, format, precision); status ok | unsupported | skipped | parity failed | export failed."""
-    from edgemtl.export import export
+    from edgemtl.export import TARGETS, export
     from edgemtl.export.verify import VerificationError
 
     target, precision = fmt["target"], fmt["precision"]
     row: dict[str, Any] = {"model": model, "format": target, "precision": precision, "status": "ok", "error": None}
-    path = out / "artifacts" / f"{model}_{precision}{SUFFIX[target]}"
+    path = out / "artifacts" / f"{model}_{precision}{TARGETS.get(target).suffix}"
     path.parent.mkdir(parents=True, exist_ok=True)
     source = str(run / "best.pt")
     options: dict[str, Any] = {}
@@ -222,6 +220,7 @@ def run_suite(suite: Suite, out: Path, progress: bool = True, clock: StageClock 
     """Everything the suite names; returns the results (rows + context), also written to out."""
     from edgemtl.bench.report import build_rows
     from edgemtl.checkpoint import load_checkpoint
+    from edgemtl.export import runnable_targets
     from edgemtl.profile.counts import profile_counts
     from edgemtl.profile.latency import profile_artifact
     from edgemtl.train.data import resolve_data_root
@@ -283,7 +282,7 @@ def run_suite(suite: Suite, out: Path, progress: bool = True, clock: StageClock 
                            "status": "export failed", "error": f"quantization failed: {quant_failed[name]}"}
                 else:
                     row = export_row(name, fmt, Path(trained[name]["run"]), quant.get(name), out, root / "images")
-                if row["status"] == "ok" and fmt["target"] in RUNNABLE:
+                if row["status"] == "ok" and fmt["target"] in runnable_targets():
                     try:
                         row["metrics"] = evaluate_artifact(row["artifact"], suite, root, int(lat["threads"]))
                         row["latency"] = profile_artifact(row["artifact"], int(lat["threads"]), int(lat["warmup"]),
@@ -292,7 +291,7 @@ def run_suite(suite: Suite, out: Path, progress: bool = True, clock: StageClock 
                         row.update(status="eval failed", error=f"{type(e).__name__}: {e}",
                                    traceback=traceback.format_exc(limit=6))
                 elif row["status"] == "ok":
-                    row["status"] = "ok (structural; runs on Apple only)"
+                    row["status"] = "ok (structural; does not run on this host)"
                 exported.append(row)
     results = {"suite": suite.to_dict(), "data_root": str(root), "trained": trained, "trained_seeds": trained_seeds,
                "train_failed": failed,

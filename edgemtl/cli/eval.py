@@ -53,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
                                "break the artifact: choose another file")
     if args.batch_size < 1:
         raise EdgeMTLError(f"--batch-size {args.batch_size}: must be at least 1")
-    if Path(args.checkpoint).suffix.lower() in (".onnx", ".pte"):
+    from edgemtl.export import TARGETS, runnable_targets
+
+    if Path(args.checkpoint).suffix.lower() in {TARGETS.get(n).suffix for n in runnable_targets()}:
         from edgemtl import runtime
         from edgemtl.bench.artifact_eval import RuntimeModel
 

@@ -12,10 +12,15 @@ HELP = "export a checkpoint to ONNX / ExecuTorch / CoreML, verified against PyTo
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="an edgemtl checkpoint (.pt), or an int8 program from 'edgemtl qat' (.pt2)")
-    p.add_argument("--out", required=True, help="artifact path: .onnx, .pte or .mlpackage (manifest: <out>.json)")
+    from edgemtl.export import TARGETS
+
+    targets = {n: TARGETS.get(n) for n in TARGETS.names()}
+    p.add_argument("--out", required=True, help=f"artifact path: {', '.join(sorted({t.suffix for t in targets.values()}))} "
+                   "(manifest: <out>.json)")
     p.add_argument("--profile", help="export/<name>.yaml or a YAML path; the flags below override it")
-    p.add_argument("--target", help="onnx | executorch | executorch-coreml | coreml")
-    p.add_argument("--precision", help="fp32 | fp16 | int8 (what the target supports; default fp32, coreml fp16, int8 for a .pt2); "
+    p.add_argument("--target", help=" | ".join(targets))
+    defaults = ", ".join(f"{n} {t.default_precision}" for n, t in targets.items() if t.default_precision != "fp32")
+    p.add_argument("--precision", help=f"fp32 | fp16 | int8 (what the target supports; default fp32, {defaults}, int8 for a .pt2); "
                    "int8 from a .pt checkpoint runs post-training quantization on the --images")
     p.add_argument("--task-input", dest="task_input",
                    help="onehot | index | per-task | all (default: onehot for astmt, all for multi-output models)")
@@ -42,16 +47,16 @@ def _options(items: list[str]) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from edgemtl.errors import EdgeMTLError
-    from edgemtl.export import export
+    from edgemtl.export import TARGETS, export
     from edgemtl.export.profiles import load_profile
 
     prof = load_profile(args.profile) if args.profile else {}
     target = args.target or prof.get("target")
     if not target:
-        raise EdgeMTLError("no target: pass --target (onnx, executorch, executorch-coreml, coreml) or --profile")
+        raise EdgeMTLError(f"no target: pass --target ({', '.join(TARGETS.names())}) or --profile")
     if args.target and prof.get("target") and args.target != prof["target"]:
         prof = {k: v for k, v in prof.items() if k not in ("options", "precision")}  # options belong to the profile's target
-    default_precision = "int8" if str(args.checkpoint).endswith(".pt2") else ("fp16" if "coreml" in target else "fp32")
+    default_precision = "int8" if str(args.checkpoint).endswith(".pt2") else TARGETS.get(target).default_precision
     size = args.size or (tuple(prof["input_size"]) if "input_size" in prof else None)
     res = export(args.checkpoint, target, args.out, precision=args.precision or prof.get("precision", default_precision),
                  task_input=args.task_input or prof.get("task_input"),

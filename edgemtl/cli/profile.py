@@ -4,16 +4,18 @@ size and latency on ONNX Runtime / ExecuTorch (per task and all tasks, threads s
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from edgemtl.cli._args import positive_int, size_arg
 
 NAME = "profile"
 HELP = "params, MACs per task, artifact size and runtime latency of a checkpoint, artifact or recipe"
-ARTIFACTS = (".onnx", ".pte")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("target", help="a checkpoint (.pt), an exported artifact (.onnx/.pte with its manifest) "
+    from edgemtl.export import runnable_targets
+
+    p.add_argument("target", help="a checkpoint (.pt), an exported artifact (.onnx, .pte, ... with its manifest) "
                    "or a recipe (models/<name>.yaml or its name)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override, e.g. model.se=decoder")
     p.add_argument("--size", type=size_arg, help="input HxW for MACs (default: the model's image_size)")
@@ -21,8 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-single-task", action="store_true", help="skip the comparison with a single-task model")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="runtime CPU threads for latency (default: all cores of this machine)")
-    p.add_argument("--runtime", action="append", choices=["onnx", "executorch"], default=None,
-                   help="runtimes to time a checkpoint/recipe on, repeatable (default: both; an artifact uses its own)")
+    p.add_argument("--runtime", action="append", choices=runnable_targets(), default=None,
+                   help="export targets to time a checkpoint/recipe on, repeatable (default: all that run here; "
+                   "an artifact uses its own)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "int8"],
                    help="precision of the artifacts exported for timing a checkpoint/recipe (default fp32)")
     p.add_argument("--no-latency", action="store_true", help="counts only (no export, no timing)")
@@ -33,9 +36,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _model(target: str, overrides: list[str]):
     """(model for counting, input size of the target or None)."""
     from edgemtl.errors import EdgeMTLError
+    from edgemtl.export import TARGETS, runnable_targets, target_class
     from edgemtl.models import create_model
 
-    if target.endswith(ARTIFACTS):
+    suffixes = {TARGETS.get(n).suffix for n in TARGETS.names()}
+    kind = target_class(target.rstrip("/")) if Path(target.rstrip("/")).suffix.lower() in suffixes else None
+    if kind is not None and not kind.runs_here():
+        raise EdgeMTLError(f"{target}: {kind.not_runnable}; profile the checkpoint it was exported from, or its "
+                           f"{' / '.join(TARGETS.get(n).suffix for n in runnable_targets())} export")
+    if kind is not None:
         from edgemtl import runtime
 
         meta = runtime.load(target).metadata  # checks the manifest and the file first
@@ -51,9 +60,6 @@ def _model(target: str, overrides: list[str]):
 
         _, info = load_program(target, with_info=True)
         return create_model(dict(info["model_config"], pretrained=None)).eval(), None
-    if target.rstrip("/").endswith(".mlpackage"):
-        raise EdgeMTLError(f"{target}: CoreML packages run on Apple hardware only; profile the checkpoint it was "
-                           "exported from, or its .onnx / .pte export")
     if not target.endswith((".yaml", ".yml")) and "." in target.rsplit("/", 1)[-1]:
         raise EdgeMTLError(f"{target}: not something edgemtl profile reads; pass a checkpoint (.pt), an int8 "
                            "program (.pt2), an artifact (.onnx, .pte) or a recipe (models/<name>.yaml or its name)")
@@ -116,14 +122,15 @@ def run(args: argparse.Namespace) -> int:
 def _latency(args: argparse.Namespace, model) -> dict:
     import os
 
+    from edgemtl.export import TARGETS, runnable_targets
     from edgemtl.profile import latency
 
     threads = args.threads or os.cpu_count() or 1
-    if args.target.endswith(ARTIFACTS):
+    if args.target.lower().endswith(tuple(TARGETS.get(n).suffix for n in runnable_targets())):
         r = latency.profile_artifact(args.target, threads, args.warmup, args.runs)
         res = {r["runtime"]: r}
     else:
-        runtimes = args.runtime or list(latency.RUNTIMES)
+        runtimes = args.runtime or runnable_targets()
         res = latency.profile_runtimes(model, runtimes, threads, args.precision, args.warmup, args.runs,
                                        progress=lambda msg: print(f"  ... {msg}", flush=True))
     from edgemtl.profile.cpu import cpu_features

@@ -4,8 +4,8 @@
     result = export("run/best.pt", "onnx", "model.onnx")                    # or a model object
     result = export(model, "coreml", "m.mlpackage", precision="fp16", task_input="per-task")
 
-Targets (``TARGETS``; each declares ``precisions``, ``task_inputs``, ``options``):
-onnx, executorch (XNNPACK), executorch-coreml (CoreML delegate), coreml (.mlpackage).
+Targets (``TARGETS``, one file each in edgemtl/export/targets/; each declares its suffix,
+``precisions``, ``task_inputs``, ``options`` and the runtime ``backend`` of its artifacts).
 See docs/export.md for the support table, the metadata schema and the verification rules.
 """
 
@@ -17,7 +17,27 @@ from typing import Any
 
 from edgemtl.registry import Registry
 
-TARGETS: Registry[type] = Registry("export target", package="edgemtl.export")
+TARGETS: Registry[type] = Registry("export target", package="edgemtl.export.targets")
+
+
+def target_class(path: str | os.PathLike, name: str | None = None):
+    """The target of an artifact: ``name`` (its manifest's ``target``) when registered, else the one
+    whose suffix ``path`` has (the first by name where several share it, e.g. .pte)."""
+    if name and name in TARGETS:
+        return TARGETS.get(name)
+    suffix = Path(path).suffix.lower()
+    for n in TARGETS.names():
+        if TARGETS.get(n).suffix == suffix:
+            return TARGETS.get(n)
+    from edgemtl.errors import EdgeMTLError
+
+    known = ", ".join(sorted({TARGETS.get(n).suffix for n in TARGETS.names()}))
+    raise EdgeMTLError(f"{path}: unknown artifact type '{suffix}' (expected one of {known})")
+
+
+def runnable_targets() -> list[str]:
+    """Targets whose artifacts run on this kind of host (evaluated, profiled and timed here)."""
+    return [n for n in TARGETS.names() if TARGETS.get(n).runs_here()]
 
 
 def get_target(name: str):
@@ -62,7 +82,8 @@ def support_table() -> list[dict[str, Any]]:
     """One row per target: what it declares (docs and tests iterate over this)."""
     return [{"target": n, "suffix": TARGETS.get(n).suffix, "precisions": TARGETS.get(n).precisions,
              "task_inputs": TARGETS.get(n).task_inputs, "options": TARGETS.get(n).options,
-             "description": TARGETS.get(n).description} for n in TARGETS.names()]
+             "runs_here": TARGETS.get(n).runs_here(), "description": TARGETS.get(n).description}
+            for n in TARGETS.names()]
 
 
-__all__ = ["TARGETS", "export", "get_target", "support_table"]
+__all__ = ["TARGETS", "export", "get_target", "runnable_targets", "support_table", "target_class"]

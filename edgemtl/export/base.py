@@ -1,4 +1,4 @@
-"""The export target interface and the pipeline every target shares:
+"""The pipeline every export target shares (the interface is edgemtl.export.target):
 
     check support -> precision hook -> wrap (wrapper.py) -> torch.export -> target.write
     -> verify (structure + numbers) -> embed metadata -> manifest beside the artifact
@@ -14,20 +14,20 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 
 from edgemtl.artifact import manifest as md
-from edgemtl.errors import EdgeMTLError, UnsupportedError, did_you_mean
+from edgemtl.errors import EdgeMTLError, UnsupportedError
 from edgemtl.export.metadata import build_metadata
-from edgemtl.export.verify import numeric_parity, raise_if_failed, sample_images
+from edgemtl.export.target import ExportContext, ExportTarget
+from edgemtl.export.verify import raise_if_failed, sample_images
 from edgemtl.export.wrapper import Graph, build_graphs, check_scheme, task_io
 
-PRECISIONS = ("fp32", "fp16", "int8")
 CALIBRATION_IMAGES = 16  # int8 at export time: images (x every task) the observers see
 
 
@@ -45,84 +45,6 @@ class ExportResult:
     @property
     def parity(self) -> dict[str, Any]:
         return self.metadata["verification"].get("numeric", {}).get("tasks", {})
-
-
-@dataclass
-class ExportContext:
-    """What a target's ``write``/``inspect`` get besides the graphs."""
-
-    out: Path
-    precision: str
-    scheme: str
-    options: dict[str, Any]
-    io: dict[str, Any]
-    model: nn.Module
-    notes: list[str] = field(default_factory=list)
-
-
-class ExportTarget:
-    """One output format. Subclasses register in ``edgemtl.export.TARGETS`` and fill these in."""
-
-    name: ClassVar[str]
-    suffix: ClassVar[str]
-    description: ClassVar[str]
-    precisions: ClassVar[tuple[str, ...]]
-    task_inputs: ClassVar[tuple[str, ...]]
-    options: ClassVar[dict[str, Any]] = {}  # option -> default (profile ``options:`` / --option)
-    option_choices: ClassVar[dict[str, tuple]] = {}
-    unsupported_why: ClassVar[dict[str, str]] = {}  # value -> reason, for the error message
-
-    def write(self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext) -> None:
-        """Write the artifact to ``ctx.out`` (programs: method -> torch.export ExportedProgram)."""
-        raise NotImplementedError
-
-    def inspect(self, graphs: list[Graph], ctx: ExportContext) -> dict[str, Any]:
-        """Structural checks of the written artifact: ``{"problems": [...], ...facts}``."""
-        return {"problems": []}
-
-    def numeric(self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext, images) -> dict[str, Any]:
-        """Numeric parity; by default the artifact itself through edgemtl.runtime's backend."""
-        from edgemtl.runtime.backends import open_backend
-
-        backend = open_backend(ctx.out, threads=None)
-        return numeric_parity(graphs, ctx.io, backend.run, images, ctx.precision, f"{backend.name} (the artifact itself)")
-
-    def embed_metadata(self, path: Path, meta: dict[str, Any]) -> None:
-        """Store the metadata inside the artifact where the format has a slot (default: none)."""
-
-    def prepare_model(self, model: nn.Module, precision: str, ctx_options: dict[str, Any],
-                      calibration: Callable[[], list], size: tuple[int, int], notes: list[str]) -> nn.Module:
-        """The precision hook (targets with their own quantizer override it)."""
-        return prepare_precision(model, precision, calibration, size, notes)
-
-    # ---- shared helpers -------------------------------------------------------------------
-
-    def resolve_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
-        out = dict(self.options)
-        for key, value in (options or {}).items():
-            if key not in self.options:
-                valid = ", ".join(sorted(self.options)) or "none"
-                raise EdgeMTLError(f"unknown option '{key}' for target '{self.name}'.{did_you_mean(key, self.options)} "
-                                   f"Valid options: {valid}")
-            choices = self.option_choices.get(key)
-            if choices and value not in choices:
-                raise EdgeMTLError(f"option {key}={value!r} for target '{self.name}': valid values are "
-                                   f"{', '.join(map(str, choices))}")
-            out[key] = value
-        return out
-
-    def check_support(self, precision: str, scheme: str) -> None:
-        if precision not in PRECISIONS:
-            raise EdgeMTLError(f"unknown --precision '{precision}'.{did_you_mean(precision, PRECISIONS)} "
-                               f"Valid: {', '.join(PRECISIONS)}")
-        if precision not in self.precisions:
-            why = self.unsupported_why.get(precision, "")
-            raise UnsupportedError(f"target '{self.name}' does not support --precision {precision}{why}; "
-                                   f"supported: {', '.join(self.precisions)}")
-        if scheme not in self.task_inputs:
-            why = self.unsupported_why.get(scheme, "")
-            raise UnsupportedError(f"target '{self.name}' does not support --task-input {scheme}{why}; "
-                                   f"supported: {', '.join(self.task_inputs)}")
 
 
 def calibration_batches(images: list[tuple[str, Any]], size: tuple[int, int], batch: int = 4) -> list[torch.Tensor]:
@@ -222,6 +144,8 @@ def run_export(model: nn.Module, target: ExportTarget, out: str | os.PathLike, p
                dataset: dict[str, Any] | None = None, input_size: tuple[int, int] | None = None) -> ExportResult:
     """The shared pipeline (see the module docstring)."""
     start = time.perf_counter()
+    if not target.available():
+        raise UnsupportedError(f"target '{target.name}' is not installed: {target.install}")
     scheme = check_scheme(model, task_input)
     target.check_support(precision, scheme)
     opts = target.resolve_options(options)

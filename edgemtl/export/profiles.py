@@ -12,7 +12,7 @@ from edgemtl.named import read_named_yaml
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "export"
 KEYS = {
     "description": "free text",
-    "target": "onnx | executorch | executorch-coreml | coreml",
+    "target": "an export target (edgemtl.export.TARGETS: onnx, executorch, coreml, ...)",
     "precision": "fp32 | fp16 (per target)",
     "task_input": "onehot | index | per-task | all",
     "options": "target options (see docs/export.md)",

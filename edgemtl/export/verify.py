@@ -152,21 +152,6 @@ def numeric_parity(graphs: list[Graph], io: dict[str, Any], run: Runner, images:
             "tasks": per_task, "failures": failures, "passed": not failures}
 
 
-def check_io(found: dict[str, dict[str, Any]], expected: dict[str, Any], where: str) -> list[str]:
-    """Compare ``{method: {"inputs": [...], "outputs": [...]}}`` name/dtype/shape specs."""
-    problems = []
-    for method, spec in expected.items():
-        if method not in found:
-            problems.append(f"{where}: method/function '{method}' missing (found: {', '.join(found) or 'none'})")
-            continue
-        for kind in ("inputs", "outputs"):
-            want = [(s["name"], s["dtype"], list(s["shape"])) for s in spec[kind]]
-            got = [(s["name"], s["dtype"], list(s["shape"])) for s in found[method][kind]]
-            if want != got:
-                problems.append(f"{where}: '{method}' {kind} are {got}, expected {want}")
-    return problems
-
-
 def raise_if_failed(report: dict[str, Any], artifact: str | os.PathLike,
                     kept: str | os.PathLike | None = None) -> None:
     problems = list(report.get("structure", {}).get("problems", [])) + list(report.get("numeric", {}).get("failures", []))

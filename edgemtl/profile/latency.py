@@ -22,8 +22,6 @@ import numpy as np
 
 from edgemtl.errors import EdgeMTLError
 
-RUNTIMES = {"onnx": ("onnx", ".onnx"), "executorch": ("executorch", ".pte")}  # name -> (export target, suffix)
-
 
 def _time(call: Callable[[], Any], warmup: int, runs: int) -> dict[str, Any]:
     if runs < 1 or warmup < 0:
@@ -96,17 +94,17 @@ def profile_runtimes(model: Any, runtimes: list[str], threads: int | None, preci
     For astmt with a task-independent encoder, a second ``all`` artifact gives the all-tasks
     latency with the encoder computed once.
     """
-    from edgemtl.export import export
+    from edgemtl.export import TARGETS, export, runnable_targets
     from edgemtl.export.wrapper import valid_schemes
 
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for name in runtimes:
-            if name not in RUNTIMES:
+            if name not in runnable_targets():
                 from edgemtl.errors import unknown_choice
 
-                raise unknown_choice("--runtime", name, list(RUNTIMES))
-            target, suffix = RUNTIMES[name]
+                raise unknown_choice("--runtime", name, runnable_targets())
+            target, suffix = name, TARGETS.get(name).suffix
             if progress:
                 progress(f"exporting to {name} ({precision}) and timing {len(model.task_names)} tasks")
             res = export(model, target, Path(tmp) / f"model{suffix}", precision=precision)

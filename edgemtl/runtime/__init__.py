@@ -1,5 +1,5 @@
-"""Run exported edgemtl artifacts: ``edgemtl.runtime.load(path)`` for ``.onnx`` (ONNX Runtime) and
-``.pte`` (ExecuTorch).
+"""Run exported edgemtl artifacts: ``edgemtl.runtime.load(path)`` for every export target with a
+runtime on this host (``.onnx``: ONNX Runtime; ``.pte``: ExecuTorch; see ``edgemtl.export.TARGETS``).
 
     rt = edgemtl.runtime.load("model.onnx", threads=2)
     pred = rt.predict(rgb_uint8, "depth")       # {"raw", "prediction", "unit", ...}
@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from edgemtl.artifact import decoding
-from edgemtl.artifact.manifest import METADATA_KEY, check_manifest, file_digest, read_manifest
+from edgemtl.artifact.manifest import check_manifest, file_digest, read_manifest
 from edgemtl.artifact.processing import check_image, preprocess, resize_output
 from edgemtl.artifact.signature import encode_task, select_output, task_name
 from edgemtl.errors import EdgeMTLError, UnsupportedError, unknown_choice
-from edgemtl.runtime.backends import open_backend
+from edgemtl.export import target_class  # the registry only: target files import no torch
 
 
 class Model:
@@ -82,13 +82,14 @@ class Model:
 
 
 def load(path: str | os.PathLike, threads: int | None = None, allow_unverified: bool = False) -> Model:
-    """Load an ``.onnx`` or ``.pte`` artifact exported by ``edgemtl export`` (manifest beside it)."""
+    """Load an artifact exported by ``edgemtl export`` (manifest beside it) with its target's runtime."""
     path = Path(path)
     if not path.exists():
         raise EdgeMTLError(f"artifact not found: {path}")
-    if path.suffix.lower() == ".mlpackage":
-        open_backend(path)  # raises UnsupportedError with the explanation
-    embedded = _onnx_embedded(path) if path.suffix.lower() == ".onnx" and not Path(f"{path}.json").exists() else None
+    target = target_class(path)
+    if target.backend is None:
+        target.open(path)  # raises UnsupportedError saying where this format runs
+    embedded = target.backend.embedded_manifest(path) if not Path(f"{path}.json").exists() else None
     meta = read_manifest(path, embedded)
     if embedded is not None and meta is embedded:
         check_manifest(meta, f"{path} (embedded metadata)")
@@ -100,7 +101,7 @@ def load(path: str | os.PathLike, threads: int | None = None, allow_unverified: 
     if ver and not ver.get("passed", False) and not allow_unverified:
         raise EdgeMTLError(f"{path} failed its export verification ({'; '.join(_failures(ver))[:300]}); "
                            "re-export, or load(..., allow_unverified=True) to inspect it")
-    backend = open_backend(path, threads, _DELEGATES.get(meta.get("target", "")))
+    backend = target_class(path, meta.get("target")).open(path, threads)
     missing = sorted(set(meta["task_input"]["methods"]) - set(backend.methods))
     if missing:
         raise EdgeMTLError(f"{path} lacks method(s) {missing} that its manifest lists: manifest and artifact "
@@ -108,28 +109,8 @@ def load(path: str | os.PathLike, threads: int | None = None, allow_unverified: 
     return Model(path, backend, meta)
 
 
-_DELEGATES = {"executorch-coreml": "CoreMLBackend"}
-
-
 def _failures(ver: dict[str, Any]) -> list[str]:
     return list(ver.get("structure", {}).get("problems", [])) + list(ver.get("numeric", {}).get("failures", []))
-
-
-def _onnx_embedded(path: Path) -> dict[str, Any] | None:
-    """Metadata embedded in an ONNX file (fallback when its manifest was not copied), read through
-    onnxruntime so that the runtime needs no ``onnx`` package."""
-    import json
-
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    try:
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # noqa: BLE001 (onnxruntime raises its own Fail / InvalidProtobuf types)
-        raise EdgeMTLError(f"cannot read ONNX file {path} (truncated or corrupt?): {str(e)[:200]}") from None
-    props = sess.get_modelmeta().custom_metadata_map
-    return json.loads(props[METADATA_KEY]) if METADATA_KEY in props else None
 
 
 __all__ = ["Model", "UnsupportedError", "load"]

@@ -19,16 +19,17 @@ import tempfile
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgemtl.data.layout import atomic_write_bytes
 from edgemtl.errors import EdgeMTLError
 from edgemtl.export import TARGETS
-from edgemtl.export.base import ExportContext, ExportTarget
-from edgemtl.export.verify import check_io
-from edgemtl.export.wrapper import Graph
+from edgemtl.export.target import ExportContext, ExportTarget, check_io
+
+if TYPE_CHECKING:
+    from edgemtl.export.wrapper import Graph
 
 _ARRAY_DTYPES = {65568: "float32", 65552: "float16", 131104: "int32", 65600: "float64"}
 _MIL_FLOAT16, _MIL_FLOAT32 = 10, 11
@@ -77,6 +78,8 @@ def _ops(block, hist: Counter, consts: Counter) -> None:
 class CoreMLTarget(ExportTarget):
     name = "coreml"
     suffix = ".mlpackage"
+    default_precision = "fp16"
+    not_runnable = "CoreML packages run on Apple platforms only (Core ML on macOS / iOS; coremltools cannot predict on Linux)"
     description = "CoreML ML program (.mlpackage), fp16 or fp32 compute, float32 I/O; per-task = multifunction"
     precisions = ("fp16", "fp32")
     task_inputs = ("onehot", "per-task", "all")
@@ -128,7 +131,7 @@ class CoreMLTarget(ExportTarget):
     def write(self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext) -> None:
         ct = _quiet_ct()
         # coremltools needs ATen-dialect programs; these exact programs are also the ones run in ORT.
-        from edgemtl.export.onnx import ort_surrogates
+        from edgemtl.export.targets.onnx import ort_surrogates
 
         self.converted = {g.method: programs[g.method].run_decompositions({}) for g in graphs}
         self.surrogates = ort_surrogates(self.converted, graphs)
@@ -189,7 +192,7 @@ class CoreMLTarget(ExportTarget):
         return report
 
     def numeric(self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext, images) -> dict[str, Any]:
-        from edgemtl.export.onnx import numeric_via_ort
+        from edgemtl.export.targets.onnx import numeric_via_ort
 
         ctx.notes.append("coremltools cannot predict on Linux: numbers checked on the converted ExportedProgram "
                          "(after run_decompositions({})) in ONNX Runtime, fp32; fp16 rounding and CoreML's own "

@@ -8,15 +8,22 @@ program's named data is shared between methods).
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections import Counter
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from edgemtl._proc import NativeStderr
 from edgemtl.data.layout import atomic_write_bytes
+from edgemtl.errors import EdgeMTLError, UnsupportedError
 from edgemtl.export import TARGETS
-from edgemtl.export.base import ExportContext, ExportTarget
-from edgemtl.export.verify import check_io
-from edgemtl.export.wrapper import Graph
+from edgemtl.export.target import Backend, ExportContext, ExportTarget, check_io
+
+if TYPE_CHECKING:
+    from edgemtl.export.wrapper import Graph
 
 _SCALAR = {6: "float32", 4: "int64", 5: "float16", 3: "int32", 11: "bool"}
 
@@ -63,10 +70,69 @@ def _check(methods: dict[str, Any], ctx: ExportContext) -> list[str]:
     return check_io(found, ctx.io["methods"], "executorch")
 
 
+def set_executorch_threads(threads: int | None) -> None:
+    """ExecuTorch's CPU threadpool is process-wide: this affects every loaded program."""
+    if threads:
+        from executorch.extension.pybindings import portable_lib
+
+        with NativeStderr():  # it prints "Resetting threadpool to N threads."
+            portable_lib._unsafe_reset_threadpool(int(threads))
+
+
+class EtBackend(Backend):
+    """ExecuTorch runtime (portable + XNNPACK kernels). Methods are loaded on first use."""
+
+    name = "executorch"
+
+    def __init__(self, program: str | os.PathLike | bytes, threads: int | None = None) -> None:
+        from executorch.runtime import Runtime
+
+        set_executorch_threads(threads)
+        self.threads = threads
+        src = program if isinstance(program, bytes) else Path(program)
+        try:
+            self.program = Runtime.get().load_program(src)
+        except Exception as e:  # noqa: BLE001 (each runtime raises its own types)
+            raise EdgeMTLError(f"cannot load ExecuTorch program {'' if isinstance(program, bytes) else program} "
+                               f"(truncated or corrupt?): {str(e)[:300]}") from None
+        self.methods = sorted(self.program.method_names)
+        self._loaded: dict = {}
+
+    @staticmethod
+    def require_delegate(name: str) -> None:
+        """Fail at load time, not at the first call, when a delegate is not compiled into this runtime."""
+        from executorch.runtime import Runtime
+
+        registry = Runtime.get().backend_registry
+        if not registry.is_available(name):
+            raise UnsupportedError(
+                f"this program is delegated to {name}, which this ExecuTorch runtime does not have "
+                f"(available: {', '.join(registry.registered_backend_names)}); "
+                + ("run it on Apple hardware (iOS/macOS ExecuTorch with the CoreML backend)" if "CoreML" in name else "")
+            )
+
+    def run(self, method: str, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        if method not in self._loaded:
+            native = NativeStderr()
+            try:
+                with native:
+                    self._loaded[method] = self.program.load_method(method)
+            except Exception as e:  # noqa: BLE001 (each runtime raises its own types)
+                msg = (str(e) + (f" [{native.text[-300:]}]" if native.text else ""))[:600]
+                hint = (" (a CoreML-delegated .pte runs on Apple platforms only)" if "CoreML" in msg or "0x:20" in msg
+                        else "")
+                raise EdgeMTLError(f"cannot load method '{method}' of the ExecuTorch program{hint}: {msg}") from None
+        outs = self._loaded[method].execute([torch.from_numpy(np.ascontiguousarray(a)) for a in inputs])
+        return [o.numpy() if hasattr(o, "numpy") else np.asarray(o) for o in outs]
+
+
 @TARGETS.register("executorch")
 class ExecuTorchXnnpack(ExportTarget):
     name = "executorch"
     suffix = ".pte"
+    backend = EtBackend
     description = "ExecuTorch program, XNNPACK delegate (portable kernels for the rest); fp32 or int8 (PT2E)"
     precisions = ("fp32", "int8")
     task_inputs = ("onehot", "index", "per-task", "all")
@@ -88,6 +154,9 @@ class ExecuTorchXnnpack(ExportTarget):
 class ExecuTorchCoreML(ExportTarget):
     name = "executorch-coreml"
     suffix = ".pte"
+    default_precision = "fp16"
+    backend = EtBackend
+    delegate = "CoreMLBackend"  # present in ExecuTorch's Apple builds only
     description = ("ExecuTorch program, whole graph delegated to CoreML (runs on Apple platforms; "
                    "verified structurally + the same program in ORT)")
     precisions = ("fp16", "fp32")
@@ -109,7 +178,7 @@ class ExecuTorchCoreML(ExportTarget):
             compute_precision=ct.precision.FLOAT16 if ctx.precision == "fp16" else ct.precision.FLOAT32,
             minimum_deployment_target=getattr(ct.target, ctx.options["minimum_deployment_target"]),
         )
-        from edgemtl.export.onnx import ort_surrogates
+        from edgemtl.export.targets.onnx import ort_surrogates
 
         self.surrogates = ort_surrogates(programs, graphs)
         atomic_write_bytes(ctx.out, _lower(programs, [CoreMLPartitioner(compile_specs=specs)]))
@@ -127,7 +196,7 @@ class ExecuTorchCoreML(ExportTarget):
                 "runs_here": False}
 
     def numeric(self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext, images) -> dict[str, Any]:
-        from edgemtl.export.onnx import numeric_via_ort
+        from edgemtl.export.targets.onnx import numeric_via_ort
 
         ctx.notes.append("CoreML-delegated programs cannot run on Linux: numbers checked on the same ExportedProgram "
                          "in ONNX Runtime (fp32); the delegate's conversion is checked structurally")

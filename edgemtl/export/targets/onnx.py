@@ -27,18 +27,22 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tempfile
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from edgemtl.data.layout import atomic_write_bytes
 from edgemtl.errors import EdgeMTLError, UnsupportedError
 from edgemtl.export import TARGETS
-from edgemtl.export.base import ExportContext, ExportTarget
-from edgemtl.export.verify import check_io
-from edgemtl.export.wrapper import Graph
+from edgemtl.export.target import Backend, ExportContext, ExportTarget, check_io
+
+if TYPE_CHECKING:
+    from edgemtl.export.wrapper import Graph
 
 _PROTO_LIMIT = 2 * 1024**3 - 64 * 1024**2  # leave room for the graph itself
 _DTYPES = {1: "float32", 7: "int64", 10: "float16", 6: "int32"}
@@ -65,10 +69,59 @@ def export_onnx_bytes(program: Any, graph: Graph, opset: int = 18, optimize: boo
         return path.read_bytes(), external
 
 
+class OrtBackend(Backend):
+    """ONNX Runtime, CPU provider. ``threads`` sets intra-op threads (None: ORT's default)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, model: str | os.PathLike | bytes, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        src = model if isinstance(model, bytes) else str(model)
+        try:
+            self.session = ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 (ORT raises its own types: InvalidProtobuf, Fail, ...)
+            where = "ONNX model" if isinstance(model, bytes) else str(model)
+            raise EdgeMTLError(f"cannot load {where} with onnxruntime (truncated or corrupt?): {str(e)[:300]}") from None
+        self.threads = threads
+        self.methods = ["forward"]
+        self._names = [i.name for i in self.session.get_inputs()]
+
+    def run(self, method: str, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        if method != "forward":
+            raise EdgeMTLError(f"an ONNX model has one graph ('forward'), not '{method}'")
+        return self.session.run(None, dict(zip(self._names, inputs)))
+
+    @staticmethod
+    def embedded_manifest(path: Path) -> dict[str, Any] | None:
+        """``metadata_props['edgemtl']`` (the fallback when the .json was not copied), read through
+        onnxruntime so that running an artifact needs no ``onnx`` package."""
+        import onnxruntime as ort
+
+        from edgemtl.artifact.manifest import METADATA_KEY
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        opts.log_severity_level = 3
+        try:
+            sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 (onnxruntime raises its own Fail / InvalidProtobuf types)
+            raise EdgeMTLError(f"cannot read ONNX file {path} (truncated or corrupt?): {str(e)[:200]}") from None
+        props = sess.get_modelmeta().custom_metadata_map
+        return json.loads(props[METADATA_KEY]) if METADATA_KEY in props else None
+
+
+
 @TARGETS.register("onnx")
 class OnnxTarget(ExportTarget):
     name = "onnx"
     suffix = ".onnx"
+    backend = OrtBackend
     description = "ONNX (opset 18+) single file, ONNX Runtime; fp32, int8 QDQ (ORT quantizer or PT2E)"
     precisions = ("fp32", "int8")
     task_inputs = ("onehot", "index", "all")
@@ -240,13 +293,6 @@ def quantize_ort(fp32: bytes, graph: Graph, io_spec: dict[str, Any], batches: li
         return dst.read_bytes()
 
 
-def read_embedded(path: str | Path) -> dict[str, Any] | None:
-    import onnx
-
-    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    return json.loads(props["edgemtl"]) if "edgemtl" in props else None
-
-
 def ort_surrogates(programs: dict[str, Any], graphs: list[Graph]) -> dict[str, bytes]:
     """ONNX bytes of each ExportedProgram, made *before* a backend lowers it (lowering mutates programs)."""
     return {g.method: export_onnx_bytes(programs[g.method], g, optimize=False)[0] for g in graphs}
@@ -259,7 +305,6 @@ def numeric_via_ort(models: dict[str, bytes], graphs: list[Graph], ctx: ExportCo
     graph capture and wrapper, not the backend's own conversion (which is checked structurally).
     """
     from edgemtl.export.verify import numeric_parity
-    from edgemtl.runtime.backends import OrtBackend
 
     sessions = {m: OrtBackend(data) for m, data in models.items()}
 
