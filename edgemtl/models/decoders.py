@@ -27,8 +27,10 @@ class ASPPLite(nn.Module):
         self.project = ConvBNAct(cout * (2 + len(rates)), cout, 1, norm, conv)
 
     def forward(self, x: Tensor) -> Tensor:
-        # adaptive_avg_pool2d(1) keeps dims, which XNNPACK delegates (a plain mean would not).
-        pooled = self.pool(F.adaptive_avg_pool2d(x, 1)).expand(-1, -1, x.shape[2], x.shape[3])
+        # adaptive_avg_pool2d(1) keeps dims, which XNNPACK delegates (a plain mean would not). The 1x1
+        # map is spread by a nearest resize, not .expand(): LiteRT's converter emits BROADCAST_TO with
+        # an NCHW shape on NHWC tensors for an expand in a specialised graph (it fails to run).
+        pooled = F.interpolate(self.pool(F.adaptive_avg_pool2d(x, 1)), size=x.shape[2:], mode="nearest")
         return self.project(torch.cat([self.b0(x), *(a(x) for a in self.atrous), pooled], 1))
 
 
