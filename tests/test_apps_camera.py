@@ -60,6 +60,7 @@ def camera(*args: str) -> int:
     return cli_main(["demo", "camera", *args])
 
 
+@pytest.mark.slow
 def test_headless_onnx_switches_tasks(tmp_path, tmp_path_factory, video, capsys):
     model = artifact(tmp_path_factory, "astmt.onnx")
     out = tmp_path / "annotated.mp4"
@@ -76,6 +77,7 @@ def test_headless_onnx_switches_tasks(tmp_path, tmp_path_factory, video, capsys)
     cv2.imwrite(str(tmp_path / "frame_depth.png"), frames[2])  # a look at the output, in the test's tmp dir
 
 
+@pytest.mark.slow
 def test_headless_pte_multi_output_model(tmp_path, tmp_path_factory, video):
     model = artifact(tmp_path_factory, "hs.pte")
     out = tmp_path / "annotated.avi"
@@ -89,6 +91,7 @@ def test_headless_pte_multi_output_model(tmp_path, tmp_path_factory, video):
     assert list(TWO_TASKS) == ["semseg", "depth"]
 
 
+@pytest.mark.slow
 def test_image_folder_with_an_unreadable_image(tmp_path, tmp_path_factory, capsys):
     model = artifact(tmp_path_factory, "astmt.onnx")
     folder = tmp_path / "images"

@@ -33,6 +33,9 @@ from edgemtl.cli import main as cli_main
 from edgemtl.cli.demo import load_app
 from edgemtl.errors import EdgeMTLError
 
+# A real Chromium driving the demo: minutes, so not in the daily tier (`-m "not slow"`).
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 WEB = REPO / "apps" / "web"
 LARGE_TASKS = ("parts", "depth", "normals", "edges")  # each decoding, after resizing back

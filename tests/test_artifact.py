@@ -150,6 +150,7 @@ def _run_without_torch(path: Path, image: np.ndarray, tmp: Path) -> tuple[dict, 
     return dict(np.load(tmp / "out.npz")), json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_runtime_runs_an_onnx_artifact_without_torch(all_tasks_onnx, tmp_path):
     """`import torch` (and matplotlib, onnx, ...) raise in the subprocess; every task still predicts
     and draws, equal to the tasks' own torch decode and colouring of the same ONNX outputs."""

@@ -170,6 +170,7 @@ def test_every_shipped_profile_loads_and_unknown_keys_fail(tmp_path):
 
 # ---- ONNX (one-hot + index), runtime API and its errors --------------------------------------
 
+@pytest.mark.slow
 def test_onnx_onehot_artifact_verified_and_self_describing(onnx_onehot, astmt, images):
     meta = onnx_onehot.metadata
     assert meta["verification"]["passed"]
@@ -209,6 +210,7 @@ def test_graph_returns_nan_for_an_invalid_onehot(onnx_onehot):
     assert np.isfinite(sess.run(None, {"image": x, "task": np.array([[0, 1, 0]], np.float32)})[0]).all()
 
 
+@pytest.mark.slow
 def test_onnx_index_graph_guards_out_of_range_ids(astmt, images, tmp_path):
     import onnx
     import onnxruntime as ort
@@ -302,6 +304,7 @@ def test_latency_measure(onnx_onehot):
 
 # ---- ExecuTorch (per-task methods) ----------------------------------------------------------
 
+@pytest.mark.slow
 def test_executorch_per_task_methods_share_weights_and_match(pte_per_task, images):
     model, res = pte_per_task
     meta = res.metadata
@@ -320,6 +323,7 @@ def test_executorch_per_task_methods_share_weights_and_match(pte_per_task, image
     assert pred["decoding"] == "sigmoid" and 0 <= pred["prediction"].min() <= pred["prediction"].max() <= 1
 
 
+@pytest.mark.slow
 def test_executorch_runtime_errors_and_threads(pte_per_task, tmp_path, images):
     from edgemtl.profile.latency import measure
 
@@ -336,6 +340,7 @@ def test_executorch_runtime_errors_and_threads(pte_per_task, tmp_path, images):
         runtime.load(lonely)
 
 
+@pytest.mark.slow
 def test_profile_latency_of_an_artifact_and_of_a_recipe(pte_per_task, tmp_path, capsys):
     from edgemtl.cli import main
 
@@ -364,6 +369,7 @@ def test_profile_latency_of_an_artifact_and_of_a_recipe(pte_per_task, tmp_path, 
 
 # ---- CoreML (structural on Linux + the converted program in ORT) ----------------------------
 
+@pytest.mark.slow
 def test_coreml_fp16_onehot_structure(astmt, images, tmp_path):
     res = export(astmt, "coreml", tmp_path / "m.mlpackage", precision="fp16", images=images[:1])
     v = res.metadata["verification"]
@@ -383,6 +389,7 @@ def test_coreml_fp16_onehot_structure(astmt, images, tmp_path):
         runtime.load(res.path)
 
 
+@pytest.mark.slow
 def test_coreml_multifunction_shares_weights(images, tmp_path):
     model = tiny("astmt", TASKS2)
     res = export(model, "coreml", tmp_path / "mf.mlpackage", precision="fp16", task_input="per-task", images=images[:1])
@@ -411,6 +418,7 @@ def _sqnr(ref, got):
     return sqnr_db(ref, got)
 
 
+@pytest.mark.slow
 def test_onnx_int8_ort_quantizer(astmt, images, tmp_path):
     import onnx
 
@@ -436,6 +444,7 @@ def test_onnx_int8_ort_quantizer(astmt, images, tmp_path):
     assert res.metadata["target_options"]["reduce_range"] is x86_without_vnni()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reduce_range", [True, False])
 def test_onnx_int8_reduce_range_sets_weight_bits(astmt, images, tmp_path, reduce_range):
     """7-bit weights keep ORT's U8S8 kernels from saturating on x86 without VNNI; 8 bits elsewhere."""
@@ -452,6 +461,7 @@ def test_onnx_int8_reduce_range_sets_weight_bits(astmt, images, tmp_path, reduce
     assert ("7-bit" in res.metadata["notes"][0]) is reduce_range
 
 
+@pytest.mark.slow
 def test_int8_pt2e_to_executorch_and_onnx_agree(astmt_ptq, images, tmp_path):
     pte = export(astmt_ptq, "executorch", tmp_path / "i8.pte", precision="int8", images=images)
     qdq = export(astmt_ptq, "onnx", tmp_path / "i8.onnx", precision="int8", images=images)
@@ -471,6 +481,7 @@ def test_int8_pt2e_to_executorch_and_onnx_agree(astmt_ptq, images, tmp_path):
         export(astmt_ptq, "onnx", tmp_path / "x.onnx", precision="fp32")
 
 
+@pytest.mark.slow
 def test_int8_program_from_edgemtl_qat_exports_through_the_cli(astmt, astmt_ptq, images, tmp_path, capsys):
     from edgemtl.cli import main
     from edgemtl.quant import save_program
@@ -496,6 +507,7 @@ def test_int8_program_from_edgemtl_qat_exports_through_the_cli(astmt, astmt_ptq,
     assert prof["params_total"] == sum(p.numel() for p in astmt.parameters()) and "latency" not in prof
 
 
+@pytest.mark.slow
 def test_int8_parity_failure_names_task(astmt_ptq, images):
     graphs = build_graphs(astmt_ptq, "onehot")
     io = task_io(astmt_ptq, "onehot", graphs)
@@ -515,6 +527,7 @@ def test_int8_parity_failure_names_task(astmt_ptq, images):
 
 # ---- CLI end to end -------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_export_and_predict(tmp_path, images, capsys):
     from edgemtl.checkpoint import save_checkpoint
     from edgemtl.cli import main
@@ -590,6 +603,7 @@ def test_export_matrix(arch, target, precision, scheme, images, tmp_path):
 
 # ---- nothing is lost: a failed export leaves the previous artifact alone ----------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target_name, suffix", [("onnx", ".onnx"), ("coreml", ".mlpackage")])
 def test_a_crash_during_export_keeps_the_previous_artifact(astmt, images, tmp_path, target_name, suffix):
     from edgemtl.export.base import run_export
@@ -618,6 +632,7 @@ def test_a_crash_during_export_keeps_the_previous_artifact(astmt, images, tmp_pa
     ({"weight_compression": "int8"}, ("constexpr_blockwise_shift_scale", "constexpr_affine_dequantize"), 1.4),
     ({"weight_compression": "palettize", "palette_bits": 4}, ("constexpr_lut_to_dense",), 1.0),
 ])
+@pytest.mark.slow
 def test_coreml_weight_compression(images, tmp_path, options, ops, max_bytes_per_weight):
     model = tiny("astmt")
     res = export(model, "coreml", tmp_path / "c.mlpackage", precision="fp16", images=images[:1], options=options)

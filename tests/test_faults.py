@@ -61,6 +61,7 @@ def trained(tmp_path_factory):
 
 # ---- data loss ------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_failed_reexport_keeps_the_previous_artifact(trained, tmp_path, capsys, monkeypatch):
     from edgemtl.export import verify
 
@@ -87,6 +88,7 @@ def test_failed_reexport_keeps_the_previous_artifact(trained, tmp_path, capsys, 
     assert _sha(out) == good
 
 
+@pytest.mark.slow
 def test_a_run_folder_has_one_writer(trained, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
@@ -105,6 +107,7 @@ def test_a_run_folder_has_one_writer(trained, tmp_path, capsys):
     assert (out / "last.pt").is_file() and not (out / ".lock").exists()
 
 
+@pytest.mark.slow
 def test_kill_9_export_leftovers_are_cleaned(trained, tmp_path):
     out = tmp_path / "m.onnx"
     dead = tmp_path / f".m.partial-{_dead_pid()}.onnx"
@@ -117,6 +120,7 @@ def test_kill_9_export_leftovers_are_cleaned(trained, tmp_path):
 
 # ---- tracebacks -----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_config_values_are_coerced_or_refused(trained, tmp_path, capsys):
     raw = yaml.safe_load(trained["recipe"].read_text())
     raw["train"]["lr"] = "1e-3"  # what PyYAML makes of `lr: 1e-3`

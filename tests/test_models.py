@@ -138,6 +138,7 @@ def test_profile_counts_macs():
     assert mt.macs_per_task["semseg"] == mt.macs_all_tasks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["astmt", "hard_sharing", "mtinet", "padnet", "single_task"])
 def test_torch_export_with_task_input(arch):
     model = build(arch).eval()

@@ -63,6 +63,7 @@ def ptq_float(astmt):
     return ptq(astmt, [torch.rand(2, 3, 48, 48) for _ in range(3)])
 
 
+@pytest.mark.slow
 def test_ptq_keeps_the_task_input_and_float_task_weights(astmt, ptq_float):
     m = astmt
     q = QuantizedModel(ptq_float, m, "ptq")
@@ -88,6 +89,7 @@ def dequantized_inputs(gm, module: str) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_per_tensor_mode_quantizes_task_modules_per_tensor(astmt, ptq_float):
     se = "backbone.body.blocks.2.0.bn3.1"
     fp = dequantized_inputs(ptq_float, se)
@@ -102,6 +104,7 @@ def test_per_tensor_mode_quantizes_task_modules_per_tensor(astmt, ptq_float):
         QuantConfig(task_weights="per_channel")
 
 
+@pytest.mark.slow
 def test_per_head_float_modules():
     m = model_("hard_sharing", se="shared")
     gm = ptq(m, [torch.rand(2, 3, 48, 48)], QuantConfig(float_modules=["heads.depth"]))
@@ -111,6 +114,7 @@ def test_per_head_float_modules():
         ptq(m, [], QuantConfig(float_modules=["heads.dept"]))
 
 
+@pytest.mark.slow
 def test_qat_freezes_observers_for_eval(astmt):
     prepared = prepare_qat(astmt)
     qm = QuantizedModel(prepared, astmt, "qat").train()
@@ -130,6 +134,7 @@ def test_qat_freezes_observers_for_eval(astmt):
     assert not torch.equal(a, b)  # ...while training-mode calls did update them
 
 
+@pytest.mark.slow
 def test_quantized_program_round_trip(tmp_path, astmt, ptq_float):
     x = torch.rand(1, 3, 48, 48)
     onehot = torch.nn.functional.one_hot(torch.tensor([2]), 3).float()

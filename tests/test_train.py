@@ -40,6 +40,7 @@ def test_single_tasking_step_touches_only_that_tasks_parameters(write_recipe, tm
         assert not torch.equal(tr.model.backbone.body.conv_stem.weight, before_stem)
 
 
+@pytest.mark.slow
 def test_train_resume_is_exact(write_recipe, tmp_path):
     kw = dict(train={"epochs": 2, "max_steps_per_epoch": 2, "balancer": "dwa"})
     full = make_trainer(write_recipe, tmp_path, "full", **kw)
