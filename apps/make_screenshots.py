@@ -32,15 +32,28 @@ def web_shots(model: Path, image: Path, out: Path, tasks: list[str]) -> list[Pat
             steps.append({"task": task})
         shots.append(out / f"web_{task}.png")
         steps.append({"screenshot": str(shots[-1])})
-    errors = [{"name": "unknown_task", "steps": [{"goto": url + "?threads=1&task=saliency"},
-                                                 {"screenshot": str(out / "web_error_unknown_task.png")}]}]
+    errors = [
+        {
+            "name": "unknown_task",
+            "steps": [
+                {"goto": url + "?threads=1&task=saliency"},
+                {"screenshot": str(out / "web_error_unknown_task.png")},
+            ],
+        }
+    ]
     shots.append(out / "web_error_unknown_task.png")
     with tempfile.TemporaryDirectory() as tmp:
-        plan = {"chromium": shutil.which("chromium") or "/usr/bin/chromium", "out": f"{tmp}/results.json",
-                "viewport": {"width": 720, "height": 900}, "scenarios": [{"name": "tasks", "steps": steps}, *errors]}
+        plan = {
+            "chromium": shutil.which("chromium") or "/usr/bin/chromium",
+            "out": f"{tmp}/results.json",
+            "viewport": {"width": 720, "height": 900},
+            "scenarios": [{"name": "tasks", "steps": steps}, *errors],
+        }
         Path(tmp, "plan.json").write_text(json.dumps(plan))
         try:
-            subprocess.run(["node", str(REPO / "apps/web/tests/drive.mjs"), f"{tmp}/plan.json"], check=True, cwd=REPO)
+            subprocess.run(
+                ["node", str(REPO / "apps/web/tests/drive.mjs"), f"{tmp}/plan.json"], check=True, cwd=REPO
+            )
         finally:
             server.shutdown()
     return shots
@@ -73,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
 
     tasks = args.tasks.split(",") if args.tasks else runtime.load(args.model).tasks
     args.out.mkdir(parents=True, exist_ok=True)
-    shots = web_shots(args.model, args.image, args.out, tasks) + camera_shots(args.model, args.image, args.out, tasks[:2])
+    shots = web_shots(args.model, args.image, args.out, tasks) + camera_shots(
+        args.model, args.image, args.out, tasks[:2]
+    )
     for s in shots:
         print(s)
     return 0

@@ -54,8 +54,10 @@ def main() -> None:
         cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    print(f"CPU: {cpu}, {os.cpu_count()} cores; {args.images} images {args.size}x{args.size}, "
-          f"{args.thresholds} thresholds, maxDist 0.0075")
+    print(
+        f"CPU: {cpu}, {os.cpu_count()} cores; {args.images} images {args.size}x{args.size}, "
+        f"{args.thresholds} thresholds, maxDist 0.0075"
+    )
     for kind, noise in (("early-epoch", 0.8), ("trained", 0.0)):
         preds, gts = [], []
         for s in range(args.images):

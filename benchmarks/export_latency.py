@@ -59,8 +59,15 @@ def build(name: str, args: argparse.Namespace):
     if name == "single_task":
         first = next(iter(cfg["tasks"]))
         # Same backbone and decoder; a single-task model has no per-task modulation to select.
-        cfg.update(arch="single_task", tasks={first: cfg["tasks"][first]}, aux_tasks={}, se="shared",
-                   per_task_bn=False, adapters=False, aspp="shared")
+        cfg.update(
+            arch="single_task",
+            tasks={first: cfg["tasks"][first]},
+            aux_tasks={},
+            se="shared",
+            per_task_bn=False,
+            adapters=False,
+            aspp="shared",
+        )
     cfg["pretrained"] = None
     return create_model(cfg).eval()
 
@@ -96,63 +103,131 @@ def do_measure(args: argparse.Namespace) -> None:
             rt = runtime.load(path, threads=threads)
             per_task = {t: measure(rt, t, args.warmup, args.runs) for t in rt.tasks}
             rows[f"{path.name}@{threads}"] = {
-                "model": name, "runtime": target, "precision": precision, "threads": threads,
+                "model": name,
+                "runtime": target,
+                "precision": precision,
+                "threads": threads,
                 "task_input": rt.io["scheme"],
-                "bytes": path.stat().st_size, "median_ms": {t: m["median_ms"] for t, m in per_task.items()},
-                "p90_ms": {t: m["p90_ms"] for t, m in per_task.items()}}
+                "bytes": path.stat().st_size,
+                "median_ms": {t: m["median_ms"] for t, m in per_task.items()},
+                "p90_ms": {t: m["p90_ms"] for t, m in per_task.items()},
+            }
             med = rows[f"{path.name}@{threads}"]["median_ms"]
-            print(f"{path.name:28s} {threads} thr: " + ", ".join(f"{t} {v:.2f}" for t, v in med.items()) + " ms",
-                  flush=True)
+            print(
+                f"{path.name:28s} {threads} thr: "
+                + ", ".join(f"{t} {v:.2f}" for t, v in med.items())
+                + " ms",
+                flush=True,
+            )
 
     def mean_ms(name: str, rt_name: str, precision: str, threads: int) -> float | None:
-        r = next((r for r in rows.values() if (r["model"], r["runtime"], r["precision"], r["threads"])
-                  == (name, rt_name, precision, threads)), None)
+        r = next(
+            (
+                r
+                for r in rows.values()
+                if (r["model"], r["runtime"], r["precision"], r["threads"])
+                == (name, rt_name, precision, threads)
+            ),
+            None,
+        )
         return sum(r["median_ms"].values()) / len(r["median_ms"]) if r else None
 
     checks = []
 
-    def check(what: str, rt_name: str, threads: int, num: float | None, den: float | None, goal: float) -> None:
+    def check(
+        what: str, rt_name: str, threads: int, num: float | None, den: float | None, goal: float
+    ) -> None:
         if num is None or den is None:
             return
-        checks.append({"target": what, "runtime": rt_name, "threads": threads, "ratio": num / den, "goal": goal,
-                       "ok": num / den <= goal, "values_ms": [num, den]})
+        checks.append(
+            {
+                "target": what,
+                "runtime": rt_name,
+                "threads": threads,
+                "ratio": num / den,
+                "goal": goal,
+                "ok": num / den <= goal,
+                "values_ms": [num, den],
+            }
+        )
 
     for threads in args.threads:
         for rt_name in ("onnx", "executorch"):
             single = mean_ms("single_task", rt_name, "fp32", threads)
-            for model, how in (("astmt", "one-hot input, SE enc+dec"), ("astmt_dec", "one-hot input, SE decoder"),
-                               ("astmt_2t", "per-task methods, SE enc+dec")):
-                check(f"task-conditional per-task latency / single-task ({how})", rt_name, threads,
-                      mean_ms(model, rt_name, "fp32", threads), single, 1.1)
-            for model, how in (("astmt", "one-hot input, SE enc+dec"), ("astmt_dec", "one-hot input, SE decoder"),
-                               ("astmt_2t", "per-task methods, SE enc+dec"), ("single_task", "single-task")):
-                check(f"int8 / fp32 latency ({how})", rt_name, threads, mean_ms(model, rt_name, "int8", threads),
-                      mean_ms(model, rt_name, "fp32", threads), 0.6)
+            for model, how in (
+                ("astmt", "one-hot input, SE enc+dec"),
+                ("astmt_dec", "one-hot input, SE decoder"),
+                ("astmt_2t", "per-task methods, SE enc+dec"),
+            ):
+                check(
+                    f"task-conditional per-task latency / single-task ({how})",
+                    rt_name,
+                    threads,
+                    mean_ms(model, rt_name, "fp32", threads),
+                    single,
+                    1.1,
+                )
+            for model, how in (
+                ("astmt", "one-hot input, SE enc+dec"),
+                ("astmt_dec", "one-hot input, SE decoder"),
+                ("astmt_2t", "per-task methods, SE enc+dec"),
+                ("single_task", "single-task"),
+            ):
+                check(
+                    f"int8 / fp32 latency ({how})",
+                    rt_name,
+                    threads,
+                    mean_ms(model, rt_name, "int8", threads),
+                    mean_ms(model, rt_name, "fp32", threads),
+                    0.6,
+                )
     from edgemtl.profile.cpu import cpu_features
 
-    env = {"cpu": _cpu(), "cpu_features": cpu_features(), "cores": os.cpu_count(), "python": platform.python_version(), "versions": _versions(),
-           "recipe": args.recipe, "input": [args.size, args.size], "runs": args.runs, "warmup": args.warmup,
-           "note": "median of runs after warm-up, batch 1, graph call only (edgemtl.profile.latency.measure)"}
+    env = {
+        "cpu": _cpu(),
+        "cpu_features": cpu_features(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": _versions(),
+        "recipe": args.recipe,
+        "input": [args.size, args.size],
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "note": "median of runs after warm-up, batch 1, graph call only (edgemtl.profile.latency.measure)",
+    }
     report = {"environment": env, "rows": rows, "checks": checks}
     write_json(Path(args.out) / "report.json", report)
-    lines = ["# Export latency targets", "", f"CPU: {env['cpu']} ({env['cores']} cores; SIMD: "
-             f"{' '.join(env['cpu_features'])}); input {args.size}x{args.size}; "
-             f"recipe {args.recipe}; random weights; {args.runs} runs after {args.warmup} warm-up, batch 1.", "",
-             "| artifact | threads | size MB | per-task median ms |", "|---|---|---|---|"]
+    lines = [
+        "# Export latency targets",
+        "",
+        f"CPU: {env['cpu']} ({env['cores']} cores; SIMD: "
+        f"{' '.join(env['cpu_features'])}); input {args.size}x{args.size}; "
+        f"recipe {args.recipe}; random weights; {args.runs} runs after {args.warmup} warm-up, batch 1.",
+        "",
+        "| artifact | threads | size MB | per-task median ms |",
+        "|---|---|---|---|",
+    ]
     for key, r in rows.items():
-        lines.append(f"| {key.split('@')[0]} | {r['threads']} | {r['bytes'] / 1e6:.2f} | "
-                     + ", ".join(f"{t} {v:.2f}" for t, v in r["median_ms"].items()) + " |")
+        lines.append(
+            f"| {key.split('@')[0]} | {r['threads']} | {r['bytes'] / 1e6:.2f} | "
+            + ", ".join(f"{t} {v:.2f}" for t, v in r["median_ms"].items())
+            + " |"
+        )
     lines += ["", "| target | runtime | threads | ratio | goal | met |", "|---|---|---|---|---|---|"]
     for c in checks:
-        lines.append(f"| {c['target']} | {c['runtime']} | {c['threads']} | {c['ratio']:.3f} | <= {c['goal']} | "
-                     f"{'yes' if c['ok'] else 'NO'} |")
+        lines.append(
+            f"| {c['target']} | {c['runtime']} | {c['threads']} | {c['ratio']:.3f} | <= {c['goal']} | "
+            f"{'yes' if c['ok'] else 'NO'} |"
+        )
     (Path(args.out) / "report.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[-(len(checks) + 2):]))
+    print("\n".join(lines[-(len(checks) + 2) :]))
 
 
 def _cpu() -> str:
     try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        return next(
+            line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         return platform.processor()
 

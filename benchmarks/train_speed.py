@@ -56,21 +56,36 @@ def machine() -> str:
     wanted = [f for f in ("avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if f in flags]
     import torch
 
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads); "
-            f"SIMD: {', '.join(cpu_features()) or 'unknown'}; "
-            f"{'int8/bf16 flags: ' + ', '.join(wanted) if wanted else 'no avx512_vnni, avx_vnni, avx512_bf16 or amx'}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads); "
+        f"SIMD: {', '.join(cpu_features()) or 'unknown'}; "
+        + (
+            "int8/bf16 flags: " + ", ".join(wanted)
+            if wanted
+            else "no avx512_vnni, avx_vnni, avx512_bf16 or amx"
+        )
+    )
 
 
 def recipe(model: str, train: dict, args, epochs: int, seed: int = 0):
     from edgemtl.recipes import Recipe
 
     arch, tasks = MODELS[model]
-    return Recipe(f"train_speed:{model}", "", model={"backbone": "mobilenetv2_100", "image_size": [args.input] * 2,
-                                                     **arch},
-                  tasks=tasks, data={"synth": {"preset": "nyud", "num": args.num, "size": [[192, 256], [256, 192]],
-                                               "seed": 0}},
-                  train={"epochs": epochs, "batch_size": 16, "max_steps_per_epoch": args.steps, "seed": seed,
-                         "eval_every": 1000, **train})
+    return Recipe(
+        f"train_speed:{model}",
+        "",
+        model={"backbone": "mobilenetv2_100", "image_size": [args.input] * 2, **arch},
+        tasks=tasks,
+        data={"synth": {"preset": "nyud", "num": args.num, "size": [[192, 256], [256, 192]], "seed": 0}},
+        train={
+            "epochs": epochs,
+            "batch_size": 16,
+            "max_steps_per_epoch": args.steps,
+            "seed": seed,
+            "eval_every": 1000,
+            **train,
+        },
+    )
 
 
 def images_per_s(model: str, train: dict, args) -> float:
@@ -103,8 +118,10 @@ def normalize_ratio() -> float:
 
     x = torch.randn(16, 3, 128, 128, requires_grad=True)
     times = {}
-    for name, fn in (("F.normalize", lambda t: torch.nn.functional.normalize(t, dim=1, eps=1e-6)),
-                     ("unit_normalize", unit_normalize)) * 2:
+    for name, fn in (
+        ("F.normalize", lambda t: torch.nn.functional.normalize(t, dim=1, eps=1e-6)),
+        ("unit_normalize", unit_normalize),
+    ) * 2:
         t0 = time.perf_counter()
         for _ in range(10):
             fn(x).sum().backward()
@@ -119,11 +136,19 @@ def check_metrics(args) -> dict:
     for seed in (0, 1):
         for label, train in (("before", BEFORE), ("after", AFTER)):
             with tempfile.TemporaryDirectory() as tmp:
-                r = recipe("hard_sharing", {**train, "max_steps_per_epoch": None, "eval_every": 1},
-                           args, epochs=args.check_epochs, seed=seed)
+                r = recipe(
+                    "hard_sharing",
+                    {**train, "max_steps_per_epoch": None, "eval_every": 1},
+                    args,
+                    epochs=args.check_epochs,
+                    seed=seed,
+                )
                 s = Trainer(r, Path(tmp) / "run", progress=False).fit()
             out[f"{label}-seed{seed}"] = s["primary"]
-            print(f"  {label} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in s["primary"].items()), flush=True)
+            print(
+                f"  {label} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in s["primary"].items()),
+                flush=True,
+            )
     return out
 
 
@@ -158,21 +183,39 @@ def main() -> None:
     print("\nmodel          before  after  (images/s, median)  after/before")
     for row in rows:
         print(f"{row['model']:13s} {row['before']:7.2f} {row['after']:6.2f}  {row['ratio']:.2f}x")
-    print(f"normals normalisation alone (forward+backward, 16x3x128x128): F.normalize / unit_normalize = {norm:.1f}x")
-    report = {"machine": info, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "args": vars(args),
-              "before": BEFORE, "after": "defaults", "rows": rows, "normalize_ratio": norm}
+    print(
+        "normals normalisation alone (forward+backward, 16x3x128x128): F.normalize / unit_normalize = "
+        f"{norm:.1f}x"
+    )
+    report = {
+        "machine": info,
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "args": vars(args),
+        "before": BEFORE,
+        "after": "defaults",
+        "rows": rows,
+        "normalize_ratio": norm,
+    }
     if args.check_metrics:
-        print("\nfinal test metrics, hard sharing, "
-              f"{args.check_epochs} epochs (before = speed settings off, after = defaults):", flush=True)
+        print(
+            "\nfinal test metrics, hard sharing, "
+            f"{args.check_epochs} epochs (before = speed settings off, after = defaults):",
+            flush=True,
+        )
         report["check_metrics"] = check_metrics(args)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
-        md = [f"# Training speed\n\nCommand: `python benchmarks/{report['command']}`\n\nMachine: {info}\n",
-              "| model | before (img/s) | after (img/s) | after / before |", "|---|---|---|---|"]
+        md = [
+            f"# Training speed\n\nCommand: `python benchmarks/{report['command']}`\n\nMachine: {info}\n",
+            "| model | before (img/s) | after (img/s) | after / before |",
+            "|---|---|---|---|",
+        ]
         md += [f"| {r['model']} | {r['before']:.2f} | {r['after']:.2f} | {r['ratio']:.2f}x |" for r in rows]
-        md.append(f"\nNormals normalisation alone: F.normalize / unit_normalize = {norm:.1f}x (in both columns).")
+        md.append(
+            f"\nNormals normalisation alone: F.normalize / unit_normalize = {norm:.1f}x (in both columns)."
+        )
         if args.check_metrics:
             md.append("\n| run | " + " | ".join(next(iter(report["check_metrics"].values()))) + " |")
             md.append("|---" * (1 + len(next(iter(report["check_metrics"].values())))) + "|")

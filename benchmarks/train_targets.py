@@ -31,9 +31,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--pretrained", default=None, help="TF-slim MobileNet-v2 state_dict (pad same, mean=std=0.5)")
+    ap.add_argument(
+        "--pretrained", default=None, help="TF-slim MobileNet-v2 state_dict (pad same, mean=std=0.5)"
+    )
     ap.add_argument("--qat-epochs", type=int, default=2)
-    ap.add_argument("--skip", nargs="*", default=[], help="variants to skip: hard_sharing astmt astmt_adv quant")
+    ap.add_argument(
+        "--skip", nargs="*", default=[], help="variants to skip: hard_sharing astmt astmt_adv quant"
+    )
     args = ap.parse_args()
 
     from edgemtl.data.synth import generate
@@ -51,14 +55,36 @@ def main() -> None:
     registry = str(out / "baselines.json")
     model = {"backbone": "mobilenetv2_100", "output_stride": 16, "image_size": [args.size, args.size]}
     if args.pretrained:
-        model.update(pretrained=str(Path(args.pretrained).resolve()), pad_type="same", mean=[0.5] * 3, std=[0.5] * 3)
-    train = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-             "edge_thresholds": 15, "optimizer": "adam", "weight_decay": 1e-4}
+        model.update(
+            pretrained=str(Path(args.pretrained).resolve()), pad_type="same", mean=[0.5] * 3, std=[0.5] * 3
+        )
+    train = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
+        "edge_thresholds": 15,
+        "optimizer": "adam",
+        "weight_decay": 1e-4,
+    }
     timings: dict[str, float] = {}
 
-    def run(name: str, arch: str, tasks: list[str], model_extra: dict | None = None, train_extra: dict | None = None):
-        recipe = Recipe(f"<{name}>", name, {**model, "arch": arch, **(model_extra or {})}, tasks, [],
-                        {"root": str(data)}, {**train, **(train_extra or {})})
+    def run(
+        name: str,
+        arch: str,
+        tasks: list[str],
+        model_extra: dict | None = None,
+        train_extra: dict | None = None,
+    ):
+        recipe = Recipe(
+            f"<{name}>",
+            name,
+            {**model, "arch": arch, **(model_extra or {})},
+            tasks,
+            [],
+            {"root": str(data)},
+            {**train, **(train_extra or {})},
+        )
         run_dir = out / "runs" / name
         t0 = time.perf_counter()
         if (run_dir / "summary.json").is_file():
@@ -79,28 +105,44 @@ def main() -> None:
         results["astmt"], _ = run("astmt", "astmt", args.tasks, {"se": "encoder_decoder"})
     astmt_recipe = None
     if "astmt_adv" not in args.skip:
-        results["astmt_adv"], astmt_recipe = run("astmt_adv", "astmt", args.tasks, {"se": "encoder_decoder"},
-                                                 {"adversarial": True, "adv_weight": 0.01})
+        results["astmt_adv"], astmt_recipe = run(
+            "astmt_adv",
+            "astmt",
+            args.tasks,
+            {"se": "encoder_decoder"},
+            {"adversarial": True, "adv_weight": 0.01},
+        )
     base = {t: results[f"single_{t}"]["primary"][t] for t in args.tasks}
     hib = {"semseg": True, "parts": True, "saliency": True, "edges": True, "depth": False, "normals": False}
     table = {}
     for name in ("hard_sharing", "astmt", "astmt_adv"):
         if name in results:
             p = results[name]["primary"]
-            table[name] = {"primary": p, "delta_m": delta_m(p, base, hib), "per_task": per_task_delta(p, base, hib)}
+            table[name] = {
+                "primary": p,
+                "delta_m": delta_m(p, base, hib),
+                "per_task": per_task_delta(p, base, hib),
+            }
     quant = None
     if "quant" not in args.skip and astmt_recipe is not None:
         t0 = time.perf_counter()
         recipe = astmt_recipe
         recipe.train.update(epochs=args.qat_epochs, lr=args.lr * 0.1, adversarial=False)
         qdir = out / "quant"
-        quant = (json.loads((qdir / "quant_report.json").read_text()) if (qdir / "quant_report.json").is_file() else
-                 run_quantization(str(out / "runs" / "astmt_adv" / "best.pt"), recipe, qdir, QuantConfig()))
+        quant = (
+            json.loads((qdir / "quant_report.json").read_text())
+            if (qdir / "quant_report.json").is_file()
+            else run_quantization(str(out / "runs" / "astmt_adv" / "best.pt"), recipe, qdir, QuantConfig())
+        )
         print(format_report(quant))
         for k in ("ptq", "qat"):
             if k in quant["primary"]:
                 p = quant["primary"][k]
-                table[f"astmt_adv_{k}_int8"] = {"primary": p, "delta_m": delta_m(p, base, hib), "per_task": per_task_delta(p, base, hib)}
+                table[f"astmt_adv_{k}_int8"] = {
+                    "primary": p,
+                    "delta_m": delta_m(p, base, hib),
+                    "per_task": per_task_delta(p, base, hib),
+                }
         timings["quant"] = round(time.perf_counter() - t0, 1)
 
     checks = []
@@ -109,23 +151,51 @@ def main() -> None:
         checks.append(f"ASTMT (SE enc+dec, +adv) Δm >= 0: {'MET' if a >= 0 else 'NOT MET'} ({a:+.2f}%)")
         if "hard_sharing" in table:
             d = a - table["hard_sharing"]["delta_m"]
-            checks.append(f"ASTMT beats hard sharing by >= 3 points: {'MET' if d >= 3 else 'NOT MET'} ({d:+.2f} points)")
+            checks.append(
+                f"ASTMT beats hard sharing by >= 3 points: {'MET' if d >= 3 else 'NOT MET'} ({d:+.2f} points)"
+            )
     if "astmt_adv_qat_int8" in table:
         loss = table["astmt_adv"]["delta_m"] - table["astmt_adv_qat_int8"]["delta_m"]
         ptq_loss = table["astmt_adv"]["delta_m"] - table["astmt_adv_ptq_int8"]["delta_m"]
-        checks.append(f"QAT int8 loses <= 1 point of Δm: {'MET' if loss <= 1 else 'NOT MET'} ({loss:.2f} points; PTQ loses {ptq_loss:.2f})")
-    env = {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
-           "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-    report = {"args": vars(args), "baselines": base, "models": table, "checks": checks, "timings_s": timings,
-              "env": env, "protocol": results[f"single_{args.tasks[0]}"].get("protocol")}
+        checks.append(
+            f"QAT int8 loses <= 1 point of Δm: {'MET' if loss <= 1 else 'NOT MET'} ({loss:.2f} points; PTQ "
+            f"loses {ptq_loss:.2f})"
+        )
+    env = {
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    report = {
+        "args": vars(args),
+        "baselines": base,
+        "models": table,
+        "checks": checks,
+        "timings_s": timings,
+        "env": env,
+        "protocol": results[f"single_{args.tasks[0]}"].get("protocol"),
+    }
     (out / "report.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
-    lines = [f"# Training targets on synthetic {args.preset} scenes ({args.num} images, {args.size}x{args.size})", "",
-             f"Machine: {env}", "", f"Protocol: {report['protocol']}", "",
-             "| model | " + " | ".join(args.tasks) + " | Δm (%) |", "|---|" + "---|" * (len(args.tasks) + 1)]
+    lines = [
+        f"# Training targets on synthetic {args.preset} scenes ({args.num} images, {args.size}x{args.size})",
+        "",
+        f"Machine: {env}",
+        "",
+        f"Protocol: {report['protocol']}",
+        "",
+        "| model | " + " | ".join(args.tasks) + " | Δm (%) |",
+        "|---|" + "---|" * (len(args.tasks) + 1),
+    ]
     lines.append("| single-task | " + " | ".join(f"{base[t]:.4g}" for t in args.tasks) + " | 0 |")
     for name, row in table.items():
-        lines.append(f"| {name} | " + " | ".join(f"{row['primary'][t]:.4g}" for t in args.tasks) + f" | {row['delta_m']:+.2f} |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{row['primary'][t]:.4g}" for t in args.tasks)
+            + f" | {row['delta_m']:+.2f} |"
+        )
     lines += ["", *[f"- {c}" for c in checks], "", f"Wall time per run (s): {timings}"]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

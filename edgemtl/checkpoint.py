@@ -24,10 +24,21 @@ from edgemtl.errors import EdgeMTLError
 
 FORMAT = "edgemtl-checkpoint"
 FORMAT_VERSION = 1
-_DATASET_KEYS = ("name", "tasks", "classes", "ignore_index", "depth_range", "edge_max_dist", "image_size", "preset")
+_DATASET_KEYS = (
+    "name",
+    "tasks",
+    "classes",
+    "ignore_index",
+    "depth_range",
+    "edge_max_dist",
+    "image_size",
+    "preset",
+)
 
 
-def save_checkpoint(path: str | os.PathLike, model, dataset_meta: dict | None = None, extra: dict | None = None) -> None:
+def save_checkpoint(
+    path: str | os.PathLike, model, dataset_meta: dict | None = None, extra: dict | None = None
+) -> None:
     cfg = model.config.to_dict()
     cfg["pretrained"] = None  # the weights are in the file; never re-download on load
     payload = {
@@ -52,15 +63,23 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         if "Weights only load failed" in str(e) or "Unsupported global" in str(e):
-            # torch's own message suggests weights_only=False: exactly what must not be done with a stranger's file.
-            raise EdgeMTLError(f"{path} is not a plain edgemtl checkpoint: it holds pickled Python objects, which "
-                               "edgemtl will not unpickle (unpickling can run arbitrary code). Use a checkpoint "
-                               "written by edgemtl, or re-save the weights as a plain state_dict") from None
-        raise EdgeMTLError(f"cannot read checkpoint {path} (truncated or not an edgemtl checkpoint): {str(e)[:300]}") from None
+            # torch's own message suggests weights_only=False: exactly what must not be done with a
+            # stranger's file.
+            raise EdgeMTLError(
+                f"{path} is not a plain edgemtl checkpoint: it holds pickled Python objects, which "
+                "edgemtl will not unpickle (unpickling can run arbitrary code). Use a checkpoint "
+                "written by edgemtl, or re-save the weights as a plain state_dict"
+            ) from None
+        raise EdgeMTLError(
+            f"cannot read checkpoint {path} (truncated or not an edgemtl checkpoint): {str(e)[:300]}"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise EdgeMTLError(f"{path} is not an edgemtl checkpoint (no 'format: {FORMAT}' entry)")
     if ckpt.get("format_version", 0) > FORMAT_VERSION:
-        raise EdgeMTLError(f"{path} has checkpoint format {ckpt['format_version']}; this edgemtl reads up to {FORMAT_VERSION}: upgrade edgemtl")
+        raise EdgeMTLError(
+            f"{path} has checkpoint format {ckpt['format_version']}; this edgemtl reads up to "
+            f"{FORMAT_VERSION}: upgrade edgemtl"
+        )
     return ckpt
 
 
@@ -73,6 +92,7 @@ def load_checkpoint(path: str | os.PathLike):
     missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
     if missing or unexpected:
         raise EdgeMTLError(
-            f"checkpoint {path} does not match its own model config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            f"checkpoint {path} does not match its own model config: missing {missing[:5]}, unexpected "
+            f"{unexpected[:5]}"
         )
     return model.eval(), ckpt

@@ -25,14 +25,18 @@ EVAL_PROTOCOL = "input-scale-1"
 # own, or those of a peer's evaluation code, so that numbers compare with a paper's.
 PROTOCOLS = {
     "edgemtl": "edgemtl's definitions",
-    "mtl-pytorch": ("Multi-Task-Learning-PyTorch evaluation/: mIoU over all classes (absent = 0), parts skip "
-                    "background-only images; saliency 15 thresholds in [0.2, 0.9], F1, Δm on max-mIoU; depth "
-                    "pixel-wise with predictions <= 0 -> 1e-9; edges SEISM as its reader calls it (99 thresholds, "
-                    "prob >= t, P = 1 without predictions, odsF = best threshold)"),
-    "astmt": ("ASTMT fblib/evaluation/: mIoU over all classes (absent = 0), parts skip background-only images; "
-              "saliency as MTL-PyTorch; depth per-image RMSE averaged with invalid pixels counted (its order of "
-              "operations) and median log-RMSE; edges SEISM with HED's 101 thresholds and prob > t (its edge "
-              "NMS is not reproduced)"),
+    "mtl-pytorch": (
+        "Multi-Task-Learning-PyTorch evaluation/: mIoU over all classes (absent = 0), parts skip "
+        "background-only images; saliency 15 thresholds in [0.2, 0.9], F1, Δm on max-mIoU; depth "
+        "pixel-wise with predictions <= 0 -> 1e-9; edges SEISM as its reader calls it (99 thresholds, "
+        "prob >= t, P = 1 without predictions, odsF = best threshold)"
+    ),
+    "astmt": (
+        "ASTMT fblib/evaluation/: mIoU over all classes (absent = 0), parts skip background-only images; "
+        "saliency as MTL-PyTorch; depth per-image RMSE averaged with invalid pixels counted (its order of "
+        "operations) and median log-RMSE; edges SEISM with HED's 101 thresholds and prob > t (its edge "
+        "NMS is not reproduced)"
+    ),
 }
 
 
@@ -54,21 +58,31 @@ class Protocol:
             raise unknown_choice("--protocol", self.name, PROTOCOLS)
 
     def new_meter(self, task: Task):
-        return task.new_meter(protocol=self.name, image_wise=self.depth_image_wise,
-                              edge_thresholds=self.edge_thresholds)
+        return task.new_meter(
+            protocol=self.name, image_wise=self.depth_image_wise, edge_thresholds=self.edge_thresholds
+        )
 
     def describe(self, tasks: dict[str, Task]) -> str:
         if self.name != "edgemtl":
-            arrows = ", ".join(f"{n}: {t.primary(self.name)}{'↑' if t.higher_is_better else '↓'}"
-                               for n, t in tasks.items())
-            size = (f"; input: whole image resized to {self.input_size[0]}x{self.input_size[1]} as deployed, "
-                    "outputs resized back, metrics at label resolution") if self.input_size else ""
+            arrows = ", ".join(
+                f"{n}: {t.primary(self.name)}{'↑' if t.higher_is_better else '↓'}" for n, t in tasks.items()
+            )
+            size = (
+                (
+                    f"; input: whole image resized to {self.input_size[0]}x{self.input_size[1]} as deployed, "
+                    "outputs resized back, metrics at label resolution"
+                )
+                if self.input_size
+                else ""
+            )
             return f"protocol {self.name} (split={self.split}{size}; {arrows}): {PROTOCOLS[self.name]}"
         parts = [f"split={self.split}"]
         if self.input_size is not None:
             h, w = self.input_size
-            parts.append(f"input: whole image resized to {h}x{w} as deployed, outputs resized back, "
-                         "metrics at label resolution")
+            parts.append(
+                f"input: whole image resized to {h}x{w} as deployed, outputs resized back, "
+                "metrics at label resolution"
+            )
         for name, t in tasks.items():
             arrow = "↑" if t.higher_is_better else "↓"
             extra = ""
@@ -86,9 +100,15 @@ class Protocol:
 
 
 @torch.no_grad()
-def evaluate(model, loader, tasks: dict[str, Task], protocol: Protocol | None = None,
-             device: str | torch.device = "cpu", progress: bool = False,
-             image_states: dict | None = None) -> dict[str, dict[str, float]]:
+def evaluate(
+    model,
+    loader,
+    tasks: dict[str, Task],
+    protocol: Protocol | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    image_states: dict | None = None,
+) -> dict[str, dict[str, float]]:
     """Metrics of ``model`` over ``loader``. ``image_states``, a dict, receives each task's per-image
     additive meter states [N, K] (and ``"_ids"``, the image ids in order) for the paired bootstrap
     (:mod:`edgemtl.metrics.bootstrap`); the dataset metrics are then the merge of the per-image meters,
@@ -141,7 +161,7 @@ def at_label_resolution(out: torch.Tensor, target: torch.Tensor | list):
     from edgemtl.artifact.processing import resize_output
 
     for i, t in enumerate(target):
-        o = out[i:i + 1]
+        o = out[i : i + 1]
         if tuple(o.shape[-2:]) != tuple(t.shape[-2:]):
             o = torch.from_numpy(resize_output(np.ascontiguousarray(o.numpy()), tuple(t.shape[-2:])))
         yield o, t
@@ -156,6 +176,7 @@ def update_at_label_resolution(task: Task, meter, out: torch.Tensor, target: tor
         task.update_meter(meter, o, t[None])
 
 
-def primary_metrics(results: dict[str, dict[str, float]], tasks: dict[str, Task],
-                    protocol: str = "edgemtl") -> dict[str, float]:
+def primary_metrics(
+    results: dict[str, dict[str, float]], tasks: dict[str, Task], protocol: str = "edgemtl"
+) -> dict[str, float]:
     return {n: results[n][tasks[n].primary(protocol)] for n in tasks}

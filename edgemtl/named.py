@@ -18,12 +18,15 @@ def resolve_named_yaml(name: str | Path, folder: Path, kind: str, label: str) ->
         if cand.is_file():
             return cand
     known = sorted(f.stem for f in folder.glob("*.yaml")) if folder.is_dir() else []
-    raise EdgeMTLError(f"{label} {name}: not a file nor a {kind} in {folder}.{did_you_mean(p.stem, known)} "
-                       f"Known {kind}s: {', '.join(known) or 'none'}")
+    raise EdgeMTLError(
+        f"{label} {name}: not a file nor a {kind} in {folder}.{did_you_mean(p.stem, known)} "
+        f"Known {kind}s: {', '.join(known) or 'none'}"
+    )
 
 
-def read_named_yaml(name: str | Path, folder: Path, kind: str, label: str, mapping_of: str,
-                    path_prefix: str = "") -> tuple[Path, dict]:
+def read_named_yaml(
+    name: str | Path, folder: Path, kind: str, label: str, mapping_of: str, path_prefix: str = ""
+) -> tuple[Path, dict]:
     """Resolve ``name`` (see ``resolve_named_yaml``) and parse it as a YAML mapping; errors name
     the file (after ``path_prefix``, e.g. the flag) and say what the mapping should hold."""
     import yaml

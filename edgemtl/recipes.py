@@ -23,18 +23,28 @@ DATA_KEYS = ("root", "synth", "derive_edges")
 
 def synth_size(value: Any, where: Any = "recipe") -> list[tuple[int, int]]:
     """``data.synth.size``: an int (square), [H, W], or a list of [H, W] (a mixed-size dataset)."""
+
     def one(v: Any) -> tuple[int, int] | None:
         if isinstance(v, int) and not isinstance(v, bool) and v > 0:
             return v, v
-        if isinstance(v, (list, tuple)) and len(v) == 2 and all(
-                isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):
+        if (
+            isinstance(v, (list, tuple))
+            and len(v) == 2
+            and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v)
+        ):
             return int(v[0]), int(v[1])
         return None
 
-    sizes = [one(value)] if one(value) else ([one(v) for v in value] if isinstance(value, (list, tuple)) else [None])
+    sizes = (
+        [one(value)]
+        if one(value)
+        else ([one(v) for v in value] if isinstance(value, (list, tuple)) else [None])
+    )
     if not sizes or None in sizes:
-        raise EdgeMTLError(f"{where}: data.synth.size must be an int, [H, W] of positive ints, or a list of [H, W] "
-                           f"for mixed sizes (got {value!r})")
+        raise EdgeMTLError(
+            f"{where}: data.synth.size must be an int, [H, W] of positive ints, or a list of [H, W] "
+            f"for mixed sizes (got {value!r})"
+        )
     return sizes
 
 
@@ -62,8 +72,12 @@ class Recipe:
             sizes = synth_size(synth.get("size", (128, 128)), self.path)
             return preset_meta(synth.get("preset", "nyud"), sizes[0] if len(sizes) == 1 else None)
         if root:
-            raise EdgeMTLError(f"{self.path}: data.root {root} has no dataset.json (make one with `edgemtl data synth`)")
-        raise EdgeMTLError(f"{self.path}: the recipe needs data.root or data.synth to know the tasks' classes")
+            raise EdgeMTLError(
+                f"{self.path}: data.root {root} has no dataset.json (make one with `edgemtl data synth`)"
+            )
+        raise EdgeMTLError(
+            f"{self.path}: the recipe needs data.root or data.synth to know the tasks' classes"
+        )
 
     def model_config(self, meta: dict[str, Any] | None = None):
         from edgemtl.models.config import ModelConfig
@@ -84,7 +98,10 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
         value = yaml.safe_load(raw)
         parts = key.split(".")
         if parts[0] not in SECTIONS:
-            raise EdgeMTLError(f"--set {key}: unknown section '{parts[0]}'.{did_you_mean(parts[0], SECTIONS)} Sections: {', '.join(SECTIONS)}")
+            raise EdgeMTLError(
+                f"--set {key}: unknown section '{parts[0]}'.{did_you_mean(parts[0], SECTIONS)} Sections: "
+                f"{', '.join(SECTIONS)}"
+            )
         node = d
         for p in parts[:-1]:
             node = node.setdefault(p, {})
@@ -99,10 +116,15 @@ def load_recipe(name: str, overrides: list[str] | None = None) -> Recipe:
     raw = apply_overrides(raw, overrides or [])
     for key in raw:
         if key not in SECTIONS:
-            raise EdgeMTLError(f"{path}: unknown section '{key}'.{did_you_mean(key, SECTIONS)} Valid sections: {', '.join(SECTIONS)}")
+            raise EdgeMTLError(
+                f"{path}: unknown section '{key}'.{did_you_mean(key, SECTIONS)} Valid sections: "
+                f"{', '.join(SECTIONS)}"
+            )
     for key in raw.get("data", {}) or {}:
         if key not in DATA_KEYS:
-            raise EdgeMTLError(f"{path}: unknown key data.{key}.{did_you_mean(key, DATA_KEYS)} Valid: {', '.join(DATA_KEYS)}")
+            raise EdgeMTLError(
+                f"{path}: unknown key data.{key}.{did_you_mean(key, DATA_KEYS)} Valid: {', '.join(DATA_KEYS)}"
+            )
     tasks = raw.get("tasks") or []
     if isinstance(tasks, str):
         tasks = [tasks]
@@ -112,5 +134,12 @@ def load_recipe(name: str, overrides: list[str] | None = None) -> Recipe:
 
     for t in [*tasks, *(raw.get("aux_tasks") or [])]:
         TASKS.get(t)  # raises 'unknown task' with suggestions
-    return Recipe(str(path), raw.get("description", ""), dict(raw.get("model") or {}), list(tasks),
-                  list(raw.get("aux_tasks") or []), dict(raw.get("data") or {}), dict(raw.get("train") or {}))
+    return Recipe(
+        str(path),
+        raw.get("description", ""),
+        dict(raw.get("model") or {}),
+        list(tasks),
+        list(raw.get("aux_tasks") or []),
+        dict(raw.get("data") or {}),
+        dict(raw.get("train") or {}),
+    )

@@ -21,12 +21,15 @@ def format_results(report: dict[str, Any]) -> str:
         lines.append(f"  {task:9s} {vals}")
     if "delta_m" in report:
         terms = ", ".join(f"{t} {v:+.2f}%" for t, v in report["delta_m_per_task"].items())
-        lines.append(f"  Δm = {report['delta_m']:+.2f}% vs single-task baselines ({terms}); positive = better")
+        lines.append(
+            f"  Δm = {report['delta_m']:+.2f}% vs single-task baselines ({terms}); positive = better"
+        )
     return "\n".join(lines)
 
 
-def baseline_delta(results: dict[str, dict[str, float]], tasks: dict, baselines_path: str,
-                   protocol: str = "edgemtl") -> dict[str, Any]:
+def baseline_delta(
+    results: dict[str, dict[str, float]], tasks: dict, baselines_path: str, protocol: str = "edgemtl"
+) -> dict[str, Any]:
     from edgemtl.metrics import delta_m, per_task_delta
 
     try:
@@ -39,5 +42,8 @@ def baseline_delta(results: dict[str, dict[str, float]], tasks: dict, baselines_
         if n not in base or key not in base[n]:
             raise EdgeMTLError(f"--baselines {baselines_path} has no {n}.{key} (the metric Δm uses for {n})")
         mtl[n], stl[n], hib[n] = results[n][key], float(base[n][key]), t.higher_is_better
-    return {"delta_m": delta_m(mtl, stl, hib), "delta_m_per_task": per_task_delta(mtl, stl, hib),
-            "baselines": baselines_path}
+    return {
+        "delta_m": delta_m(mtl, stl, hib),
+        "delta_m_per_task": per_task_delta(mtl, stl, hib),
+        "baselines": baselines_path,
+    }

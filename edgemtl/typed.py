@@ -121,9 +121,11 @@ def coerce_fields(obj: Any, section: str) -> None:
         try:
             setattr(obj, f.name, coerce(tp, value))
         except _Bad:
-            raise EdgeMTLError(f"{section}.{f.name}: expected {describe(tp)}, got {value!r} "
-                               f"({type(value).__name__}); e.g. --set {section}.{f.name}="
-                               f"{_example(f)}") from None
+            raise EdgeMTLError(
+                f"{section}.{f.name}: expected {describe(tp)}, got {value!r} "
+                f"({type(value).__name__}); e.g. --set {section}.{f.name}="
+                f"{_example(f)}"
+            ) from None
 
 
 def _example(f: dataclasses.Field) -> str:

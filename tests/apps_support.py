@@ -11,7 +11,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-TINY = {"backbone": "mobilenetv2_tiny", "image_size": (32, 32), "decoder_channels": 16, "low_level_channels": 8}
+TINY = {
+    "backbone": "mobilenetv2_tiny",
+    "image_size": (32, 32),
+    "decoder_channels": 16,
+    "low_level_channels": 8,
+}
 ALL_TASKS = {
     "semseg": {"out_channels": 5, "class_names": ["background", "wall", "floor", "table", "person"]},
     "depth": {"out_channels": 1},
@@ -64,7 +69,8 @@ def _spread_outputs(model):
 
 
 def artifact(tmp_path_factory, kind: str) -> Path:
-    """``astmt.onnx`` (6 tasks, one-hot task input), ``hs.onnx`` / ``hs.pte`` (hard sharing, 2 tasks, all outputs)."""
+    """``astmt.onnx`` (6 tasks, one-hot task input), ``hs.onnx`` / ``hs.pte`` (hard sharing, 2 tasks,
+    all outputs)."""
     from edgemtl.export import export
 
     root = tmp_path_factory.getbasetemp() / "apps_artifacts"

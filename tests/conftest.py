@@ -9,16 +9,25 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     import tempfile
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("EDGEMTL_EVAL_WORKERS", "1")  # one core per xdist worker (the parallel path has its own test)
-    os.environ.setdefault("EDGEMTL_CACHE", tempfile.mkdtemp(prefix=f"edgemtl-cache-{os.environ['PYTEST_XDIST_WORKER']}-"))
+    os.environ.setdefault(
+        "EDGEMTL_EVAL_WORKERS", "1"
+    )  # one core per xdist worker (the parallel path has its own test)
+    os.environ.setdefault(
+        "EDGEMTL_CACHE", tempfile.mkdtemp(prefix=f"edgemtl-cache-{os.environ['PYTEST_XDIST_WORKER']}-")
+    )
     import torch
 
     torch.set_num_threads(1)
 
 import pytest  # noqa: E402
 
-TINY_MODEL = {"backbone": "mobilenetv2_050", "image_size": [48, 48], "decoder_channels": 16,
-              "low_level_channels": 8, "mti_channels": 8}
+TINY_MODEL = {
+    "backbone": "mobilenetv2_050",
+    "image_size": [48, 48],
+    "decoder_channels": 16,
+    "low_level_channels": 8,
+    "mti_channels": 8,
+}
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +60,9 @@ def mixed_data(tmp_path_factory):
     from edgemtl.data.synth import generate
 
     root = tmp_path_factory.mktemp("data") / "mixed"
-    generate(root, 24, MIXED_SIZES, seed=5, preset="pascal", workers=1, progress=False, splits=(0.5, 0.25, 0.25))
+    generate(
+        root, 24, MIXED_SIZES, seed=5, preset="pascal", workers=1, progress=False, splits=(0.5, 0.25, 0.25)
+    )
     as_jpeg_photos(root)
     return root
 
@@ -61,12 +72,26 @@ def write_recipe(tmp_path, tiny_data):
     """Write a tiny recipe YAML on ``tiny_data``; keyword sections override the defaults."""
     import yaml
 
-    def make(name: str = "r", model: dict | None = None, tasks=("semseg", "normals", "edges"), train: dict | None = None,
-             **sections):
-        recipe = {"model": {"arch": "astmt", **TINY_MODEL, **(model or {})}, "tasks": list(tasks),
-                  "data": {"root": str(tiny_data)},
-                  "train": {"epochs": 1, "batch_size": 4, "edge_thresholds": 3, "max_steps_per_epoch": 2, **(train or {})},
-                  **sections}
+    def make(
+        name: str = "r",
+        model: dict | None = None,
+        tasks=("semseg", "normals", "edges"),
+        train: dict | None = None,
+        **sections,
+    ):
+        recipe = {
+            "model": {"arch": "astmt", **TINY_MODEL, **(model or {})},
+            "tasks": list(tasks),
+            "data": {"root": str(tiny_data)},
+            "train": {
+                "epochs": 1,
+                "batch_size": 4,
+                "edge_thresholds": 3,
+                "max_steps_per_epoch": 2,
+                **(train or {}),
+            },
+            **sections,
+        }
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(recipe))
         return path

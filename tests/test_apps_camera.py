@@ -46,7 +46,7 @@ def read_video(path: Path) -> list[np.ndarray]:
 def view(frame: np.ndarray) -> np.ndarray:
     """The picture area of an annotated frame (below the task tabs, left of the side panel)."""
     hud = load_app("camera").app.hud
-    return frame[hud.TOP + 2:-2, 2:frame.shape[1] - hud.PANEL - 2].astype(np.int16)
+    return frame[hud.TOP + 2 : -2, 2 : frame.shape[1] - hud.PANEL - 2].astype(np.int16)
 
 
 def red_banner(frame: np.ndarray) -> bool:
@@ -64,7 +64,10 @@ def camera(*args: str) -> int:
 def test_headless_onnx_switches_tasks(tmp_path, tmp_path_factory, video, capsys):
     model = artifact(tmp_path_factory, "astmt.onnx")
     out = tmp_path / "annotated.mp4"
-    assert camera("--model", str(model), "--source", str(video), "--headless", "--out", str(out), "--cycle", "2") == 0
+    assert (
+        camera("--model", str(model), "--source", str(video), "--headless", "--out", str(out), "--cycle", "2")
+        == 0
+    )
     assert f"wrote {FRAMES} annotated frames" in capsys.readouterr().out
     frames = read_video(out)
     assert len(frames) == FRAMES
@@ -81,8 +84,23 @@ def test_headless_onnx_switches_tasks(tmp_path, tmp_path_factory, video, capsys)
 def test_headless_pte_multi_output_model(tmp_path, tmp_path_factory, video):
     model = artifact(tmp_path_factory, "hs.pte")
     out = tmp_path / "annotated.avi"
-    assert camera("--model", str(model), "--source", str(video), "--out", str(out), "--task", "depth",
-                  "--max-frames", "6", "--cycle", "3") == 0
+    assert (
+        camera(
+            "--model",
+            str(model),
+            "--source",
+            str(video),
+            "--out",
+            str(out),
+            "--task",
+            "depth",
+            "--max-frames",
+            "6",
+            "--cycle",
+            "3",
+        )
+        == 0
+    )
     frames = read_video(out)
     assert len(frames) == 6
     # frame 2 (depth) and 3 (semseg, after one cycle: hs has 2 tasks) share a scene, so do 4 and 5
@@ -100,7 +118,9 @@ def test_image_folder_with_an_unreadable_image(tmp_path, tmp_path_factory, capsy
     (folder / "b.png").write_bytes(b"not a png at all")
     write_png(folder / "c.png", scene(31, (60, 80)))  # another size: letterboxed into the first frame's
     out = tmp_path / "folder.mp4"
-    assert camera("--model", str(model), "--source", str(folder), "--out", str(out), "--task", "saliency") == 0
+    assert (
+        camera("--model", str(model), "--source", str(folder), "--out", str(out), "--task", "saliency") == 0
+    )
     err = capsys.readouterr().err
     assert "cannot read b.png as an image" in err and "Traceback" not in err
     frames = read_video(out)
@@ -111,8 +131,21 @@ def test_image_folder_with_an_unreadable_image(tmp_path, tmp_path_factory, capsy
 def test_model_without_the_task(tmp_path, tmp_path_factory, video, capsys):
     model = artifact(tmp_path_factory, "astmt.onnx")
     out = tmp_path / "t.mp4"
-    assert camera("--model", str(model), "--source", str(video), "--out", str(out), "--task", "sky",
-                  "--max-frames", "2") == 0
+    assert (
+        camera(
+            "--model",
+            str(model),
+            "--source",
+            str(video),
+            "--out",
+            str(out),
+            "--task",
+            "sky",
+            "--max-frames",
+            "2",
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "has no task 'sky'" in err and "semseg" in err and len(err.strip().splitlines()) == 1
     frames = read_video(out)
@@ -166,7 +199,9 @@ def test_window_mode_without_gui_says_what_to_do(tmp_path_factory, video, capsys
 
 
 def test_keys(tmp_path_factory):
-    app = load_app("camera").CameraApp(artifact(tmp_path_factory, "astmt.onnx"), task="depth", threads=1, overlay=0.6)
+    app = load_app("camera").CameraApp(
+        artifact(tmp_path_factory, "astmt.onnx"), task="depth", threads=1, overlay=0.6
+    )
     tasks = list(ALL_TASKS)
     assert app.task == "depth"
     assert app.handle_key(ord("n")) and app.task == "normals"

@@ -39,12 +39,17 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 WEB = REPO / "apps" / "web"
 LARGE_TASKS = ("parts", "depth", "normals", "edges")  # each decoding, after resizing back
-INSTALL = ("install them with the README's install command (npm ci --prefix apps/web, and apt-get install -y chromium)")
+INSTALL = (
+    "install them with the README's install command (npm ci --prefix apps/web, and apt-get install -y "
+    "chromium)"
+)
 
 
 def browser_tools() -> tuple[str, str]:
     """Paths of chromium and node; a test failure (not a skip) naming what is missing."""
-    chromium = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    chromium = shutil.which("chromium") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+    )
     node = shutil.which("node")
     missing = [] if chromium else ["Debian's chromium (apt-get install -y chromium)"]
     if not node:
@@ -71,8 +76,11 @@ def static_server(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    extensions_map: ClassVar[dict[str, str]] = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
-                      ".wasm": "application/wasm"}
+    extensions_map: ClassVar[dict[str, str]] = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".mjs": "text/javascript",
+        ".wasm": "application/wasm",
+    }
 
     def log_message(self, *args) -> None:
         pass
@@ -85,8 +93,11 @@ def web_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("web")
     model = artifact(tmp_path_factory, "astmt.onnx")
     hs = artifact(tmp_path_factory, "hs.onnx")
-    images = {"small": scene(11, (32, 32)), "large": scene(12, (72, 96)),  # model size; area-shrunk 2.25x / 3x
-              "photo": read_rgb(PHOTO)}  # a real photo (72x96), every task
+    images = {
+        "small": scene(11, (32, 32)),
+        "large": scene(12, (72, 96)),  # model size; area-shrunk 2.25x / 3x
+        "photo": read_rgb(PHOTO),
+    }  # a real photo (72x96), every task
     paths = {k: write_png(tmp / f"{k}.png", v) for k, v in images.items()}
     (tmp / "not_an_image.png").write_text("this is text, not a PNG")
     # Corrupt artifacts: cut in half without a manifest (the ONNX reader sees it), and cut in half
@@ -120,34 +131,90 @@ def web_run(tmp_path_factory):
     main_steps += [{"upload": str(paths["photo"])}]
     for task in ALL_TASKS:
         main_steps += [{"task": task}, {"collect": f"photo/{task}"}]
-    main_steps += [{"upload": str(tmp / "not_an_image.png")}, {"message": "not_an_image"}, {"collect": "after_bad_image"},
-                   {"camera": 3, "screenshot_while": str(shots / "web_camera.png")}, {"message": "after_camera"}]
+    main_steps += [
+        {"upload": str(tmp / "not_an_image.png")},
+        {"message": "not_an_image"},
+        {"collect": "after_bad_image"},
+        {"camera": 3, "screenshot_while": str(shots / "web_camera.png")},
+        {"message": "after_camera"},
+    ]
     plan = {
-        "chromium": chromium, "out": str(tmp / "results.json"), "timeout_ms": 90000,
+        "chromium": chromium,
+        "out": str(tmp / "results.json"),
+        "timeout_ms": 90000,
         "scenarios": [
             {"name": "main", "steps": main_steps},
-            {"name": "unknown_task", "steps": [{"goto": url + t1 + "&task=sky"}, {"message": "m"},
-                                               {"screenshot": str(shots / "web_unknown_task.png")}]},
-            {"name": "missing_model", "steps": [{"goto": url + t1 + "&model=model/missing.onnx"}, {"message": "m"}]},
-            {"name": "truncated_model", "steps": [{"goto": trunc_url + t1}, {"message": "m"},
-                                                  {"screenshot": str(shots / "web_corrupt_model.png")}]},
+            {
+                "name": "unknown_task",
+                "steps": [
+                    {"goto": url + t1 + "&task=sky"},
+                    {"message": "m"},
+                    {"screenshot": str(shots / "web_unknown_task.png")},
+                ],
+            },
+            {
+                "name": "missing_model",
+                "steps": [{"goto": url + t1 + "&model=model/missing.onnx"}, {"message": "m"}],
+            },
+            {
+                "name": "truncated_model",
+                "steps": [
+                    {"goto": trunc_url + t1},
+                    {"message": "m"},
+                    {"screenshot": str(shots / "web_corrupt_model.png")},
+                ],
+            },
             {"name": "replaced_model", "steps": [{"goto": repl_url + t1}, {"message": "m"}]},
-            {"name": "scheme_all", "steps": [{"goto": hs_url + t1}, {"message": "loaded"}, {"upload": str(paths["small"])},
-                                             {"collect": "semseg"}, {"task": "depth"}, {"collect": "depth"}]},
-            {"name": "bundle", "steps": [{"goto": bundle_url + "?ep=wasm"}, {"message": "loaded"},
-                                         {"upload": str(paths["small"])}, {"collect": "semseg"}]},
-            {"name": "webgpu", "steps": [{"goto": url + "?threads=1"}, {"message": "loaded"}, {"upload": str(paths["small"])},
-                                         {"collect": "semseg"}]},
+            {
+                "name": "scheme_all",
+                "steps": [
+                    {"goto": hs_url + t1},
+                    {"message": "loaded"},
+                    {"upload": str(paths["small"])},
+                    {"collect": "semseg"},
+                    {"task": "depth"},
+                    {"collect": "depth"},
+                ],
+            },
+            {
+                "name": "bundle",
+                "steps": [
+                    {"goto": bundle_url + "?ep=wasm"},
+                    {"message": "loaded"},
+                    {"upload": str(paths["small"])},
+                    {"collect": "semseg"},
+                ],
+            },
+            {
+                "name": "webgpu",
+                "steps": [
+                    {"goto": url + "?threads=1"},
+                    {"message": "loaded"},
+                    {"upload": str(paths["small"])},
+                    {"collect": "semseg"},
+                ],
+            },
         ],
         # WebGPU on the CPU (SwiftShader), so the WebGPU path runs without a GPU.
-        "args": ["--enable-unsafe-webgpu", "--enable-unsafe-swiftshader", "--use-webgpu-adapter=swiftshader",
-                 "--enable-features=Vulkan", "--use-angle=swiftshader"],
+        "args": [
+            "--enable-unsafe-webgpu",
+            "--enable-unsafe-swiftshader",
+            "--use-webgpu-adapter=swiftshader",
+            "--enable-features=Vulkan",
+            "--use-angle=swiftshader",
+        ],
     }
     (tmp / "plan.json").write_text(json.dumps(plan))
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run([node, str(WEB / "tests" / "drive.mjs"), str(tmp / "plan.json")], check=False,
-                              capture_output=True, text=True, timeout=300, cwd=REPO)
+        proc = subprocess.run(
+            [node, str(WEB / "tests" / "drive.mjs"), str(tmp / "plan.json")],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=REPO,
+        )
     finally:
         for server, _ in servers:
             server.shutdown()
@@ -168,7 +235,9 @@ def test_no_page_crashed(web_run):
 
 def test_every_task_matches_the_python_runtime(web_run):
     rec = web_run["results"]["main"]
-    assert rec["messages"]["loaded"]["state"] == "ready" and rec["messages"]["loaded"]["tasks"] == list(ALL_TASKS)
+    assert rec["messages"]["loaded"]["state"] == "ready" and rec["messages"]["loaded"]["tasks"] == list(
+        ALL_TASKS
+    )
     rt = runtime.load(web_run["model"], threads=1)
     image = web_run["images"]["small"]
     for task in ALL_TASKS:
@@ -182,7 +251,9 @@ def test_every_task_matches_the_python_runtime(web_run):
         assert diff <= _tol(pred["raw"]), f"{task}: browser raw output differs from ONNX Runtime by {diff}"
         canvas = png_rgb(got["prediction_png"])
         same = (canvas == rt.visualize(pred)).all(-1).mean()
-        assert same >= 0.995, f"{task}: only {same:.1%} of the canvas pixels equal edgemtl.runtime's visualize()"
+        assert same >= 0.995, (
+            f"{task}: only {same:.1%} of the canvas pixels equal edgemtl.runtime's visualize()"
+        )
         assert res["ms"] > 0 and got["backend"] == "wasm"
         row = next(r for r in got["latency"] if r[0] == task)
         assert float(row[1]) > 0 and int(row[3]) >= 1  # the latency readout shows this task's runs
@@ -193,7 +264,7 @@ def test_canvases_differ_between_tasks(web_run):
     canv = {t: png_rgb(rec[f"small/{t}"]["prediction_png"]).astype(np.int16) for t in ALL_TASKS}
     tasks = list(canv)
     for i, a in enumerate(tasks):
-        for b in tasks[i + 1:]:
+        for b in tasks[i + 1 :]:
             assert np.abs(canv[a] - canv[b]).mean() > 1.0, f"{a} and {b} look the same"
     comp = {t: png_rgb(rec[f"small/{t}"]["composite_png"]).astype(np.int16) for t in ("semseg", "depth")}
     assert np.abs(comp["semseg"] - comp["depth"]).mean() > 1.0
@@ -242,7 +313,9 @@ def test_error_messages_on_screen(web_run):
     m = res["main"]["messages"]["not_an_image"]
     assert m["state"] == "ready" and "cannot read not_an_image.png as an image" in m["message"]
     # the page still holds the previous image and result after the unreadable one
-    assert res["main"]["collected"]["after_bad_image"]["result"]["task"] == list(ALL_TASKS)[-1]  # the photo's last task
+    assert (
+        res["main"]["collected"]["after_bad_image"]["result"]["task"] == list(ALL_TASKS)[-1]
+    )  # the photo's last task
 
 
 def test_camera_frames_run_through_the_model(web_run):
@@ -292,7 +365,9 @@ def test_turbo_table_matches_matplotlib():
     from edgemtl.artifact.decoding import colormap
 
     text = (WEB / "js" / "turbo.js").read_text()
-    values = [int(v) for v in text.split("[", 1)[1].split("]", 1)[0].replace("\n", " ").split(",") if v.strip()]
+    values = [
+        int(v) for v in text.split("[", 1)[1].split("]", 1)[0].replace("\n", " ").split(",") if v.strip()
+    ]
     lut = np.asarray(values, np.uint8).reshape(256, 3)
     centres = (np.arange(256, dtype=np.float32) + 0.5) / 256
     assert (colormap(centres, 0.0, 1.0) == lut).all()
@@ -300,8 +375,12 @@ def test_turbo_table_matches_matplotlib():
 
 def test_cli_serves_page_model_and_runtime(tmp_path_factory):
     model = artifact(tmp_path_factory, "astmt.onnx")
-    proc = subprocess.Popen([sys.executable, "-m", "edgemtl", "demo", "web", "--model", str(model), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgemtl", "demo", "web", "--model", str(model), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert "http://localhost:" in line, line + proc.stderr.read()
@@ -315,7 +394,9 @@ def test_cli_serves_page_model_and_runtime(tmp_path_factory):
                 return e.code, b"", e.headers
 
         status, body, headers = get("")
-        assert status == 200 and b"edgemtl" in body and headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+        assert (
+            status == 200 and b"edgemtl" in body and headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+        )
         assert json.loads(get("config.json")[1]) == {"model": f"model/{model.name}"}
         assert get(f"model/{model.name}")[1] == model.read_bytes()
         assert json.loads(get(f"model/{model.name}.json")[1])["tasks"] == list(ALL_TASKS)
@@ -333,7 +414,9 @@ def test_cli_serves_page_model_and_runtime(tmp_path_factory):
 def test_cli_user_errors(tmp_path, capsys, tmp_path_factory):
     assert cli_main(["demo", "web", "--model", str(tmp_path / "nope.onnx")]) == 2
     err = capsys.readouterr().err
-    assert "nope.onnx: file not found" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert (
+        "nope.onnx: file not found" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    )
     web = load_app("web")
     model = artifact(tmp_path_factory, "astmt.onnx")
     with pytest.raises(EdgeMTLError, match=r"npm ci --prefix apps/web"):
@@ -351,4 +434,6 @@ def test_cli_user_errors(tmp_path, capsys, tmp_path_factory):
     assert cli_main(["demo", "web", "--model", str(model), "--bundle", str(tmp_path / "afile")]) == 2
     assert "that is a file" in capsys.readouterr().err
     out = web.write_bundle(model, tmp_path / "sub" / "bundle")
-    assert (out / "config.json").is_file() and not [p for p in (tmp_path / "sub").iterdir() if p.name.startswith(".")]
+    assert (out / "config.json").is_file() and not [
+        p for p in (tmp_path / "sub").iterdir() if p.name.startswith(".")
+    ]

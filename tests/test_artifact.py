@@ -17,10 +17,17 @@ from edgemtl.artifact import decoding
 from edgemtl.tasks import TASKS, build_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
-META = {"classes": {"semseg": ["bg", "wall", "chair", "table"], "parts": ["bg", "head", "torso"]},
-        "depth_range": [0.5, 8.0]}
-TINY = {"backbone": "mobilenetv2_tiny", "image_size": (32, 32), "decoder_channels": 16, "low_level_channels": 8,
-        "mti_channels": 8}
+META = {
+    "classes": {"semseg": ["bg", "wall", "chair", "table"], "parts": ["bg", "head", "torso"]},
+    "depth_range": [0.5, 8.0],
+}
+TINY = {
+    "backbone": "mobilenetv2_tiny",
+    "image_size": (32, 32),
+    "decoder_channels": 16,
+    "low_level_channels": 8,
+    "mti_channels": 8,
+}
 # What the artifact modules may import: the standard library, numpy, OpenCV, and these edgemtl modules.
 ALLOWED = {"numpy", "cv2", "edgemtl.errors", "edgemtl.data.layout"}
 
@@ -28,7 +35,7 @@ ALLOWED = {"numpy", "cv2", "edgemtl.errors", "edgemtl.data.layout"}
 def _imports(path: Path, top_level: bool = False) -> set[str]:
     tree = ast.parse(path.read_text())
     names = set()
-    for node in (tree.body if top_level else ast.walk(tree)):
+    for node in tree.body if top_level else ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -42,7 +49,10 @@ def test_artifact_package_is_a_leaf():
         for name in _imports(path):
             top = name.split(".")[0]
             ok = top in stdlib or name in ALLOWED or top in ALLOWED or name.startswith("edgemtl.artifact")
-            assert ok, f"{path.name} imports {name}: the artifact format must stay a leaf (no torch, no export/runtime)"
+            assert ok, (
+                f"{path.name} imports {name}: the artifact format must stay a leaf (no torch, no "
+                "export/runtime)"
+            )
     # The runtime never reaches into the export pipeline or the tasks (the old export <-> runtime cycle).
     # It finds a format's backend through the target registry (edgemtl.export, whose target files
     # import no torch), never through the export pipeline.
@@ -51,9 +61,12 @@ def test_artifact_package_is_a_leaf():
         assert not any(n.startswith(("edgemtl.export.", "edgemtl.tasks", "torch")) for n in names), path
     for path in sorted((ROOT / "edgemtl" / "export" / "targets").glob("*.py")):
         top = _imports(path, top_level=True)
-        heavy = {n for n in top if n.split(".")[0] in ("torch", "onnx", "executorch", "coremltools", "torchao")}
-        assert not heavy and not any(n in top for n in ("edgemtl.export.base", "edgemtl.export.verify",
-                                                        "edgemtl.export.wrapper")), (path, heavy)
+        heavy = {
+            n for n in top if n.split(".")[0] in ("torch", "onnx", "executorch", "coremltools", "torchao")
+        }
+        assert not heavy and not any(
+            n in top for n in ("edgemtl.export.base", "edgemtl.export.verify", "edgemtl.export.wrapper")
+        ), (path, heavy)
 
 
 def test_turbo_table_is_matplotlibs():
@@ -103,7 +116,8 @@ NO_TORCH = r"""
 import importlib.abc, json, sys
 import numpy as np
 
-BLOCKED = ("torch", "torchvision", "timm", "matplotlib", "onnx", "executorch", "coremltools", "scipy", "skimage")
+BLOCKED = ("torch", "torchvision", "timm", "matplotlib", "onnx", "executorch", "coremltools", "scipy",
+           "skimage")
 
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
@@ -144,8 +158,13 @@ def _run_without_torch(path: Path, image: np.ndarray, tmp: Path) -> tuple[dict, 
     np.save(tmp / "image.npy", image)
     script = tmp / "no_torch.py"
     script.write_text(NO_TORCH)
-    proc = subprocess.run([sys.executable, str(script), str(path), str(tmp / "image.npy"), str(tmp / "out.npz")],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(path), str(tmp / "image.npy"), str(tmp / "out.npz")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return dict(np.load(tmp / "out.npz")), json.loads(proc.stdout.strip().splitlines()[-1])
 

@@ -42,8 +42,11 @@ class Tiny:
         return {t: (i + 1) * F.mse_loss(self.heads[t](f), self.y[t]) for i, t in enumerate(self.tasks)}
 
     def ctx(self, seed: int = 0) -> BalanceContext:
-        return BalanceContext(shared_params=list(self.trunk.parameters()), last_shared=self.trunk[2].weight,
-                              generator=torch.Generator().manual_seed(seed))
+        return BalanceContext(
+            shared_params=list(self.trunk.parameters()),
+            last_shared=self.trunk[2].weight,
+            generator=torch.Generator().manual_seed(seed),
+        )
 
     def zero_grad(self) -> None:
         for p in self.params():
@@ -75,8 +78,21 @@ ALL = BALANCERS.names()
 
 
 def test_registry_has_the_methods() -> None:
-    expected = {"rlw", "dwa", "gls", "uncertainty", "gradnorm", "mgda", "pcgrad", "cagrad", "imtl_g", "imtl",
-                "dtp", "amtl", "fmtl"}
+    expected = {
+        "rlw",
+        "dwa",
+        "gls",
+        "uncertainty",
+        "gradnorm",
+        "mgda",
+        "pcgrad",
+        "cagrad",
+        "imtl_g",
+        "imtl",
+        "dtp",
+        "amtl",
+        "fmtl",
+    }
     assert expected <= set(ALL)
 
 
@@ -207,7 +223,7 @@ def test_mgda_is_the_min_norm_point(T: int, step: float, seed: int) -> None:
     best = grid_min_norm(grads.numpy(), step)
     norm2 = float(out @ out)
     assert norm2 <= best + 1e-9  # no grid point beats it ...
-    assert norm2 >= best - 1e-3 * float((grads ** 2).sum())  # ... and it is no illusion (grid is close)
+    assert norm2 >= best - 1e-3 * float((grads**2).sum())  # ... and it is no illusion (grid is close)
     # KKT on the simplex: no vertex direction decreases the norm.
     assert (grads @ out >= norm2 - 1e-7).all()
 
@@ -271,7 +287,7 @@ def test_cagrad_solves_its_conflict_averse_problem(seed: int) -> None:
     r[:2000] = 1.0  # half on the boundary, where the optimum lies
     cand = g0 + radius * r * v / v.norm(dim=1, keepdim=True)
     assert (cand @ grads.T).min(dim=1).values.max() <= worst + 1e-6 * radius * grads.norm()
-    torch.testing.assert_close(cagrad(grads, c=c, rescale=1), d / (1 + c ** 2))
+    torch.testing.assert_close(cagrad(grads, c=c, rescale=1), d / (1 + c**2))
     torch.testing.assert_close(cagrad(grads, c=c, rescale=2), d / (1 + c))
 
 
@@ -297,8 +313,10 @@ def test_imtl_g_end_to_end_on_shared_grads() -> None:
     ctx = model.ctx()
     losses = model.losses()
     shared = ctx.shared_params
-    task_g = [torch.cat([g.reshape(-1) for g in torch.autograd.grad(losses[t], shared, retain_graph=True)])
-              for t in TASKS]
+    task_g = [
+        torch.cat([g.reshape(-1) for g in torch.autograd.grad(losses[t], shared, retain_graph=True)])
+        for t in TASKS
+    ]
     b.backward(losses, ctx)
     out = torch.cat([p.grad.reshape(-1) for p in shared])
     proj = torch.stack([g @ out / g.norm() for g in task_g])
@@ -465,7 +483,7 @@ def test_gradnorm_lowers_the_fast_task() -> None:
     for k in range(40):
         f = (W @ x).pow(2).sum()
         # Same gradient direction and size; only the training rates differ.
-        w = b.backward({"fast": 0.85 ** k * f, "slow": f.clone()}, ctx)
+        w = b.backward({"fast": 0.85**k * f, "slow": f.clone()}, ctx)
         W.grad = None
         history.append(w["fast"] / w["slow"])
         assert sum(w.values()) == pytest.approx(2, abs=1e-5)
@@ -480,7 +498,7 @@ def test_gradnorm_equal_rates_keep_equal_weights() -> None:
     b = build_balancer("gradnorm", ["a", "b"], lr=0.05)
     for k in range(10):
         f = W.sum() ** 2
-        w = b.backward({"a": 0.9 ** k * f, "b": 0.9 ** k * f.clone()}, ctx)
+        w = b.backward({"a": 0.9**k * f, "b": 0.9**k * f.clone()}, ctx)
         W.grad = None
     assert w["a"] == pytest.approx(w["b"], abs=1e-6)
 
@@ -492,8 +510,8 @@ def test_dtp_weights() -> None:
     b = build_balancer("dtp", ["a", "b"])
     assert b.w == {"a": 1.0, "b": 1.0}
     b.update_kpi({"a": 0.3, "b": 0.6})
-    assert b.w["a"] == pytest.approx(-(0.7 ** 0.5) * math.log(0.3))
-    assert b.w["b"] == pytest.approx(-(0.4 ** 0.5) * math.log(0.6))
+    assert b.w["a"] == pytest.approx(-(0.7**0.5) * math.log(0.3))
+    assert b.w["b"] == pytest.approx(-(0.4**0.5) * math.log(0.6))
     assert b.w["a"] > b.w["b"]  # the lower KPI gets the larger weight
     b.update_kpi({"a": 0.5, "b": 0.6})
     k = 0.1 * 0.5 + 0.9 * 0.3

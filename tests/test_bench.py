@@ -28,29 +28,48 @@ def test_shipped_suites_load_and_name_the_bench_variants():
     assert any(v.get("train", {}).get("adversarial") for v in full.variants.values())
     assert any(v["model"].get("adapters") for v in full.variants.values())
     r = full.recipe("single_task_parts")
-    assert r.tasks == ["parts"] and r.model["arch"] == "single_task" and r.model["backbone"] == full.model["backbone"]
+    assert (
+        r.tasks == ["parts"]
+        and r.model["arch"] == "single_task"
+        and r.model["backbone"] == full.model["backbone"]
+    )
     assert full.recipe("hs_dwa").train["balancer"] == "dwa"
 
 
-@pytest.mark.parametrize("name, scales", [("quick", ["smoke"]), ("nyud-like", ["smoke", "cpu", "gpu"]),
-                                          ("pascal-like", ["smoke", "cpu", "gpu"])])
+@pytest.mark.parametrize(
+    "name, scales",
+    [("quick", ["smoke"]), ("nyud-like", ["smoke", "cpu", "gpu"]), ("pascal-like", ["smoke", "cpu", "gpu"])],
+)
 def test_every_scale_preset_tests_on_at_least_500_images(name, scales):
     from edgemtl.data.synth.driver import split_ids
 
     for scale in scales:
         suite = load_suite(name, scale=scale)
         synth = suite.data["synth"]
-        sizes = {k: len(v) for k, v in split_ids([str(i) for i in range(synth["num"])], synth.get("seed", 0),
-                                                 synth.get("splits", (0.8, 0.1, 0.1))).items()}
+        sizes = {
+            k: len(v)
+            for k, v in split_ids(
+                [str(i) for i in range(synth["num"])],
+                synth.get("seed", 0),
+                synth.get("splits", (0.8, 0.1, 0.1)),
+            ).items()
+        }
         assert sizes["test"] >= 500, (name, scale, sizes)
         assert suite.scale == scale
     if "cpu" in scales:  # the reduced suite of the bench issue, 3 seeds; quant/export prune to it
         cpu = load_suite(name, scale="cpu")
-        assert cpu.seeds == [0, 1, 2] and set(cpu.variants) == {"hard_sharing", "hs_amtl", "astmt_se_dec",
-                                                                  "astmt_se_encdec_adv", "mtinet"}
+        assert cpu.seeds == [0, 1, 2] and set(cpu.variants) == {
+            "hard_sharing",
+            "hs_amtl",
+            "astmt_se_dec",
+            "astmt_se_encdec_adv",
+            "mtinet",
+        }
         assert set(cpu.quant["variants"]) <= set(cpu.variants)
         assert set(cpu.export["models"]) <= set(cpu.model_names())
-        assert load_suite(name, overrides=["train.epochs=2"], scale="cpu").train["epochs"] == 2, "--set after the scale"
+        assert load_suite(name, overrides=["train.epochs=2"], scale="cpu").train["epochs"] == 2, (
+            "--set after the scale"
+        )
 
 
 def test_scale_errors(tmp_path):
@@ -59,23 +78,32 @@ def test_scale_errors(tmp_path):
     with pytest.raises(EdgeMTLError, match="--scale.*'laptop'"):
         load_suite("quick", scale="laptop")
     bad = tmp_path / "s.yaml"
-    bad.write_text("data: {synth: {preset: pascal}}\ntasks: [semseg]\nvariants: {a: {model: {arch: astmt}}}\n"
-                   "scales: {cpu: {variants: [b]}}\n")
+    bad.write_text(
+        "data: {synth: {preset: pascal}}\ntasks: [semseg]\nvariants: {a: {model: {arch: astmt}}}\n"
+        "scales: {cpu: {variants: [b]}}\n"
+    )
     with pytest.raises(EdgeMTLError, match="scales.cpu.variants names 'b'"):
         load_suite(bad, scale="cpu")
 
 
 def test_suite_errors_name_the_key(tmp_path):
     bad = tmp_path / "s.yaml"
-    bad.write_text("data: {synth: {preset: pascal}}\ntasks: [semseg]\nvariants: {a: {model: {arch: astmt}}}\nexprot: {}\n")
+    bad.write_text(
+        "data: {synth: {preset: pascal}}\ntasks: [semseg]\nvariants: {a: {model: {arch: astmt}}}\nexprot: "
+        "{}\n"
+    )
     with pytest.raises(EdgeMTLError, match="unknown key 'exprot'.*Did you mean 'export'"):
         load_suite(bad)
-    bad.write_text("data: {synth: {preset: pascal}}\ntasks: [semseg]\nvariants: {a: {model: {arch: astmt}}}\n"
-                   "quant: {variants: [b]}\n")
+    bad.write_text(
+        "data: {synth: {preset: pascal}}\ntasks: [semseg]\nvariants: {a: {model: {arch: astmt}}}\n"
+        "quant: {variants: [b]}\n"
+    )
     with pytest.raises(EdgeMTLError, match="quant.variants names 'b'"):
         load_suite(bad)
-    bad.write_text("data: {synth: {preset: pascal}}\ntasks: [semseg]\nvariants: {a: {model: {arch: astmt}}}\n"
-                   "export: {formats: [{target: onnx, precision: int4}]}\n")
+    bad.write_text(
+        "data: {synth: {preset: pascal}}\ntasks: [semseg]\nvariants: {a: {model: {arch: astmt}}}\n"
+        "export: {formats: [{target: onnx, precision: int4}]}\n"
+    )
     with pytest.raises(EdgeMTLError, match="export precision 'int4'"):
         load_suite(bad)
     with pytest.raises(EdgeMTLError, match="Did you mean 'quick'"):
@@ -151,13 +179,23 @@ def test_bench_end_to_end_on_a_tiny_suite(mixed_data, tmp_path, capsys):
     assert ref["delta_m"] == pytest.approx(0.0), ref
     sal = rows[("single_task_saliency", "fp32", "pytorch")]  # Acc_MTL of one task: its KPI as a fraction
     assert sal["acc_mtl"] == pytest.approx(sal["metrics"]["saliency"]["maxF"] / 100)
-    assert ref["params"] == sum(res["counts"][f"single_task_{t}"]["params_total"] for t in ("saliency", "depth"))
-    for key in (("hard_sharing", "fp32", "pytorch"), ("astmt", "fp32", "pytorch"), ("astmt", "int8-qat", "pytorch (simulated int8)")):
+    assert ref["params"] == sum(
+        res["counts"][f"single_task_{t}"]["params_total"] for t in ("saliency", "depth")
+    )
+    for key in (
+        ("hard_sharing", "fp32", "pytorch"),
+        ("astmt", "fp32", "pytorch"),
+        ("astmt", "int8-qat", "pytorch (simulated int8)"),
+    ):
         assert rows[key]["delta_m"] is not None and set(rows[key]["primary"]) == {"saliency", "depth"}, key
     for fmt, prec in (("onnx", "fp32"), ("onnx", "int8-ort"), ("executorch", "int8-ptq")):
         r = rows[("astmt", prec, fmt)]
         assert r["status"] == "ok", r.get("error")
-        assert r["size_mb"] > 0 and r["latency_ms_all_tasks"] > 0 and set(r["latency_ms_per_task"]) == {"saliency", "depth"}
+        assert (
+            r["size_mb"] > 0
+            and r["latency_ms_all_tasks"] > 0
+            and set(r["latency_ms_per_task"]) == {"saliency", "depth"}
+        )
         assert r["delta_m"] is not None, "metrics computed by the runtime on the test split"
     # The fp32 ONNX artifact and the PyTorch model are the same function: same metrics.
     # Paired bootstrap intervals of Δm (vs single-task, vs hard sharing) from the runs' per-image states.
@@ -183,7 +221,9 @@ def test_bench_end_to_end_on_a_tiny_suite(mixed_data, tmp_path, capsys):
     flat = list(csv.DictReader(open(out / "results.csv")))
     assert len(flat) == len(res["rows"]) and "saliency.maxF" in flat[0] and "delta_m" in flat[0]
     md = (out / "results.md").read_text()
-    assert "Δm" in md and "unsupported" in md and res["environment"]["cores"] and "95 % paired bootstrap" in md
+    assert (
+        "Δm" in md and "unsupported" in md and res["environment"]["cores"] and "95 % paired bootstrap" in md
+    )
     for png in ("pareto_gmac.png", "pareto_params.png", "pareto_latency.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert "| astmt | int8-ptq | executorch | ok |" in printed
@@ -196,7 +236,9 @@ def test_bench_end_to_end_on_a_tiny_suite(mixed_data, tmp_path, capsys):
     assert again["quant"]["astmt"]["artifacts"] == res["quant"]["astmt"]["artifacts"]
     assert again["stages"][[r["key"] for r in again["stages"]].index("qat astmt")]["seconds"] < 5
     # Other quant settings make other int8 programs: the reused report would be wrong, so it is redone.
-    suite.write_text(TINY_SUITE.format(root=tiny_data).split("export:")[0].replace("calib_batches: 1", "calib_batches: 2"))
+    suite.write_text(
+        TINY_SUITE.format(root=tiny_data).split("export:")[0].replace("calib_batches: 1", "calib_batches: 2")
+    )
     assert main(["bench", "--suite", str(suite), "--out", str(out), "--quiet"]) == 0
     third = json.loads((out / "results.json").read_text())
     assert third["quant"]["astmt"]["suite_quant"]["calib_batches"] == 2
@@ -204,26 +246,56 @@ def test_bench_end_to_end_on_a_tiny_suite(mixed_data, tmp_path, capsys):
 
     # Training curves per run, with the convergence verdict, and error bars on the Pareto plots.
     curves = json.loads((out / "curves.json").read_text())
-    assert set(curves) == {f"{n} seed {r['seed']}" for n, runs in third["trained_seeds"].items() for r in runs}
-    assert all(c["epochs"] == [1] and c["converged"] is None for c in curves.values()), "1 epoch: too few to tell"
-    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG" and "Convergence" in (out / "results.md").read_text()
+    assert set(curves) == {
+        f"{n} seed {r['seed']}" for n, runs in third["trained_seeds"].items() for r in runs
+    }
+    assert all(c["epochs"] == [1] and c["converged"] is None for c in curves.values()), (
+        "1 epoch: too few to tell"
+    )
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG" and "Convergence" in (
+        out / "results.md"
+    ).read_text()
 
     # The same runs under a peer's evaluation code: re-evaluated, not retrained; every number (Δm, CI) uses
     # its conventions, and they agree with `edgemtl eval --protocol` on the run's checkpoint.
-    assert main(["bench", "--suite", str(suite), "--out", str(out), "--quiet", "--protocol", "mtl-pytorch"]) == 0
+    assert (
+        main(["bench", "--suite", str(suite), "--out", str(out), "--quiet", "--protocol", "mtl-pytorch"]) == 0
+    )
     assert json.loads((out / "results.json").read_text())["suite"]["protocol"] == "edgemtl", "not overwritten"
     peer = json.loads((out / "protocol-mtl-pytorch" / "results.json").read_text())
-    assert peer["suite"]["protocol"] == "mtl-pytorch" and all(t.get("reused") for t in peer["trained"].values())
+    assert peer["suite"]["protocol"] == "mtl-pytorch" and all(
+        t.get("reused") for t in peer["trained"].values()
+    )
     # the int8 programs are re-evaluated too (at batch 1, the shape they were traced at)
     assert not peer["quant_failed"] and set(peer["quant"]["astmt"]["metrics"]) == {"ptq", "qat"}
-    prow = next(r for r in peer["rows"] if (r["model"], r["format"]) == ("astmt", "pytorch") and r["precision"] == "fp32")
+    prow = next(
+        r
+        for r in peer["rows"]
+        if (r["model"], r["format"]) == ("astmt", "pytorch") and r["precision"] == "fp32"
+    )
     assert set(prow["primary"]) == {"saliency", "depth"} and "max_mIoU" in prow["metrics"]["saliency"]
     assert prow["delta_m_ci"]["n_resamples"] == 1000
     with open(out / "protocol-mtl-pytorch" / "results.csv") as f:
         assert "saliency.max_mIoU" in next(csv.DictReader(f))
     run0 = peer["trained_seeds"]["astmt"][0]
-    assert main(["eval", "--checkpoint", str(Path(run0["run"]) / "best.pt"), "--data", str(tiny_data),
-                 "--edge-thresholds", "3", "--protocol", "mtl-pytorch", "--json", str(tmp_path / "e.json")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--checkpoint",
+                str(Path(run0["run"]) / "best.pt"),
+                "--data",
+                str(tiny_data),
+                "--edge-thresholds",
+                "3",
+                "--protocol",
+                "mtl-pytorch",
+                "--json",
+                str(tmp_path / "e.json"),
+            ]
+        )
+        == 0
+    )
     direct = json.loads((tmp_path / "e.json").read_text())["metrics"]
     assert run0["metrics"].keys() == direct.keys()
     for t in direct:

@@ -76,7 +76,9 @@ def test_resampled_metric_equals_brute_force(kind, make, key):
     S = np.stack(states)
     template = make()
     # identity weights give the plain dataset metric
-    assert resampled_metric(template, S, key, np.ones((1, N)))[0] == pytest.approx(whole.compute()[key], abs=1e-9)
+    assert resampled_metric(template, S, key, np.ones((1, N)))[0] == pytest.approx(
+        whole.compute()[key], abs=1e-9
+    )
     W = resample_weights(N, 5, seed=3)
     got = resampled_metric(template, S, key, W)
     for r in range(5):

@@ -24,7 +24,7 @@ def make_dataset(root: Path, tasks=ALL, ids=("000001", "000002", "000003")) -> P
     for sid in ids:
         write_image(root, sid, rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
         seg = np.zeros((H, W), np.uint8)
-        seg[:, W // 2:] = 2
+        seg[:, W // 2 :] = 2
         seg[0, 0] = 255
         labels = {
             "semseg": seg,
@@ -117,13 +117,16 @@ def test_derive_edges_on_disk(tmp_path):
         derive_edges_on_disk(tmp_path)
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda m: m.pop("tasks"), "missing key 'tasks'"),
-    (lambda m: m.update(tasks=["semseg", "albedo"]), "key 'tasks': unknown task 'albedo'"),
-    (lambda m: m["classes"].pop("semseg"), "classes.semseg"),
-    (lambda m: m.pop("depth_range"), "depth_range"),
-    (lambda m: m.update(format_version=7), "format_version 7"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda m: m.pop("tasks"), "missing key 'tasks'"),
+        (lambda m: m.update(tasks=["semseg", "albedo"]), "key 'tasks': unknown task 'albedo'"),
+        (lambda m: m["classes"].pop("semseg"), "classes.semseg"),
+        (lambda m: m.pop("depth_range"), "depth_range"),
+        (lambda m: m.update(format_version=7), "format_version 7"),
+    ],
+)
 def test_meta_errors(tmp_path, edit, match):
     make_dataset(tmp_path)
     meta = json.loads((tmp_path / "dataset.json").read_text())
@@ -156,15 +159,18 @@ def _break(root: Path, kind: str) -> None:
         (root / "images" / "000003.png").write_bytes(b"not a png")
 
 
-@pytest.mark.parametrize("kind, match", [
-    ("missing_label", r"000003\.png: missing semseg label"),
-    ("size", r"000003\.png: label size 16x21 does not match"),
-    ("class_range", r"000003\.png: class id\(s\) \[3\] out of range"),
-    ("binary", r"000003\.png: saliency map holds value\(s\) \[2\]"),
-    ("depth_shape", r"000003\.npy: depth must be a float HxW array"),
-    ("normals_dtype", r"000003\.npy: normals must be a float HxWx3 array"),
-    ("image", r"000003\.png: unreadable or corrupt image"),
-])
+@pytest.mark.parametrize(
+    "kind, match",
+    [
+        ("missing_label", r"000003\.png: missing semseg label"),
+        ("size", r"000003\.png: label size 16x21 does not match"),
+        ("class_range", r"000003\.png: class id\(s\) \[3\] out of range"),
+        ("binary", r"000003\.png: saliency map holds value\(s\) \[2\]"),
+        ("depth_shape", r"000003\.npy: depth must be a float HxW array"),
+        ("normals_dtype", r"000003\.npy: normals must be a float HxWx3 array"),
+        ("image", r"000003\.png: unreadable or corrupt image"),
+    ],
+)
 def test_lazy_item_errors_name_the_file(tmp_path, kind, match):
     make_dataset(tmp_path)
     _break(tmp_path, kind)

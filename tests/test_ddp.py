@@ -31,10 +31,13 @@ def _bn_worker(rank: int, port: int, x: torch.Tensor, out_dir: str) -> None:
     with torch.no_grad():
         bn.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
     sync_batchnorm(bn)
-    part = x[rank * 2:(rank + 1) * 2].clone().requires_grad_(True)
+    part = x[rank * 2 : (rank + 1) * 2].clone().requires_grad_(True)
     y = bn(part)
     (y * torch.arange(y.numel()).view_as(y).float()).sum().backward()
-    torch.save({"y": y.detach(), "gx": part.grad, "gw": bn.weight.grad, "rm": bn.running_mean}, f"{out_dir}/r{rank}.pt")
+    torch.save(
+        {"y": y.detach(), "gx": part.grad, "gw": bn.weight.grad, "rm": bn.running_mean},
+        f"{out_dir}/r{rank}.pt",
+    )
     dist.destroy_process_group()
 
 
@@ -61,8 +64,25 @@ def test_torchrun_two_process_training(write_recipe, tmp_path):
     recipe = write_recipe(tasks=("semseg", "normals"))
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "edgemtl", "train", str(recipe),
-                        "--out", str(out), "--quiet"], capture_output=True, text=True, env=env, timeout=600)
+    r = subprocess.run(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "edgemtl",
+            "train",
+            str(recipe),
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "world_size: 2" in (out / "config.yaml").read_text()
     assert (out / "best.pt").is_file() and "semseg" in (out / "summary.json").read_text()

@@ -53,11 +53,35 @@ def test_bad_checkpoints_are_clear_errors(tiny_ckpt, tmp_path):
 def test_eval_cli_matches_the_library_and_reports_delta_m(tiny_ckpt, tiny_data, tmp_path, capsys):
     path, model, tasks = tiny_ckpt
     base = tmp_path / "base.json"
-    base.write_text(json.dumps({"semseg": {"mIoU": 10.0}, "depth": {"rmse": 5.0}, "normals": {"mean": 40.0},
-                                "saliency": {"maxF": 50.0}}))
+    base.write_text(
+        json.dumps(
+            {
+                "semseg": {"mIoU": 10.0},
+                "depth": {"rmse": 5.0},
+                "normals": {"mean": 40.0},
+                "saliency": {"maxF": 50.0},
+            }
+        )
+    )
     out = tmp_path / "res.json"
-    assert main(["eval", "--checkpoint", str(path), "--data", str(tiny_data), "--split", "val", "--json", str(out),
-                 "--baselines", str(base)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--checkpoint",
+                str(path),
+                "--data",
+                str(tiny_data),
+                "--split",
+                "val",
+                "--json",
+                str(out),
+                "--baselines",
+                str(base),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "protocol: split=val" in printed and "depth: rmse↓, pixel-wise" in printed and "Δm =" in printed
     report = json.loads(out.read_text())
@@ -67,7 +91,16 @@ def test_eval_cli_matches_the_library_and_reports_delta_m(tiny_ckpt, tiny_data, 
         for k, v in direct[n].items():
             assert report["metrics"][n][k] == pytest.approx(v, rel=1e-5, abs=1e-6)
     p = report["primary"]
-    expect = 100 / 4 * ((p["semseg"] - 10) / 10 - (p["depth"] - 5) / 5 - (p["normals"] - 40) / 40 + (p["saliency"] - 50) / 50)
+    expect = (
+        100
+        / 4
+        * (
+            (p["semseg"] - 10) / 10
+            - (p["depth"] - 5) / 5
+            - (p["normals"] - 40) / 40
+            + (p["saliency"] - 50) / 50
+        )
+    )
     assert report["delta_m"] == pytest.approx(expect, rel=1e-6)
 
 

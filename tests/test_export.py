@@ -28,11 +28,19 @@ from edgemtl.export.verify import VerificationError, numeric_parity, sample_imag
 from edgemtl.export.wrapper import build_graphs, task_io
 from edgemtl.models import ARCHITECTURES, create_model
 
-TINY = {"backbone": "mobilenetv2_tiny", "image_size": (32, 32), "decoder_channels": 16, "low_level_channels": 8,
-        "mti_channels": 8}
+TINY = {
+    "backbone": "mobilenetv2_tiny",
+    "image_size": (32, 32),
+    "decoder_channels": 16,
+    "low_level_channels": 8,
+    "mti_channels": 8,
+}
 CLASSES = ["bg", "a", "b", "c", "d"]
-TASKS3 = {"semseg": {"out_channels": 5, "class_names": CLASSES}, "depth": {"out_channels": 1},
-          "normals": {"out_channels": 3}}
+TASKS3 = {
+    "semseg": {"out_channels": 5, "class_names": CLASSES},
+    "depth": {"out_channels": 1},
+    "normals": {"out_channels": 3},
+}
 TASKS2 = {"semseg": {"out_channels": 5}, "edges": {"out_channels": 1}}
 MATRIX = os.environ.get("EDGEMTL_EXPORT_MATRIX") == "1"
 
@@ -66,7 +74,9 @@ def onnx_onehot(astmt, images, tmp_path_factory):
 @pytest.fixture(scope="module")
 def pte_per_task(images, tmp_path_factory):
     model = tiny("hard_sharing", TASKS2)
-    res = export(model, "executorch", tmp_path_factory.mktemp("et") / "hs.pte", task_input="per-task", images=images)
+    res = export(
+        model, "executorch", tmp_path_factory.mktemp("et") / "hs.pte", task_input="per-task", images=images
+    )
     return model, res
 
 
@@ -90,17 +100,24 @@ def check_runtime_matches_pytorch(model, path, images) -> None:
 
 # ---- declared support -----------------------------------------------------------------------
 
+
 def test_support_table_is_declarative():
     rows = {r["target"]: r for r in support_table()}
     assert set(rows) == set(TARGETS.names()) >= {"onnx", "executorch", "executorch-coreml", "coreml"}
     for name, row in rows.items():  # every target declares all of it
         cls = TARGETS.get(name)
-        assert row["suffix"].startswith(".") and row["precisions"] and row["task_inputs"] and row["description"]
-        assert set(row["precisions"]) <= {"fp32", "fp16", "int8"} and cls.default_precision in row["precisions"]
+        assert (
+            row["suffix"].startswith(".") and row["precisions"] and row["task_inputs"] and row["description"]
+        )
+        assert (
+            set(row["precisions"]) <= {"fp32", "fp16", "int8"} and cls.default_precision in row["precisions"]
+        )
         assert cls.backend is not None or cls.not_runnable != ExportTarget.not_runnable, name
     assert rows["onnx"]["precisions"] == ("fp32", "int8") and "per-task" not in rows["onnx"]["task_inputs"]
     assert rows["executorch"]["precisions"] == ("fp32", "int8")
-    assert set(rows["coreml"]["precisions"]) == {"fp16", "fp32"} and "index" not in rows["coreml"]["task_inputs"]
+    assert (
+        set(rows["coreml"]["precisions"]) == {"fp16", "fp32"} and "index" not in rows["coreml"]["task_inputs"]
+    )
     assert "per-task" in rows["executorch"]["task_inputs"]
 
 
@@ -113,24 +130,30 @@ def test_docs_support_table_lists_every_registered_target():
     for line in (Path(__file__).resolve().parents[1] / "docs" / "export.md").read_text().splitlines():
         m = re.match(r"\| `([\w-]+)` \| (.*?) \| (.*?) \| (.*?) \|", line)
         if m and m.group(1) in TARGETS:
-            rows[m.group(1)] = (re.findall(r"fp32|fp16|int8", m.group(3)), re.findall(r"onehot|index|per-task|all", m.group(4)))
+            rows[m.group(1)] = (
+                re.findall(r"fp32|fp16|int8", m.group(3)),
+                re.findall(r"onehot|index|per-task|all", m.group(4)),
+            )
     assert set(rows) == set(TARGETS.names())
     for name, (precisions, schemes) in rows.items():
         cls = TARGETS.get(name)
         assert set(precisions) == set(cls.precisions) and set(schemes) == set(cls.task_inputs), name
 
 
-@pytest.mark.parametrize("target,precision,scheme,arch,match", [
-    ("onnx", "fp32", "per-task", "astmt", "one graph"),
-    ("onnx", "fp16", None, "astmt", "fp16"),
-    ("executorch", "fp16", None, "astmt", "fp16"),
-    ("coreml", "fp16", "index", "astmt", "int32 gather"),
-    ("executorch-coreml", "fp16", "index", "astmt", "int64"),
-    ("onnx", "fp32", "onehot", "hard_sharing", "multi-output"),
-    ("coreml", "fp16", "all", "astmt_encoder_se", "task-modulated encoder"),
-    ("executorch-coreml", "int8", None, "astmt", "weight_compression: int8"),
-    ("coreml", "int8", None, "astmt", "weight_compression"),
-])
+@pytest.mark.parametrize(
+    "target,precision,scheme,arch,match",
+    [
+        ("onnx", "fp32", "per-task", "astmt", "one graph"),
+        ("onnx", "fp16", None, "astmt", "fp16"),
+        ("executorch", "fp16", None, "astmt", "fp16"),
+        ("coreml", "fp16", "index", "astmt", "int32 gather"),
+        ("executorch-coreml", "fp16", "index", "astmt", "int64"),
+        ("onnx", "fp32", "onehot", "hard_sharing", "multi-output"),
+        ("coreml", "fp16", "all", "astmt_encoder_se", "task-modulated encoder"),
+        ("executorch-coreml", "int8", None, "astmt", "weight_compression: int8"),
+        ("coreml", "int8", None, "astmt", "weight_compression"),
+    ],
+)
 def test_unsupported_combinations_raise_before_any_work(tmp_path, target, precision, scheme, arch, match):
     model = tiny("astmt", se="encoder_decoder") if arch == "astmt_encoder_se" else tiny(arch)
     out = tmp_path / f"m{get_target(target).suffix}"
@@ -143,8 +166,12 @@ def test_bad_names_and_options_are_clear(tmp_path):
     model = tiny("single_task")
     with pytest.raises(EdgeMTLError, match="Did you mean 'onnx'"):
         export(model, "onnxx", tmp_path / "m.onnx")
-    with pytest.raises(EdgeMTLError, match="unknown option 'weight_compresion'.*Did you mean 'weight_compression'"):
-        export(model, "coreml", tmp_path / "m.mlpackage", precision="fp16", options={"weight_compresion": "int8"})
+    with pytest.raises(
+        EdgeMTLError, match="unknown option 'weight_compresion'.*Did you mean 'weight_compression'"
+    ):
+        export(
+            model, "coreml", tmp_path / "m.mlpackage", precision="fp16", options={"weight_compresion": "int8"}
+        )
     with pytest.raises(EdgeMTLError, match="writes a .pte file"):
         export(model, "executorch", tmp_path / "m.onnx")
 
@@ -153,7 +180,12 @@ def test_every_shipped_profile_loads_and_unknown_keys_fail(tmp_path):
     from edgemtl.export.profiles import PROFILE_DIR, load_profile
 
     files = sorted(PROFILE_DIR.glob("*.yaml"))
-    assert {f.stem for f in files} >= {"onnx_fp32", "executorch_xnnpack_fp32", "coreml_ios17_fp16", "coreml_multifunction"}
+    assert {f.stem for f in files} >= {
+        "onnx_fp32",
+        "executorch_xnnpack_fp32",
+        "coreml_ios17_fp16",
+        "coreml_multifunction",
+    }
     for f in files:
         prof = load_profile(f.stem)
         target = get_target(prof["target"])
@@ -170,6 +202,7 @@ def test_every_shipped_profile_loads_and_unknown_keys_fail(tmp_path):
 
 # ---- ONNX (one-hot + index), runtime API and its errors --------------------------------------
 
+
 @pytest.mark.slow
 def test_onnx_onehot_artifact_verified_and_self_describing(onnx_onehot, astmt, images):
     meta = onnx_onehot.metadata
@@ -178,9 +211,16 @@ def test_onnx_onehot_artifact_verified_and_self_describing(onnx_onehot, astmt, i
     assert set(parity) == set(astmt.task_names)
     assert all(p["max_abs_diff"] < 1e-4 and p["images"] == len(images) == 3 for p in parity.values())
     assert meta["task_input"]["scheme"] == "onehot"
-    assert meta["task_input"]["methods"]["forward"]["inputs"][1] == {"name": "task", "dtype": "float32", "shape": [1, 3]}
+    assert meta["task_input"]["methods"]["forward"]["inputs"][1] == {
+        "name": "task",
+        "dtype": "float32",
+        "shape": [1, 3],
+    }
     assert meta["task_info"]["semseg"]["class_names"] == CLASSES
-    assert meta["task_info"]["depth"]["unit"] == "metres" and meta["task_info"]["normals"]["decoding"] == "l2_normalize"
+    assert (
+        meta["task_info"]["depth"]["unit"] == "metres"
+        and meta["task_info"]["normals"]["decoding"] == "l2_normalize"
+    )
     assert "inside the graph" in meta["preprocessing"]["normalization"]
     assert meta["model_config"]["arch"] == "astmt" and meta["edgemtl_version"]
     manifest = json.loads(onnx_onehot.manifest.read_text())
@@ -225,8 +265,9 @@ def test_onnx_index_graph_guards_out_of_range_ids(astmt, images, tmp_path):
     rt = runtime.load(res.path)
     with pytest.raises(EdgeMTLError, match="task id -1 out of range"):
         rt.predict(images[0][1], -1)
-    np.testing.assert_allclose(rt.predict(images[0][1], "depth")["raw"], reference(astmt, images[0][1], "depth"),
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        rt.predict(images[0][1], "depth")["raw"], reference(astmt, images[0][1], "depth"), atol=1e-4
+    )
 
 
 def test_runtime_input_errors_are_clear(onnx_onehot, images):
@@ -268,8 +309,11 @@ def test_runtime_file_errors_are_clear(onnx_onehot, tmp_path):
     del meta["preprocessing"], meta["task_input"]["methods"]
     shutil.copy(onnx_onehot.path, tmp_path / "edited.onnx")
     (tmp_path / "edited.onnx.json").write_text(json.dumps(meta))
-    with pytest.raises(EdgeMTLError, match=r"edited.onnx.json: manifest lacks or mangles 'preprocessing' \(dict\), "
-                                           r"'task_input.methods'"):
+    with pytest.raises(
+        EdgeMTLError,
+        match=r"edited.onnx.json: manifest lacks or mangles 'preprocessing' \(dict\), "
+        r"'task_input.methods'",
+    ):
         runtime.load(tmp_path / "edited.onnx")
 
 
@@ -304,6 +348,7 @@ def test_latency_measure(onnx_onehot):
 
 # ---- ExecuTorch (per-task methods) ----------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_executorch_per_task_methods_share_weights_and_match(pte_per_task, images):
     model, res = pte_per_task
@@ -316,8 +361,12 @@ def test_executorch_per_task_methods_share_weights_and_match(pte_per_task, image
     # one copy per method would be ~1.9x for this model).
     param_bytes = sum(p.numel() * 4 for p in model.parameters())
     assert res.size_bytes < 1.25 * param_bytes, (res.size_bytes, param_bytes)
-    assert meta["task_input"]["task_outputs"]["edges"] == {"method": "edges", "output": "edges", "index": 0,
-                                                           "channels": [0, 1]}
+    assert meta["task_input"]["task_outputs"]["edges"] == {
+        "method": "edges",
+        "output": "edges",
+        "index": 0,
+        "channels": [0, 1],
+    }
     check_runtime_matches_pytorch(model, res.path, images)
     pred = runtime.load(res.path).predict(images[0][1], "edges")
     assert pred["decoding"] == "sigmoid" and 0 <= pred["prediction"].min() <= pred["prediction"].max() <= 1
@@ -346,20 +395,44 @@ def test_profile_latency_of_an_artifact_and_of_a_recipe(pte_per_task, tmp_path, 
 
     _, res = pte_per_task
     out = tmp_path / "p.json"
-    assert main(["profile", str(res.path), "--threads", "1", "--runs", "3", "--warmup", "1", "--json", str(out)]) == 0
+    assert (
+        main(["profile", str(res.path), "--threads", "1", "--runs", "3", "--warmup", "1", "--json", str(out)])
+        == 0
+    )
     prof = json.loads(out.read_text())
     et = prof["latency"]["runtimes"]["executorch"]
     assert prof["latency"]["threads"] == 1 and et["bytes"] == res.size_bytes and prof["params_total"] > 0
-    assert set(et["per_task"]) == {"semseg", "edges"} and all(m["median_ms"] > 0 for m in et["per_task"].values())
+    assert set(et["per_task"]) == {"semseg", "edges"} and all(
+        m["median_ms"] > 0 for m in et["per_task"].values()
+    )
     assert et["all_tasks"]["calls_per_image"] == 2, "per-task methods: one call per task"
     assert "1 thread(s)" in capsys.readouterr().out
 
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("model: {arch: astmt, backbone: mobilenetv2_tiny, image_size: [32, 32], decoder_channels: 16, "
-                      "low_level_channels: 8, se: decoder}\ntasks: [semseg, depth]\n"
-                      "data: {synth: {preset: pascal, num: 4, size: 32}}\n")
-    assert main(["profile", str(recipe), "--runtime", "onnx", "--threads", "1", "--runs", "3", "--warmup", "1",
-                 "--json", str(out)]) == 0
+    recipe.write_text(
+        "model: {arch: astmt, backbone: mobilenetv2_tiny, image_size: [32, 32], decoder_channels: 16, "
+        "low_level_channels: 8, se: decoder}\ntasks: [semseg, depth]\n"
+        "data: {synth: {preset: pascal, num: 4, size: 32}}\n"
+    )
+    assert (
+        main(
+            [
+                "profile",
+                str(recipe),
+                "--runtime",
+                "onnx",
+                "--threads",
+                "1",
+                "--runs",
+                "3",
+                "--warmup",
+                "1",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     ort_prof = json.loads(out.read_text())["latency"]["runtimes"]["onnx"]
     assert ort_prof["task_input"] == "onehot" and set(ort_prof["per_task"]) == {"semseg", "depth"}
     assert ort_prof["all_tasks"]["calls_per_image"] == 1, "decoder-only SE: all-tasks graph, encoder once"
@@ -369,14 +442,17 @@ def test_profile_latency_of_an_artifact_and_of_a_recipe(pte_per_task, tmp_path, 
 
 # ---- CoreML (structural on Linux + the converted program in ORT) ----------------------------
 
+
 @pytest.mark.slow
 def test_coreml_fp16_onehot_structure(astmt, images, tmp_path):
     res = export(astmt, "coreml", tmp_path / "m.mlpackage", precision="fp16", images=images[:1])
     v = res.metadata["verification"]
     s = v["structure"]
     assert v["passed"] and "onnxruntime" in v["numeric"]["runtime"]
-    assert s["io"]["forward"]["inputs"] == [{"name": "image", "dtype": "float32", "shape": [1, 3, 32, 32]},
-                                            {"name": "task", "dtype": "float32", "shape": [1, 3]}]
+    assert s["io"]["forward"]["inputs"] == [
+        {"name": "image", "dtype": "float32", "shape": [1, 3, 32, 32]},
+        {"name": "task", "dtype": "float32", "shape": [1, 3]},
+    ]
     assert s["io"]["forward"]["outputs"][0]["dtype"] == "float32", "fp16 compute, float32 I/O"
     assert not any(op.startswith("gather") for op in s["ops"]) and s["ops"].get("conv")
     assert set(s["weight_values_by_dtype"]) == {"float16"}
@@ -392,7 +468,9 @@ def test_coreml_fp16_onehot_structure(astmt, images, tmp_path):
 @pytest.mark.slow
 def test_coreml_multifunction_shares_weights(images, tmp_path):
     model = tiny("astmt", TASKS2)
-    res = export(model, "coreml", tmp_path / "mf.mlpackage", precision="fp16", task_input="per-task", images=images[:1])
+    res = export(
+        model, "coreml", tmp_path / "mf.mlpackage", precision="fp16", task_input="per-task", images=images[:1]
+    )
     s = res.metadata["verification"]["structure"]
     assert res.metadata["verification"]["passed"] and set(s["io"]) == {"semseg", "edges"}
     assert s["spec_version"] >= 9 and res.metadata["target_options"]["minimum_deployment_target"] == "iOS18"
@@ -400,6 +478,7 @@ def test_coreml_multifunction_shares_weights(images, tmp_path):
 
 
 # ---- int8: ONNX Runtime's quantizer, PT2E to ONNX (QDQ) and ExecuTorch, .pt2 from edgemtl qat ----
+
 
 @pytest.fixture(scope="module")
 def astmt_ptq(astmt, images):
@@ -430,8 +509,12 @@ def test_onnx_int8_ort_quantizer(astmt, images, tmp_path):
     ops = {n.op_type for n in graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     inits = {i.name: i for i in graph.initializer}
-    zero_points = [inits[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear" and n.input[2] in inits]
-    assert zero_points and {z.data_type for z in zero_points} == {onnx.TensorProto.UINT8}, "U8 activations (x86 fast path)"
+    zero_points = [
+        inits[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear" and n.input[2] in inits
+    ]
+    assert zero_points and {z.data_type for z in zero_points} == {onnx.TensorProto.UINT8}, (
+        "U8 activations (x86 fast path)"
+    )
     # The task guard stays float: an invalid one-hot still yields NaN, a valid one finite outputs.
     rt = runtime.load(res.path, threads=1)
     x = preprocess(images[0][1], (32, 32))
@@ -451,11 +534,23 @@ def test_onnx_int8_reduce_range_sets_weight_bits(astmt, images, tmp_path, reduce
     import onnx
     from onnx import numpy_helper
 
-    res = export(astmt, "onnx", tmp_path / "i8.onnx", precision="int8", images=images,
-                 options={"reduce_range": reduce_range})
-    assert res.metadata["verification"]["passed"] and res.metadata["target_options"]["reduce_range"] is reduce_range
-    weights = [numpy_helper.to_array(i) for i in onnx.load(str(res.path)).graph.initializer
-               if i.data_type == onnx.TensorProto.INT8]
+    res = export(
+        astmt,
+        "onnx",
+        tmp_path / "i8.onnx",
+        precision="int8",
+        images=images,
+        options={"reduce_range": reduce_range},
+    )
+    assert (
+        res.metadata["verification"]["passed"]
+        and res.metadata["target_options"]["reduce_range"] is reduce_range
+    )
+    weights = [
+        numpy_helper.to_array(i)
+        for i in onnx.load(str(res.path)).graph.initializer
+        if i.data_type == onnx.TensorProto.INT8
+    ]
     peak = max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
     assert (peak <= 64) if reduce_range else (peak > 64), peak
     assert ("7-bit" in res.metadata["notes"][0]) is reduce_range
@@ -489,7 +584,12 @@ def test_int8_program_from_edgemtl_qat_exports_through_the_cli(astmt, astmt_ptq,
     path = tmp_path / "ptq_int8.pt2"
     save_program(astmt_ptq.gm, astmt, path, "ptq", {"classes": {"semseg": CLASSES}})
     out = tmp_path / "q.onnx"
-    assert main(["export", "--checkpoint", str(path), "--target", "onnx", "--out", str(out), "--num-images", "1"]) == 0
+    assert (
+        main(
+            ["export", "--checkpoint", str(path), "--target", "onnx", "--out", str(out), "--num-images", "1"]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "int8" in printed and "SQNR" in printed
     meta = json.loads((tmp_path / "q.onnx.json").read_text())
@@ -527,6 +627,7 @@ def test_int8_parity_failure_names_task(astmt_ptq, images):
 
 # ---- CLI end to end -------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_cli_export_and_predict(tmp_path, images, capsys):
     from edgemtl.checkpoint import save_checkpoint
@@ -536,23 +637,58 @@ def test_cli_export_and_predict(tmp_path, images, capsys):
     ckpt = tmp_path / "st.pt"
     save_checkpoint(ckpt, tiny("single_task"), {"classes": {"semseg": CLASSES}})
     out = tmp_path / "st.onnx"
-    assert main(["export", "--checkpoint", str(ckpt), "--profile", "onnx_fp32", "--out", str(out), "--num-images", "1"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(ckpt),
+                "--profile",
+                "onnx_fp32",
+                "--out",
+                str(out),
+                "--num-images",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "semseg" in capsys.readouterr().out and (tmp_path / "st.onnx.json").is_file()
     img = tmp_path / "in.png"
     img.write_bytes(encode_png(images[0][1]))
     png = tmp_path / "pred.png"
-    assert main(["predict", "--model", str(out), "--image", str(img), "--task", "semseg", "--out", str(png)]) == 0
+    assert (
+        main(["predict", "--model", str(out), "--image", str(img), "--task", "semseg", "--out", str(png)])
+        == 0
+    )
     import cv2
 
     assert cv2.imread(str(png)).shape == (*images[0][1].shape[:2], 3)
-    assert main(["predict", "--model", str(out), "--image", str(img), "--task", "sem", "--out", str(png)]) == 2
+    assert (
+        main(["predict", "--model", str(out), "--image", str(img), "--task", "sem", "--out", str(png)]) == 2
+    )
     assert "Did you mean 'semseg'" in capsys.readouterr().err
-    assert main(["export", "--checkpoint", str(ckpt), "--target", "onnx", "--task-input", "per-task",
-                 "--out", str(tmp_path / "x.onnx")]) == 2
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(ckpt),
+                "--target",
+                "onnx",
+                "--task-input",
+                "per-task",
+                "--out",
+                str(tmp_path / "x.onnx"),
+            ]
+        )
+        == 2
+    )
     assert "does not support --task-input per-task" in capsys.readouterr().err
 
 
 # ---- every architecture to every target -------------------------------------------------------
+
 
 def _rotated():
     """Each architecture x each target, precisions rotated over the architectures so every
@@ -580,8 +716,14 @@ def _check_matrix_entry(arch, target, precision, scheme, images, tmp_path):
     if not TARGETS.get(target).available():
         pytest.skip(f"optional target '{target}' not installed: {TARGETS.get(target).install}")
     model = tiny(arch, TASKS2)
-    res = export(model, target, tmp_path / f"m{get_target(target).suffix}", precision=precision, task_input=scheme,
-                 images=images[:1])
+    res = export(
+        model,
+        target,
+        tmp_path / f"m{get_target(target).suffix}",
+        precision=precision,
+        task_input=scheme,
+        images=images[:1],
+    )
     assert res.metadata["verification"]["passed"]
     assert set(res.metadata["verification"]["numeric"]["tasks"]) == set(model.task_names)
     if TARGETS.get(target).runs_here() and precision != "int8":
@@ -603,6 +745,7 @@ def test_export_matrix(arch, target, precision, scheme, images, tmp_path):
 
 # ---- nothing is lost: a failed export leaves the previous artifact alone ----------------------
 
+
 @pytest.mark.slow
 @pytest.mark.parametrize("target_name, suffix", [("onnx", ".onnx"), ("coreml", ".mlpackage")])
 def test_a_crash_during_export_keeps_the_previous_artifact(astmt, images, tmp_path, target_name, suffix):
@@ -611,7 +754,9 @@ def test_a_crash_during_export_keeps_the_previous_artifact(astmt, images, tmp_pa
     out = tmp_path / f"m{suffix}"
     first = export(astmt, target_name, out, images=images[:1], num_images=1)
     manifest_before = first.manifest.read_text()
-    files_before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) if out.is_dir() else out.read_bytes()
+    files_before = (
+        sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) if out.is_dir() else out.read_bytes()
+    )
 
     class FailsInVerification(type(get_target(target_name))):
         def inspect(self, graphs, ctx):  # a converter/inspection crash after the file was written
@@ -619,23 +764,40 @@ def test_a_crash_during_export_keeps_the_previous_artifact(astmt, images, tmp_pa
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        run_export(astmt, FailsInVerification(), out, precision=first.precision, images=images[:1], num_images=1)
-    after = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) if out.is_dir() else out.read_bytes()
+        run_export(
+            astmt, FailsInVerification(), out, precision=first.precision, images=images[:1], num_images=1
+        )
+    after = (
+        sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) if out.is_dir() else out.read_bytes()
+    )
     assert after == files_before and first.manifest.read_text() == manifest_before
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "no partial artifact left behind"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], (
+        "no partial artifact left behind"
+    )
     # and a successful re-export replaces it (a package directory too)
     again = export(astmt, target_name, out, images=images[:1], num_images=1)
-    assert again.metadata["verification"]["passed"] and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert again.metadata["verification"]["passed"] and not [
+        p for p in tmp_path.iterdir() if p.name.startswith(".")
+    ]
 
 
-@pytest.mark.parametrize("options, ops, max_bytes_per_weight", [
-    ({"weight_compression": "int8"}, ("constexpr_blockwise_shift_scale", "constexpr_affine_dequantize"), 1.4),
-    ({"weight_compression": "palettize", "palette_bits": 4}, ("constexpr_lut_to_dense",), 1.0),
-])
+@pytest.mark.parametrize(
+    "options, ops, max_bytes_per_weight",
+    [
+        (
+            {"weight_compression": "int8"},
+            ("constexpr_blockwise_shift_scale", "constexpr_affine_dequantize"),
+            1.4,
+        ),
+        ({"weight_compression": "palettize", "palette_bits": 4}, ("constexpr_lut_to_dense",), 1.0),
+    ],
+)
 @pytest.mark.slow
 def test_coreml_weight_compression(images, tmp_path, options, ops, max_bytes_per_weight):
     model = tiny("astmt")
-    res = export(model, "coreml", tmp_path / "c.mlpackage", precision="fp16", images=images[:1], options=options)
+    res = export(
+        model, "coreml", tmp_path / "c.mlpackage", precision="fp16", images=images[:1], options=options
+    )
     s = res.metadata["verification"]["structure"]
     assert res.metadata["verification"]["passed"] and any(op in s["ops"] for op in ops), s["ops"]
     n_params = sum(p.numel() for p in model.parameters())

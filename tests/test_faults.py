@@ -50,16 +50,27 @@ def trained(tmp_path_factory):
     root = tmp / "data"
     generate(root, 16, (48, 48), seed=11, preset="pascal", workers=1, progress=False)
     recipe = tmp / "r.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "model": {"arch": "astmt", "se": "decoder", **TINY_MODEL}, "tasks": ["semseg", "depth"],
-        "data": {"root": str(root)}, "train": {"epochs": 1, "batch_size": 4, "max_steps_per_epoch": 1}}))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"arch": "astmt", "se": "decoder", **TINY_MODEL},
+                "tasks": ["semseg", "depth"],
+                "data": {"root": str(root)},
+                "train": {"epochs": 1, "batch_size": 4, "max_steps_per_epoch": 1},
+            }
+        )
+    )
     assert main(["train", str(recipe), "--out", str(tmp / "run"), "--quiet"]) == 0
     onnx = tmp / "m.onnx"
-    assert main(["export", "--checkpoint", str(tmp / "run" / "best.pt"), "--target", "onnx", "--out", str(onnx)]) == 0
+    assert (
+        main(["export", "--checkpoint", str(tmp / "run" / "best.pt"), "--target", "onnx", "--out", str(onnx)])
+        == 0
+    )
     return {"root": root, "recipe": recipe, "ckpt": tmp / "run" / "best.pt", "onnx": onnx, "tmp": tmp}
 
 
 # ---- data loss ------------------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_failed_reexport_keeps_the_previous_artifact(trained, tmp_path, capsys, monkeypatch):
@@ -73,7 +84,9 @@ def test_failed_reexport_keeps_the_previous_artifact(trained, tmp_path, capsys, 
     monkeypatch.setitem(verify.TOLERANCES, "fp32", (-1.0, 0.0))
     assert main(["export", "--checkpoint", str(trained["ckpt"]), "--target", "onnx", "--out", str(out)]) == 2
     err = _err(capsys)
-    assert "verification failed" in err and "m.failed.onnx" in err and f"previous {out} is left as it was" in err
+    assert (
+        "verification failed" in err and "m.failed.onnx" in err and f"previous {out} is left as it was" in err
+    )
     assert _sha(out) == good and _sha(Path(f"{out}.json")) == good_manifest
     assert json.loads((tmp_path / "m.failed.onnx.json").read_text())["verification"]["passed"] is False
     monkeypatch.undo()
@@ -120,6 +133,7 @@ def test_kill_9_export_leftovers_are_cleaned(trained, tmp_path):
 
 # ---- tracebacks -----------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_config_values_are_coerced_or_refused(trained, tmp_path, capsys):
     raw = yaml.safe_load(trained["recipe"].read_text())
@@ -127,13 +141,29 @@ def test_config_values_are_coerced_or_refused(trained, tmp_path, capsys):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump(raw))
     assert "lr: 1e-3" in recipe.read_text()
-    assert main(["train", str(recipe), "--out", str(tmp_path / "a"), "--quiet", "--set", "train.weight_decay=1e-5"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(recipe),
+                "--out",
+                str(tmp_path / "a"),
+                "--quiet",
+                "--set",
+                "train.weight_decay=1e-5",
+            ]
+        )
+        == 0
+    )
     cfg = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())["train"]
     assert cfg["lr"] == 1e-3 and cfg["weight_decay"] == 1e-5
     capsys.readouterr()
     assert main(["train", str(recipe), "--out", str(tmp_path / "b"), "--set", "train.epochs=two"]) == 2
     assert "train.epochs: expected an integer, got 'two'" in _err(capsys)
-    assert main(["train", str(recipe), "--out", str(tmp_path / "c"), "--set", "model.decoder_channels=wide"]) == 2
+    assert (
+        main(["train", str(recipe), "--out", str(tmp_path / "c"), "--set", "model.decoder_channels=wide"])
+        == 2
+    )
     assert "model.decoder_channels: expected an integer, got 'wide'" in _err(capsys)
 
 
@@ -148,11 +178,37 @@ def test_unwritable_output_is_one_line(trained, tmp_path, capsys, command):
     cv2.imwrite(str(image), np.full((30, 40, 3), 120, np.uint8))
     argv = {
         "train": ["train", str(trained["recipe"]), "--out", str(target), "--quiet"],
-        "eval": ["eval", "--checkpoint", str(trained["ckpt"]), "--data", str(trained["root"]), "--json",
-                 str(target / "e.json"), "--edge-thresholds", "3"],
-        "export": ["export", "--checkpoint", str(trained["ckpt"]), "--target", "onnx", "--out", str(target / "m.onnx")],
-        "predict": ["predict", "--model", str(trained["onnx"]), "--image", str(image), "--task", "depth",
-                    "--out", str(target / "p.png")],
+        "eval": [
+            "eval",
+            "--checkpoint",
+            str(trained["ckpt"]),
+            "--data",
+            str(trained["root"]),
+            "--json",
+            str(target / "e.json"),
+            "--edge-thresholds",
+            "3",
+        ],
+        "export": [
+            "export",
+            "--checkpoint",
+            str(trained["ckpt"]),
+            "--target",
+            "onnx",
+            "--out",
+            str(target / "m.onnx"),
+        ],
+        "predict": [
+            "predict",
+            "--model",
+            str(trained["onnx"]),
+            "--image",
+            str(image),
+            "--task",
+            "depth",
+            "--out",
+            str(target / "p.png"),
+        ],
     }[command]
     assert main(argv) == 2
     err = [ln for ln in _err(capsys).splitlines() if "error" in ln]  # (eval's progress bar is on stderr too)
@@ -166,9 +222,13 @@ def test_edited_manifest_is_refused(trained, tmp_path):
     out = tmp_path / "m.onnx"
     shutil.copy(trained["onnx"], out)
     manifest = json.loads(Path(f"{trained['onnx']}.json").read_text())
-    for edit in ({"preprocessing": {**manifest["preprocessing"], "size_hw": [64, 64]}},
-                 {"tasks": manifest["tasks"][::-1],
-                  "task_input": {**manifest["task_input"], "tasks": manifest["task_input"]["tasks"][::-1]}}):
+    for edit in (
+        {"preprocessing": {**manifest["preprocessing"], "size_hw": [64, 64]}},
+        {
+            "tasks": manifest["tasks"][::-1],
+            "task_input": {**manifest["task_input"], "tasks": manifest["task_input"]["tasks"][::-1]},
+        },
+    ):
         Path(f"{out}.json").write_text(json.dumps({**manifest, **edit}))
         with pytest.raises(EdgeMTLError, match="was edited after export"):
             runtime.load(out)
@@ -178,16 +238,34 @@ def test_edited_manifest_is_refused(trained, tmp_path):
 
 # ---- silent garbage -------------------------------------------------------------------------------
 
+
 def test_resume_refuses_a_changed_recipe_and_applies_more_epochs(trained, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", str(trained["recipe"]), "--out", str(out), "--quiet"]) == 0
     capsys.readouterr()
-    assert main(["train", str(trained["recipe"]), "--out", str(out), "--resume", "--set", "train.lr=0.01",
-                 "--set", "model.se=none", "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                str(trained["recipe"]),
+                "--out",
+                str(out),
+                "--resume",
+                "--set",
+                "train.lr=0.01",
+                "--set",
+                "model.se=none",
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     err = _err(capsys)
     assert "recipe differs from the run" in err and "train.lr: run 0.001 -> recipe 0.01" in err
     assert "model.se: run 'decoder' -> recipe 'none'" in err
-    assert main(["train", str(trained["recipe"]), "--out", str(out), "--resume", "--set", "train.epochs=2"]) == 0
+    assert (
+        main(["train", str(trained["recipe"]), "--out", str(out), "--resume", "--set", "train.epochs=2"]) == 0
+    )
     assert "resume: applying train.epochs 1 -> 2" in capsys.readouterr().out
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(ln)["epoch"] for ln in lines] == [0, 1]
@@ -222,8 +300,10 @@ def test_suite_nested_keys_and_bench_threads(tmp_path, capsys):
     from edgemtl.bench.suite import load_suite
 
     bad = tmp_path / "s.yaml"
-    bad.write_text("data: {synth: {preset: pascal}}\ntasks: [semseg]\nvariants: {a: {model: {arch: astmt}}}\n"
-                   "latency: {threads: 2, rusn: 5}\n")
+    bad.write_text(
+        "data: {synth: {preset: pascal}}\ntasks: [semseg]\nvariants: {a: {model: {arch: astmt}}}\n"
+        "latency: {threads: 2, rusn: 5}\n"
+    )
     with pytest.raises(EdgeMTLError, match=r"unknown key 'latency.rusn'.*Did you mean 'runs'"):
         load_suite(bad)
     bad.write_text(bad.read_text().replace("rusn: 5", "runs: 0"))
@@ -236,16 +316,43 @@ def test_suite_nested_keys_and_bench_threads(tmp_path, capsys):
 
 # ---- unclear --------------------------------------------------------------------------------------
 
+
 def test_missing_image_says_not_found(trained, tmp_path, capsys):
-    assert main(["predict", "--model", str(trained["onnx"]), "--image", str(tmp_path / "nope.jpg"), "--task",
-                 "depth", "--out", str(tmp_path / "p.png")]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(trained["onnx"]),
+                "--image",
+                str(tmp_path / "nope.jpg"),
+                "--task",
+                "depth",
+                "--out",
+                str(tmp_path / "p.png"),
+            ]
+        )
+        == 2
+    )
     assert "nope.jpg: file not found" in _err(capsys)
 
 
 def test_nan_stop_names_the_checkpoint_that_exists(trained, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", str(trained["recipe"]), "--out", str(out), "--quiet",
-                 "--set", "train.loss_weights={semseg: .nan}"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                str(trained["recipe"]),
+                "--out",
+                str(out),
+                "--quiet",
+                "--set",
+                "train.loss_weights={semseg: .nan}",
+            ]
+        )
+        == 2
+    )
     err = _err(capsys)
     assert "non-finite" in err and "no checkpoint was written (it diverged in the first epoch)" in err
     assert "last.pt" not in err
@@ -267,26 +374,64 @@ def test_executorch_commands_keep_the_terminal_clean(trained, tmp_path):
     pte = tmp_path / "m.pte"
     env = {k: v for k, v in os.environ.items() if k != "EDGEMTL_VERBOSE"}
     exe = [sys.executable, "-m", "edgemtl"]
-    export = subprocess.run([*exe, "export", "--checkpoint", str(trained["ckpt"]), "--target", "executorch",
-                             "--out", str(pte)], capture_output=True, text=True, env=env)
+    export = subprocess.run(
+        [*exe, "export", "--checkpoint", str(trained["ckpt"]), "--target", "executorch", "--out", str(pte)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert export.returncode == 0, export.stderr
     image = tmp_path / "photo.png"
     import cv2
 
     cv2.imwrite(str(image), np.full((30, 40, 3), 120, np.uint8))
-    predict = subprocess.run([*exe, "predict", "--model", str(pte), "--image", str(image), "--task", "depth",
-                              "--out", str(tmp_path / "p.png"), "--threads", "1"], capture_output=True, text=True, env=env)
+    predict = subprocess.run(
+        [
+            *exe,
+            "predict",
+            "--model",
+            str(pte),
+            "--image",
+            str(image),
+            "--task",
+            "depth",
+            "--out",
+            str(tmp_path / "p.png"),
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert predict.returncode == 0, predict.stderr
     for run in (export, predict):
         for noise in ("Failed to load", "cpuinfo", "_pytree", "Resetting threadpool", "Warning"):
             assert noise not in run.stderr, (noise, run.stderr[-2000:])
-    verbose = subprocess.run([*exe, "predict", "--model", str(pte), "--image", str(image), "--task", "depth",
-                              "--out", str(tmp_path / "p.png"), "--threads", "1"], capture_output=True, text=True,
-                             env={**env, "EDGEMTL_VERBOSE": "1"})
+    verbose = subprocess.run(
+        [
+            *exe,
+            "predict",
+            "--model",
+            str(pte),
+            "--image",
+            str(image),
+            "--task",
+            "depth",
+            "--out",
+            str(tmp_path / "p.png"),
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env={**env, "EDGEMTL_VERBOSE": "1"},
+    )
     assert verbose.returncode == 0 and "cpuinfo" in verbose.stderr + verbose.stdout
 
 
 # ---- install anywhere -----------------------------------------------------------------------------
+
 
 def test_readme_install_needs_python_only():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
@@ -300,6 +445,7 @@ def test_readme_install_needs_python_only():
 
 
 # ---- balancers ------------------------------------------------------------------------------------
+
 
 def _paper_imtl_g(g: torch.Tensor) -> torch.Tensor:
     """The closed form as printed in the paper (independent of edgemtl's pinv form)."""
@@ -348,6 +494,8 @@ def test_eval_json_never_overwrites_a_manifest(trained, tmp_path, capsys):
     shutil.copy(trained["onnx"], out)
     shutil.copy(f"{trained['onnx']}.json", f"{out}.json")
     before = _sha(Path(f"{out}.json"))
-    assert main(["eval", "--checkpoint", str(out), "--data", str(trained["root"]), "--json", f"{out}.json"]) == 2
+    assert (
+        main(["eval", "--checkpoint", str(out), "--data", str(trained["root"]), "--json", f"{out}.json"]) == 2
+    )
     assert "is an artifact's manifest" in _err(capsys)
     assert _sha(Path(f"{out}.json")) == before

@@ -29,24 +29,46 @@ def _dataset(tmp: Path, kind: str) -> Path:
     from edgemtl.data.synth import generate
 
     root = tmp / kind
-    generate(root, 16, SIZES[kind], seed=7, preset="pascal", workers=1, progress=False, splits=(0.5, 0.25, 0.25))
+    generate(
+        root, 16, SIZES[kind], seed=7, preset="pascal", workers=1, progress=False, splits=(0.5, 0.25, 0.25)
+    )
     if kind == "mixed":
         as_jpeg_photos(root)
     return root
 
 
 def _recipe(tmp: Path, root: Path) -> Path:
-    recipe = {"model": {"arch": "astmt", "se": "decoder", **TINY_MODEL}, "tasks": TASKS, "data": {"root": str(root)},
-              "train": {"epochs": 1, "batch_size": 4, "edge_thresholds": 3, "max_steps_per_epoch": 2}}
+    recipe = {
+        "model": {"arch": "astmt", "se": "decoder", **TINY_MODEL},
+        "tasks": TASKS,
+        "data": {"root": str(root)},
+        "train": {"epochs": 1, "batch_size": 4, "edge_thresholds": 3, "max_steps_per_epoch": 2},
+    }
     path = tmp / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return path
 
 
 def _eval(model: Path, root: Path, out: Path, capsys) -> dict:
-    assert main(["eval", "--checkpoint", str(model), "--data", str(root), "--edge-thresholds", "3",
-                 "--json", str(out)]) == 0
-    assert "whole image resized to 48x48" in capsys.readouterr().out, "the protocol is printed with the result"
+    assert (
+        main(
+            [
+                "eval",
+                "--checkpoint",
+                str(model),
+                "--data",
+                str(root),
+                "--edge-thresholds",
+                "3",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert "whole image resized to 48x48" in capsys.readouterr().out, (
+        "the protocol is printed with the result"
+    )
     return json.loads(out.read_text())
 
 
@@ -104,8 +126,22 @@ def test_train_eval_export_predict_on_images_of_other_sizes(kind, tmp_path, caps
     targets = [("onnx", "m.onnx")] + ([("executorch", "m.pte")] if kind == "mixed" else [])
     for target, name in targets:
         art = tmp_path / name
-        assert main(["export", "--checkpoint", str(ckpt), "--target", target, "--out", str(art),
-                     "--images", str(root / "images")]) == 0
+        assert (
+            main(
+                [
+                    "export",
+                    "--checkpoint",
+                    str(ckpt),
+                    "--target",
+                    target,
+                    "--out",
+                    str(art),
+                    "--images",
+                    str(root / "images"),
+                ]
+            )
+            == 0
+        )
         capsys.readouterr()
         got = _eval(art, root, tmp_path / f"{name}.eval.json", capsys)
         for t in TASKS:
@@ -115,8 +151,22 @@ def test_train_eval_export_predict_on_images_of_other_sizes(kind, tmp_path, caps
     # A JPEG photo of yet another size through the artifact: the prediction comes back at its size.
     photo = tmp_path / "photo.jpg"
     cv2.imwrite(str(photo), cv2.resize(cv2.imread(str(FIXTURE)), (70, 50)), [cv2.IMWRITE_JPEG_QUALITY, 80])
-    assert main(["predict", "--model", str(tmp_path / "m.onnx"), "--image", str(photo), "--task", "semseg",
-                 "--out", str(tmp_path / "p.png")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(tmp_path / "m.onnx"),
+                "--image",
+                str(photo),
+                "--task",
+                "semseg",
+                "--out",
+                str(tmp_path / "p.png"),
+            ]
+        )
+        == 0
+    )
     assert cv2.imread(str(tmp_path / "p.png")).shape[:2] == (50, 70)
 
 
@@ -155,8 +205,25 @@ def test_eval_items_are_prepared_exactly_as_the_runtime_prepares_them(mixed_data
 
 
 def test_synth_renders_mixed_sizes(tmp_path, capsys):
-    assert main(["data", "synth", "--out", str(tmp_path / "d"), "--num", "6", "--size", "40x56,56x40",
-                 "--preset", "nyud", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--out",
+                str(tmp_path / "d"),
+                "--num",
+                "6",
+                "--size",
+                "40x56,56x40",
+                "--preset",
+                "nyud",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "40x56, 56x40" in capsys.readouterr().out
     meta = json.loads((tmp_path / "d" / "dataset.json").read_text())
     assert "image_size" not in meta and meta["generator"]["size"] == [[40, 56], [56, 40]]

@@ -16,11 +16,17 @@ import torch
 
 from edgemtl.export import TARGETS, export, runnable_targets, support_table
 
-pytestmark = pytest.mark.skipif(not TARGETS.get("litert").available(),
-                                reason="optional target: pip install 'edgemtl[litert]'")
+pytestmark = pytest.mark.skipif(
+    not TARGETS.get("litert").available(), reason="optional target: pip install 'edgemtl[litert]'"
+)
 
-TINY = {"backbone": "mobilenetv2_tiny", "image_size": (32, 32), "decoder_channels": 16, "low_level_channels": 8,
-        "mti_channels": 8}
+TINY = {
+    "backbone": "mobilenetv2_tiny",
+    "image_size": (32, 32),
+    "decoder_channels": 16,
+    "low_level_channels": 8,
+    "mti_channels": 8,
+}
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -74,7 +80,7 @@ def test_litert_export_parity_and_runtime(scheme, precision, photo, tmp_path):
         if precision == "fp32":
             np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-3)
         else:
-            assert 10 * np.log10((ref ** 2).sum() / max(((got - ref) ** 2).sum(), 1e-20)) > 15, task
+            assert 10 * np.log10((ref**2).sum() / max(((got - ref) ** 2).sum(), 1e-20)) > 15, task
         assert rt.visualize(pred).shape == (*image.shape[:2], 3)
         assert resize_output(got[None], image.shape[:2]).shape[2:] == image.shape[:2]
 
@@ -98,12 +104,33 @@ def test_litert_through_the_cli_profile_and_a_bench_row(photo, tmp_path, capsys)
     run.mkdir()
     save_checkpoint(run / "best.pt", model, {"classes": {"semseg": [f"c{i}" for i in range(5)]}})
     out = tmp_path / "m.tflite"
-    assert main(["export", "--checkpoint", str(run / "best.pt"), "--target", "litert", "--out", str(out),
-                 "--images", str(FIXTURES), "--num-images", "1"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(run / "best.pt"),
+                "--target",
+                "litert",
+                "--out",
+                str(out),
+                "--images",
+                str(FIXTURES),
+                "--num-images",
+                "1",
+            ]
+        )
+        == 0
+    )
     prof = tmp_path / "p.json"
-    assert main(["profile", str(out), "--threads", "1", "--runs", "2", "--warmup", "1", "--json", str(prof)]) == 0
+    assert (
+        main(["profile", str(out), "--threads", "1", "--runs", "2", "--warmup", "1", "--json", str(prof)])
+        == 0
+    )
     lat = json.loads(prof.read_text())["latency"]["runtimes"]["litert"]
     assert set(lat["per_task"]) == set(model.task_names) and lat["bytes"] == out.stat().st_size
     capsys.readouterr()
-    row = export_row("astmt", {"target": "litert", "precision": "fp32"}, run, None, tmp_path / "bench", FIXTURES)
+    row = export_row(
+        "astmt", {"target": "litert", "precision": "fp32"}, run, None, tmp_path / "bench", FIXTURES
+    )
     assert row["status"] == "ok" and row["artifact"].endswith(".tflite"), row

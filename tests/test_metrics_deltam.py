@@ -29,7 +29,9 @@ def test_astmt_readme_rows_average_drop_is_minus_delta_m() -> None:
 
 
 def test_per_task_terms_and_sign() -> None:
-    terms = per_task_delta({"seg": 55.0, "depth": 0.5}, {"seg": 50.0, "depth": 0.625}, {"seg": True, "depth": np.bool_(False)})
+    terms = per_task_delta(
+        {"seg": 55.0, "depth": 0.5}, {"seg": 50.0, "depth": 0.625}, {"seg": True, "depth": np.bool_(False)}
+    )
     assert terms == pytest.approx({"seg": 10.0, "depth": 20.0})  # both better -> positive
     assert delta_m({"seg": 45.0}, {"seg": 50.0, "unused": 1.0}, {"seg": True}) == pytest.approx(-10.0)
 
@@ -37,16 +39,26 @@ def test_per_task_terms_and_sign() -> None:
 # Outputs of the AMTL authors' own ``merge_metrics`` (Samsung/Achievement-based-MTL 4e6f39b,
 # core/metrics/utils.py), run on these vectors in the release's units (fractions, metres, degrees).
 RELEASE_VECTORS = [
-    ({"mIoU": 0.3798, "d1": 0.7685, "rms": 0.5920, "mean": 20.31, "median": 14.02, "11.25": 0.4151}, 0.3660948827162553),
+    (
+        {"mIoU": 0.3798, "d1": 0.7685, "rms": 0.5920, "mean": 20.31, "median": 14.02, "11.25": 0.4151},
+        0.3660948827162553,
+    ),
     ({"mIoU": 0.4888, "d1": 0.8277, "rms": 0.4711}, 0.8049252688745457),
 ]
 
 
 def _edgemtl_metrics(release: dict[str, float]) -> dict[str, dict[str, float]]:
     """The same numbers as edgemtl's evaluation reports them (percentages for accuracies)."""
-    out = {"semseg": {"mIoU": 100 * release["mIoU"]}, "depth": {"delta1": 100 * release["d1"], "rmse": release["rms"]}}
+    out = {
+        "semseg": {"mIoU": 100 * release["mIoU"]},
+        "depth": {"delta1": 100 * release["d1"], "rmse": release["rms"]},
+    }
     if "mean" in release:
-        out["normals"] = {"mean": release["mean"], "median": release["median"], "within_11.25": 100 * release["11.25"]}
+        out["normals"] = {
+            "mean": release["mean"],
+            "median": release["median"],
+            "within_11.25": 100 * release["11.25"],
+        }
     return out
 
 
@@ -55,8 +67,9 @@ def test_acc_mtl_matches_the_amtl_release(release, expected) -> None:
     from edgemtl.tasks import build_tasks
 
     metrics = _edgemtl_metrics(release)
-    tasks = build_tasks(list(metrics), {"tasks": list(metrics), "classes": {"semseg": ["a", "b"]},
-                                        "depth_range": [0.0, 10.0]})
+    tasks = build_tasks(
+        list(metrics), {"tasks": list(metrics), "classes": {"semseg": ["a", "b"]}, "depth_range": [0.0, 10.0]}
+    )
     got = acc_mtl(metrics, {t: tasks[t].acc_mtl_terms() for t in metrics})
     assert got == pytest.approx(expected, rel=1e-9)
 

@@ -17,8 +17,14 @@ EPS = 1e-3
 def _pixel_terms(p: float, g: float) -> tuple[float, ...]:
     pc = max(p, EPS)  # floor at 1 mm (covers <= 0)
     ratio = max(pc / g, g / pc)
-    return ((p - g) ** 2, abs(p - g) / g, (math.log(pc) - math.log(g)) ** 2,
-            float(ratio < 1.25), float(ratio < 1.25**2), float(ratio < 1.25**3))
+    return (
+        (p - g) ** 2,
+        abs(p - g) / g,
+        (math.log(pc) - math.log(g)) ** 2,
+        float(ratio < 1.25),
+        float(ratio < 1.25**2),
+        float(ratio < 1.25**3),
+    )
 
 
 def _loops(pred: np.ndarray, gt: np.ndarray) -> tuple[dict, dict]:

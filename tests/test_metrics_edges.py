@@ -25,6 +25,7 @@ def _allowed(pred_pts, gt_pts, radius) -> list[list[int]]:
 
 def _exhaustive(adj: list[list[int]]) -> int:
     """Try every assignment (each pred: unmatched or any free allowed gt)."""
+
     def rec(i: int, used: frozenset) -> int:
         if i == len(adj):
             return 0
@@ -89,7 +90,9 @@ def test_exact_cases() -> None:
     line = np.zeros((40, 40), np.uint8)
     line[10, 5:35] = 1
     for rows, expected in ((1, 100.0), (3, 0.0)):  # 1 px < 1.7 px tolerance < 3 px
-        assert edge_metrics(np.roll(line, rows, axis=0).astype(float), line, max_dist=0.03)["odsF"] == expected
+        assert (
+            edge_metrics(np.roll(line, rows, axis=0).astype(float), line, max_dist=0.03)["odsF"] == expected
+        )
 
 
 def test_one_gt_pixel_cannot_match_two_preds() -> None:
@@ -111,6 +114,7 @@ def test_ignore_pixels_excluded() -> None:
 
 def _literal_bsds(counts: np.ndarray, thresh: np.ndarray) -> dict[str, float]:
     """Loop port of collect_eval_bdry.m; counts [N,T,4] = cntR sumR cntP sumP per image."""
+
     def fm(r, p):
         return 2 * p * r / (p + r) if p + r > 0 else 0.0
 
@@ -219,7 +223,9 @@ def test_errors() -> None:
         EdgeMeter(max_dist=0.011).merge(EdgeMeter())
 
 
-def _reference_counts(prob: np.ndarray, gt: np.ndarray, max_dist: float, thresholds: np.ndarray) -> np.ndarray:
+def _reference_counts(
+    prob: np.ndarray, gt: np.ndarray, max_dist: float, thresholds: np.ndarray
+) -> np.ndarray:
     """The benchmark written plainly: skimage's thin on every threshold, every pixel in the matching."""
     radius = max_dist * float(np.hypot(*gt.shape))
     gt_pts = np.argwhere(gt == 1)

@@ -18,7 +18,9 @@ TASKS = {
     "parts": {"out_channels": 4},
 }
 SIZE = (32, 32)
-TINY = dict(backbone="mobilenetv2_050", image_size=SIZE, decoder_channels=16, low_level_channels=8, mti_channels=8)
+TINY = dict(
+    backbone="mobilenetv2_050", image_size=SIZE, decoder_channels=16, low_level_channels=8, mti_channels=8
+)
 
 
 def tasks_for(arch: str) -> dict:
@@ -37,8 +39,15 @@ def arch_model(request):
 
 def test_registry_lists_every_architecture():
     assert {"single_task", "hard_sharing", "astmt", "mtinet", "padnet"} <= set(ARCHITECTURES.names())
-    assert {"mobilenetv2_050", "mobilenetv2_075", "mobilenetv2_100", "mobilenetv2_140",
-            "efficientnetv2_b0", "efficientnetv2_rw_t", "efficientnet_lite0"} <= set(BACKBONES.names())
+    assert {
+        "mobilenetv2_050",
+        "mobilenetv2_075",
+        "mobilenetv2_100",
+        "mobilenetv2_140",
+        "efficientnetv2_b0",
+        "efficientnetv2_rw_t",
+        "efficientnet_lite0",
+    } <= set(BACKBONES.names())
 
 
 def test_forward_backward_shapes(arch_model):
@@ -78,10 +87,19 @@ def test_task_switching_changes_outputs_and_selection_modes_agree():
     assert torch.allclose(mixed[1], model(x[1:], torch.tensor([1]))[0], atol=1e-5)
 
 
-@pytest.mark.parametrize("variant", [
-    dict(se="decoder"), dict(se="encoder_decoder"), dict(se="shared"), dict(se="none"),
-    dict(per_task_bn=True), dict(adapters=True), dict(aspp="per_task"), dict(decoder="light"),
-])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        dict(se="decoder"),
+        dict(se="encoder_decoder"),
+        dict(se="shared"),
+        dict(se="none"),
+        dict(per_task_bn=True),
+        dict(adapters=True),
+        dict(aspp="per_task"),
+        dict(decoder="light"),
+    ],
+)
 def test_astmt_variants_run_and_modulate(variant):
     model = build("astmt", **variant)
     x = torch.rand(1, 3, *SIZE)
@@ -148,7 +166,11 @@ def test_torch_export_with_task_input(arch):
         ep = torch.export.export(model, ex)
         if model.conditional:
             for t in range(len(model.task_names)):
-                task = torch.tensor([t]) if mode == "index" else torch.nn.functional.one_hot(torch.tensor([t]), 6).float()
+                task = (
+                    torch.tensor([t])
+                    if mode == "index"
+                    else torch.nn.functional.one_hot(torch.tensor([t]), 6).float()
+                )
                 torch.testing.assert_close(ep.module()(ex[0], task), model(ex[0], task), atol=1e-5, rtol=1e-5)
         else:
             got, want = ep.module()(*ex), model(*ex)
@@ -157,8 +179,11 @@ def test_torch_export_with_task_input(arch):
 
 
 def test_auxiliary_tasks_and_deep_supervision():
-    model = build("mtinet", tasks={"semseg": TASKS["semseg"], "depth": TASKS["depth"]},
-                  aux_tasks={"normals": TASKS["normals"], "edges": TASKS["edges"]})
+    model = build(
+        "mtinet",
+        tasks={"semseg": TASKS["semseg"], "depth": TASKS["depth"]},
+        aux_tasks={"normals": TASKS["normals"], "edges": TASKS["edges"]},
+    )
     out, aux = model(torch.rand(1, 3, *SIZE), return_aux=True)
     assert set(out) == {"semseg", "depth"}
     assert set(aux) == {"scale_0", "scale_1", "scale_2", "scale_3"}
@@ -194,7 +219,9 @@ def test_config_errors_name_the_key():
         create_model({"arch": "astmt", "tasks": TASKS, "se_reductoin": 2})
 
 
-@pytest.mark.parametrize("backbone,output_stride", [("mobilenetv2_050", 8), ("efficientnetv2_b0", 16), ("efficientnet_lite0", 16)])
+@pytest.mark.parametrize(
+    "backbone,output_stride", [("mobilenetv2_050", 8), ("efficientnetv2_b0", 16), ("efficientnet_lite0", 16)]
+)
 def test_backbones_and_output_stride(backbone, output_stride):
     model = build("astmt", backbone=backbone, output_stride=output_stride)
     assert max(model.backbone.reductions) == output_stride
@@ -267,8 +294,14 @@ def test_bn_statistics_are_per_task_behind_task_gated_features(per_task_bn):
     hook.remove()
     gap = float((batch_means[0] - batch_means[1]).abs().max())
     assert gap > 1e-3, "task gating must change the BN input statistics"
-    running = [bn.running_mean[t] if per_task_bn is None else bn.bn.running_mean if hasattr(bn, "bn") else bn.running_mean
-               for t in range(3)]
+    running = [
+        bn.running_mean[t]
+        if per_task_bn is None
+        else bn.bn.running_mean
+        if hasattr(bn, "bn")
+        else bn.running_mean
+        for t in range(3)
+    ]
     errs = [float((running[t] - batch_means[t]).abs().max()) for t in range(3)]
     if per_task_bn is None:  # the default for task SE
         assert model.config.per_task_bn and max(errs) < 1e-3 * max(gap, 1), errs
@@ -276,16 +309,29 @@ def test_bn_statistics_are_per_task_behind_task_gated_features(per_task_bn):
         assert max(errs) > 0.2 * gap, errs
 
 
-@pytest.mark.parametrize("kw", [dict(se="encoder_decoder"), dict(se="encoder_decoder", adapters=True, aspp="per_task"),
-                                dict(se="decoder", decoder="light")])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(se="encoder_decoder"),
+        dict(se="encoder_decoder", adapters=True, aspp="per_task"),
+        dict(se="decoder", decoder="light"),
+    ],
+)
 def test_specialize_bakes_one_task_in_exactly(kw):
     """The specialised model has no task modules left and computes forward_task of the original."""
     from edgemtl.models.specialize import specialize
 
     torch.manual_seed(0)
     tasks = {"semseg": {"out_channels": 5}, "depth": {"out_channels": 1}, "normals": {"out_channels": 3}}
-    m = create_model(arch="astmt", tasks=tasks, backbone="mobilenetv2_tiny", image_size=(32, 32),
-                     decoder_channels=16, low_level_channels=8, **kw).eval()
+    m = create_model(
+        arch="astmt",
+        tasks=tasks,
+        backbone="mobilenetv2_tiny",
+        image_size=(32, 32),
+        decoder_channels=16,
+        low_level_channels=8,
+        **kw,
+    ).eval()
     with torch.no_grad():  # make the tasks differ (fresh per-task parameters are copies of each other)
         for p in m.parameters():
             if getattr(p, "_edgemtl_per_task", False):
@@ -303,4 +349,7 @@ def test_specialize_bakes_one_task_in_exactly(kw):
             torch.testing.assert_close(s.forward_task(x, t), outs[t], atol=1e-5, rtol=1e-5)
     assert (outs["semseg"][:, :1] - outs["depth"]).abs().max() > 1e-3, "the tasks really differ"
     with pytest.raises(EdgeMTLError, match="not task-conditional"):
-        specialize(create_model(arch="hard_sharing", tasks=tasks, backbone="mobilenetv2_tiny", image_size=(32, 32)), "depth")
+        specialize(
+            create_model(arch="hard_sharing", tasks=tasks, backbone="mobilenetv2_tiny", image_size=(32, 32)),
+            "depth",
+        )

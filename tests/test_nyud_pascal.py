@@ -55,6 +55,7 @@ def _encode_normals(n: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------- NYUD
 
+
 def make_nyud(tmp: Path, variant: str = "mtl") -> Path:
     root = tmp / "NYUD_MT"
     ids = ["000001", "000002", "000003"]
@@ -66,7 +67,7 @@ def make_nyud(tmp: Path, variant: str = "mtl") -> Path:
     depth[3, 3] = 7.25
     normals = np.zeros((H, W, 3), np.float32)
     normals[:, : W // 2] = (1, 0, 0)  # facing right
-    normals[:, W // 2:] = (0, 1, 0)  # the release's frame is y-up (x right, z towards the camera): facing up
+    normals[:, W // 2 :] = (0, 1, 0)  # the release's frame is y-up (x right, z towards the camera): facing up
     normals[0] = 0  # invalid row
     edge = np.zeros((H, W), np.float32)
     edge[:, 5] = 1
@@ -131,12 +132,16 @@ def test_nyud_keep_unlabeled_and_errors(tmp_path):
     with pytest.raises(EdgeMTLError, match=r"000009\.jpg: image listed in gt_sets not found"):
         convert_nyud(src, tmp_path / "out3")
     shutil.rmtree(src / "NYUD_MT" / "gt_sets")
-    with pytest.raises(EdgeMTLError, match=r"(?s)NYUD_MT is not a NYUD_MT tree: missing folder\(s\) gt_sets"
-                                           r"\. Expected layout:\n.*NYUD_MT/images/<id>\.jpg"):
+    with pytest.raises(
+        EdgeMTLError,
+        match=r"(?s)NYUD_MT is not a NYUD_MT tree: missing folder\(s\) gt_sets"
+        r"\. Expected layout:\n.*NYUD_MT/images/<id>\.jpg",
+    ):
         convert_nyud(src, tmp_path / "out4")
 
 
 # -------------------------------------------------------------------------------------- PASCAL
+
 
 def _anno(path: Path) -> None:
     """A PASCAL-Part 'anno' struct: a person with head + left foot parts, and a partless dog."""
@@ -163,7 +168,7 @@ def make_pascal(tmp: Path) -> Path:
     root = tmp / "PASCAL_MT"
     ids = ["2008_000001", "2008_000002"]
     seg = np.zeros((H, W), np.uint8)
-    seg[:, W // 2:] = 15
+    seg[:, W // 2 :] = 15
     seg[:, W // 2] = 255
     sal = np.zeros((H, W), np.uint8)
     sal[:, :4] = 255
@@ -171,7 +176,7 @@ def make_pascal(tmp: Path) -> Path:
     sal[:, 5] = 100  # < 0.5 -> not salient
     normals = np.zeros((H, W, 3), np.float32)
     normals[:, : W // 2] = (0, 1, 0)  # the release's frame is y-up: facing up
-    normals[:, W // 2:] = (1, 0, 0)
+    normals[:, W // 2 :] = (1, 0, 0)
     label_map = np.full((H, W), 284, np.uint16)  # person: an NYUD-like class, normals kept
     label_map[:, 14:] = 2  # aeroplane: not an NYUD class, normals dropped
     for sid in ids:
@@ -206,8 +211,12 @@ def test_pascal_convert_and_load(tmp_path):
     assert torch.allclose(n[:, 3, 12], torch.tensor([1.0, 0.0, 0.0]), atol=0.01)
     assert torch.all(n[:, :, 14:] == 0)  # non-NYUD class: invalid
     e = it["edges"][0]
-    assert torch.equal(e, torch.from_numpy(edges_from_labelmap(
-        np.where(np.arange(W) >= 14, 2, 284)[None].repeat(H, 0))).float())
+    assert torch.equal(
+        e,
+        torch.from_numpy(
+            edges_from_labelmap(np.where(np.arange(W) >= 14, 2, 284)[None].repeat(H, 0))
+        ).float(),
+    )
     # Laplacian marks both sides of the class change (cols 13, 14); thinning keeps one pixel per
     # row (skimage's thin may drop a line end at the image border, as in the reference loader).
     assert torch.all(e.sum(1) <= 1) and e.sum() >= H - 2 and e[:, 13:15].sum() == e.sum()
@@ -256,5 +265,7 @@ def test_palette_pngs_are_read_as_class_indices(tmp_path):
     # A JPEG stored under a .png name is not a label map (lossy values would be silent garbage).
     ok, jpg = cv2.imencode(".jpg", np.zeros((H, W), np.uint8))
     (out / "semseg" / "2008_000001.png").write_bytes(jpg.tobytes())
-    with pytest.raises(EdgeMTLError, match=r"2008_000001\.png: unreadable or corrupt semseg PNG \(a JPEG file"):
+    with pytest.raises(
+        EdgeMTLError, match=r"2008_000001\.png: unreadable or corrupt semseg PNG \(a JPEG file"
+    ):
         MultiTaskDataset(out, "train")[0]

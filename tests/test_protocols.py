@@ -82,7 +82,9 @@ def test_saliency_peer_rules():
         t, m = _meter("saliency", protocol)
         m.update(probs, gts)
         got = m.compute()
-        assert got["maxF"] == pytest.approx(maxf, abs=1e-9) and got["max_mIoU"] == pytest.approx(miou, abs=1e-9)
+        assert got["maxF"] == pytest.approx(maxf, abs=1e-9) and got["max_mIoU"] == pytest.approx(
+            miou, abs=1e-9
+        )
         assert t.primary(protocol) == "max_mIoU"
     assert build_task("saliency").primary("edgemtl") == "maxF"
 
@@ -100,7 +102,9 @@ def test_depth_peer_rules():
     _, m = _meter("depth", "mtl-pytorch")
     m.update(preds, gts)
     got = m.compute()
-    assert got["rmse"] == pytest.approx(rmse, rel=1e-12) and got["log_rmse"] == pytest.approx(log_rmse, rel=1e-12)
+    assert got["rmse"] == pytest.approx(rmse, rel=1e-12) and got["log_rmse"] == pytest.approx(
+        log_rmse, rel=1e-12
+    )
     # ASTMT eval_depth: gt 0 -> 1e-9 before the mask (every pixel counts), per-image RMSE averaged, median log
     g = np.where(gts == 0, 1e-9, gts)
     per_rmse = [np.sqrt(np.mean((gi - pi) ** 2)) for gi, pi in zip(g, p)]
@@ -143,5 +147,8 @@ def test_edges_seism_conventions():
 def test_unknown_protocol_is_named(tmp_path, capsys):
     from edgemtl.cli import main
 
-    assert main(["eval", "--checkpoint", str(tmp_path / "x.pt"), "--data", str(tmp_path), "--protocol", "mtl"]) == 2
+    assert (
+        main(["eval", "--checkpoint", str(tmp_path / "x.pt"), "--data", str(tmp_path), "--protocol", "mtl"])
+        == 2
+    )
     assert "unknown --protocol 'mtl'" in capsys.readouterr().err

@@ -31,8 +31,13 @@ def weight_quant_ops(gm, module: str, op: str) -> list[str]:
     Walks up the weight argument's producers (reshape, mm with the one-hot, ...) a few levels.
     Raises if the module or op is absent, so the check can never pass vacuously.
     """
-    nodes = [n for n in gm.graph.nodes if n.op == "call_function" and op in str(n.target)
-             and any(v[0] == module for v in n.meta.get("nn_module_stack", {}).values())]
+    nodes = [
+        n
+        for n in gm.graph.nodes
+        if n.op == "call_function"
+        and op in str(n.target)
+        and any(v[0] == module for v in n.meta.get("nn_module_stack", {}).values())
+    ]
     assert nodes, f"no {op} node in {module}"
     frontier, found, seen = [nodes[0].args[0 if op == "bmm" else 1]], [], set()
     for _ in range(6):
@@ -84,7 +89,9 @@ def dequantized_inputs(gm, module: str) -> list[str]:
     """Dequantize ops feeding the ops of ``module`` (int8 tensors entering its computation)."""
     found = []
     for n in gm.graph.nodes:
-        if n.op == "call_function" and any(v[0] == module for v in n.meta.get("nn_module_stack", {}).values()):
+        if n.op == "call_function" and any(
+            v[0] == module for v in n.meta.get("nn_module_stack", {}).values()
+        ):
             found += [str(a.target) for a in n.args if hasattr(a, "target") and "dequantize" in str(a.target)]
     return found
 
@@ -130,7 +137,9 @@ def test_qat_freezes_observers_for_eval(astmt):
     qm.eval()
     b = qm(x, torch.tensor([1]))
     qm(torch.rand(1, 3, 48, 48) * 9, torch.tensor([1]))  # an eval call on other data must not move ranges
-    assert torch.equal(qm(x, torch.tensor([1])), b), "frozen observers: eval outputs must not drift between calls"
+    assert torch.equal(qm(x, torch.tensor([1])), b), (
+        "frozen observers: eval outputs must not drift between calls"
+    )
     assert not torch.equal(a, b)  # ...while training-mode calls did update them
 
 
@@ -159,8 +168,25 @@ def test_qat_cli_reports_fp32_ptq_qat(write_recipe, tiny_data, tmp_path, capsys)
     meta = load_meta(tiny_data)
     tasks = {n: t.describe() for n, t in build_tasks(["semseg", "normals"], meta).items()}
     save_checkpoint(tmp_path / "m.pt", create_model(arch="astmt", tasks=tasks, **TINY_MODEL), meta)
-    assert main(["qat", "--checkpoint", str(tmp_path / "m.pt"), "--recipe", str(recipe), "--epochs", "1",
-                 "--calib-batches", "2", "--out", str(tmp_path / "q"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "qat",
+                "--checkpoint",
+                str(tmp_path / "m.pt"),
+                "--recipe",
+                str(recipe),
+                "--epochs",
+                "1",
+                "--calib-batches",
+                "2",
+                "--out",
+                str(tmp_path / "q"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "q" / "quant_report.json").read_text())
     assert set(report["primary"]) == {"fp32", "ptq", "qat"}
     assert set(report["delta_vs_fp32"]) == {"ptq", "qat"}

@@ -224,8 +224,9 @@ def test_classes_not_predictable_from_colour(preset):
     assert np.mean(recalls) < 0.3, np.mean(recalls)  # chance is ~0.1
     # one class, very different mean colours across images
     floor_like = PRESETS[preset].class_id("floor" if preset == "nyud" else "ground")
-    means = np.array([o["image"][o["semseg"] == floor_like].mean(0) for o in outs
-                      if (o["semseg"] == floor_like).any()])
+    means = np.array(
+        [o["image"][o["semseg"] == floor_like].mean(0) for o in outs if (o["semseg"] == floor_like).any()]
+    )
     assert means.std(axis=0).mean() > 25
 
 

@@ -19,7 +19,9 @@ def make_trainer(write_recipe, tmp_path, name="run", **kw):
 
 
 def test_single_tasking_step_touches_only_that_tasks_parameters(write_recipe, tmp_path):
-    tr = make_trainer(write_recipe, tmp_path, train={"optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.01})
+    tr = make_trainer(
+        write_recipe, tmp_path, train={"optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.01}
+    )
     assert tr.loop == "single_tasking"
     groups = {g["name"]: g["lr"] for g in tr.optimizer.param_groups}
     assert groups["shared"] == pytest.approx(groups["task_specific"] / 3)  # lr / T for shared weights
@@ -48,14 +50,25 @@ def test_train_resume_is_exact(write_recipe, tmp_path):
     first = make_trainer(write_recipe, tmp_path, "split", **{**kw, "train": {**kw["train"], "epochs": 2}})
     first.cfg.epochs = 1  # stop after one epoch, as if interrupted
     first.fit()
-    resumed = Trainer(load_recipe(str(write_recipe(**kw))), tmp_path / "split", resume=True, progress=False,
-                      baselines_path=str(tmp_path / "baselines.json"))
+    resumed = Trainer(
+        load_recipe(str(write_recipe(**kw))),
+        tmp_path / "split",
+        resume=True,
+        progress=False,
+        baselines_path=str(tmp_path / "baselines.json"),
+    )
     assert resumed.epoch == 1
     resumed.fit()
     for (n, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(a, b), n
-    losses_full = [json.loads(line)["train_loss"] for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
-    losses_res = [json.loads(line)["train_loss"] for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    losses_full = [
+        json.loads(line)["train_loss"]
+        for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
+    ]
+    losses_res = [
+        json.loads(line)["train_loss"]
+        for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert losses_full == losses_res  # same next-step losses on the same data order
 
 
@@ -73,8 +86,13 @@ def test_resume_of_a_run_started_from_pretrained_weights(write_recipe, tmp_path)
     first = make_trainer(write_recipe, tmp_path, "run", **kw)
     first.cfg.epochs = 1  # interrupted after one epoch
     first.fit()
-    resumed = Trainer(load_recipe(str(write_recipe(**kw))), tmp_path / "run", resume=True, progress=False,
-                      baselines_path=str(tmp_path / "baselines.json"))
+    resumed = Trainer(
+        load_recipe(str(write_recipe(**kw))),
+        tmp_path / "run",
+        resume=True,
+        progress=False,
+        baselines_path=str(tmp_path / "baselines.json"),
+    )
     assert resumed.epoch == 1
     resumed.fit()
     assert resumed.epoch == 2
@@ -100,23 +118,37 @@ def test_nan_guard_names_task_and_step(write_recipe, tmp_path, monkeypatch):
         tr.fit()
 
 
-@pytest.mark.parametrize("arch,balancer,extra", [
-    ("hard_sharing", "pcgrad", {}),
-    ("hard_sharing", "amtl", {"balancer_params": {"potentials": {"semseg": 0.5, "normals": 0.5, "edges": 0.5}}}),
-    ("mtinet", "uncertainty", {}),
-    ("astmt", "gradnorm", {"loop": "joint"}),
-])
+@pytest.mark.parametrize(
+    "arch,balancer,extra",
+    [
+        ("hard_sharing", "pcgrad", {}),
+        (
+            "hard_sharing",
+            "amtl",
+            {"balancer_params": {"potentials": {"semseg": 0.5, "normals": 0.5, "edges": 0.5}}},
+        ),
+        ("mtinet", "uncertainty", {}),
+        ("astmt", "gradnorm", {"loop": "joint"}),
+    ],
+)
 def test_joint_loop_with_balancers(write_recipe, tmp_path, arch, balancer, extra):
     model = {"arch": arch} if arch != "hard_sharing" else {"arch": arch, "se": "shared"}
     if arch == "mtinet":
         model["se"] = "none"
-    tr = make_trainer(write_recipe, tmp_path, model=model, train={"balancer": balancer, **extra},
-                      **({"aux_tasks": ["depth"]} if arch == "mtinet" else {}))
+    tr = make_trainer(
+        write_recipe,
+        tmp_path,
+        model=model,
+        train={"balancer": balancer, **extra},
+        **({"aux_tasks": ["depth"]} if arch == "mtinet" else {}),
+    )
     assert tr.loop == "joint"
     summary = tr.fit()
     assert set(summary["metrics"]) == {"semseg", "normals", "edges"}
     rec = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
-    assert set(rec["weights"]) == {"semseg", "normals", "edges"} and all(map(lambda v: v == v, rec["weights"].values()))
+    assert set(rec["weights"]) == {"semseg", "normals", "edges"} and all(
+        map(lambda v: v == v, rec["weights"].values())
+    )
 
 
 def test_single_tasking_rejects_joint_only_balancers(write_recipe, tmp_path):
@@ -137,7 +169,7 @@ def test_gradient_reversal_and_schedule():
     x = torch.ones(3, requires_grad=True)
     grad_reverse(x, 0.5).sum().backward()
     assert torch.equal(x.grad, torch.full((3,), -0.5))
-    assert ganin_alpha(0, 100) == pytest.approx(2 / (1 + 2.718281828 ** -0.1) - 1, rel=1e-6)
+    assert ganin_alpha(0, 100) == pytest.approx(2 / (1 + 2.718281828**-0.1) - 1, rel=1e-6)
     assert ganin_alpha(99, 100) > 0.99
 
 
@@ -164,12 +196,16 @@ def test_adversarial_training_changes_encoder_gradients(write_recipe, tmp_path, 
 def test_single_task_runs_feed_delta_m(write_recipe, tmp_path):
     reg = tmp_path / "baselines.json"
     for t in ("semseg", "normals"):
-        make_trainer(write_recipe, tmp_path, name=f"st_{t}", model={"arch": "single_task", "se": "shared"}, tasks=(t,)).fit()
+        make_trainer(
+            write_recipe, tmp_path, name=f"st_{t}", model={"arch": "single_task", "se": "shared"}, tasks=(t,)
+        ).fit()
     entries = json.loads(reg.read_text())
     assert len(entries) == 2 and all("|mobilenetv2_050|48x48|seed0|" in k for k in entries)
     summary = make_trainer(write_recipe, tmp_path, name="mtl", tasks=("semseg", "normals")).fit()
     base = {k.split("|")[-1]: v["metrics"] for k, v in entries.items()}
     p = summary["primary"]
-    expect = 50 * ((p["semseg"] - base["semseg"]["mIoU"]) / base["semseg"]["mIoU"]
-                   - (p["normals"] - base["normals"]["mean"]) / base["normals"]["mean"])
+    expect = 50 * (
+        (p["semseg"] - base["semseg"]["mIoU"]) / base["semseg"]["mIoU"]
+        - (p["normals"] - base["normals"]["mean"]) / base["normals"]["mean"]
+    )
     assert summary["delta_m"] == pytest.approx(expect)

@@ -17,8 +17,17 @@ from edgemtl.train.speed import DilatedDepthwiseConv2d, fast_dilated_depthwise, 
 from edgemtl.train.trainer import Trainer
 
 
-@pytest.mark.parametrize("c, h, w, d, bias", [(8, 8, 8, 2, False), (6, 9, 11, 3, True), (8, 8, 8, 12, True),
-                                               (4, 8, 13, 18, False), (4, 9, 9, 8, True), (5, 6, 7, 6, False)])
+@pytest.mark.parametrize(
+    "c, h, w, d, bias",
+    [
+        (8, 8, 8, 2, False),
+        (6, 9, 11, 3, True),
+        (8, 8, 8, 12, True),
+        (4, 8, 13, 18, False),
+        (4, 9, 9, 8, True),
+        (5, 6, 7, 6, False),
+    ],
+)
 def test_fast_dilated_depthwise_matches_torch(c, h, w, d, bias):
     """Same outputs and gradients (input, weight, bias) as torch's conv, in float64."""
     torch.manual_seed(0)
@@ -30,19 +39,23 @@ def test_fast_dilated_depthwise_matches_torch(c, h, w, d, bias):
     g = torch.randn(3, c, h, w, dtype=torch.float64)
     y_ref, y_fast = ref(x), fast(x)
     assert torch.allclose(y_ref, y_fast, atol=1e-12)
-    for a, b in zip(torch.autograd.grad(y_ref, [x, *ref.parameters()], g),
-                    torch.autograd.grad(y_fast, [x, *fast.parameters()], g)):
+    for a, b in zip(
+        torch.autograd.grad(y_ref, [x, *ref.parameters()], g),
+        torch.autograd.grad(y_fast, [x, *fast.parameters()], g),
+    ):
         assert torch.allclose(a, b, atol=1e-10)
     plain_convs(fast)
     assert type(fast) is nn.Conv2d and list(fast.state_dict()) == list(ref.state_dict())
 
 
 def test_only_stride1_same_padded_dilated_depthwise_convs_are_switched():
-    convs = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8),              # not dilated
-                          nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=8, stride=2),  # strided
-                          nn.Conv2d(8, 8, 3, padding=1, dilation=2, groups=8),   # not "same"
-                          nn.Conv2d(8, 16, 3, padding=2, dilation=2, groups=8),  # not depthwise
-                          nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=8))   # eligible
+    convs = nn.Sequential(
+        nn.Conv2d(8, 8, 3, padding=1, groups=8),  # not dilated
+        nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=8, stride=2),  # strided
+        nn.Conv2d(8, 8, 3, padding=1, dilation=2, groups=8),  # not "same"
+        nn.Conv2d(8, 16, 3, padding=2, dilation=2, groups=8),  # not depthwise
+        nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=8),
+    )  # eligible
     assert fast_dilated_depthwise(convs) == 1 and type(convs[4]) is DilatedDepthwiseConv2d
 
 
@@ -67,8 +80,16 @@ def test_decode_cache_is_bit_identical_and_reads_no_file_again(mixed_data, tmp_p
 
 
 def _trainer(write_recipe, tmp_path, name, **train):
-    recipe = load_recipe(str(write_recipe(name, model={"arch": "hard_sharing"}, tasks=("semseg", "normals"),
-                                          train={"max_steps_per_epoch": 3, "balancer": "uniform", **train})))
+    recipe = load_recipe(
+        str(
+            write_recipe(
+                name,
+                model={"arch": "hard_sharing"},
+                tasks=("semseg", "normals"),
+                train={"max_steps_per_epoch": 3, "balancer": "uniform", **train},
+            )
+        )
+    )
     return Trainer(recipe, tmp_path / name, progress=False, baselines_path=str(tmp_path / "b.json"))
 
 
@@ -78,7 +99,9 @@ def test_cache_and_workers_leave_training_bit_identical(write_recipe, tmp_path):
     fast = _trainer(write_recipe, tmp_path, "cached", **{**base, "data_cache": 1.0, "num_workers": 1})
     plain.fit()
     fast.fit()
-    loss = [json.loads((tmp_path / r / "metrics.jsonl").read_text())["train_loss"] for r in ("plain", "cached")]
+    loss = [
+        json.loads((tmp_path / r / "metrics.jsonl").read_text())["train_loss"] for r in ("plain", "cached")
+    ]
     assert loss[0] == loss[1]
     for (n, p), (_, q) in zip(plain.model.state_dict().items(), fast.model.state_dict().items()):
         assert torch.equal(p, q), n
@@ -120,7 +143,9 @@ def test_reduced_precision_trains(write_recipe, tmp_path, precision):
     tr = _trainer(write_recipe, tmp_path, precision, precision=precision, max_steps_per_epoch=2)
     assert tr.amp.precision == precision and (tr.amp.scaler is not None) == (precision == "fp16")
     summary = tr.fit()
-    assert all(np.isfinite(v) for m in summary["metrics"].values() for v in m.values() if isinstance(v, float))
+    assert all(
+        np.isfinite(v) for m in summary["metrics"].values() for v in m.values() if isinstance(v, float)
+    )
     if precision == "fp16":  # the loss scale travels in the checkpoint for an exact resume
         ckpt = torch.load(tmp_path / precision / "last.pt", weights_only=True)
         assert ckpt["extra"]["train_state"]["grad_scaler"]["scale"] > 0
@@ -142,7 +167,9 @@ def test_epoch_sampler_keeps_the_order_of_earlier_releases():
     s = EpochRandomSampler(37, seed=4)
     for epoch in (0, 3):
         s.set_epoch(epoch)
-        old = torch.utils.data.RandomSampler(range(37), generator=torch.Generator().manual_seed(4 * 100003 + epoch))
+        old = torch.utils.data.RandomSampler(
+            range(37), generator=torch.Generator().manual_seed(4 * 100003 + epoch)
+        )
         assert list(s) == list(old)
 
 
@@ -153,7 +180,9 @@ def test_resume_refuses_another_precision_than_the_run_trained_in(write_recipe, 
     recipe = load_recipe(str(tmp_path / "run.yaml"))
     recipe.train["epochs"] = 2
     with pytest.raises(EdgeMTLError, match="trained in fp32.*would continue in bf16.*train.precision=fp32"):
-        Trainer(recipe, tmp_path / "run", resume=True, progress=False, baselines_path=str(tmp_path / "b.json"))
+        Trainer(
+            recipe, tmp_path / "run", resume=True, progress=False, baselines_path=str(tmp_path / "b.json")
+        )
 
 
 def test_unit_normalize_is_f_normalize_with_finite_gradients():

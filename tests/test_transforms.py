@@ -64,8 +64,11 @@ def test_flip_twice_is_identity_and_flip_negates_normal_x():
 
 def test_rotate_90_moves_pixels_and_normals_consistently():
     n = 9
-    s = {"image": torch.zeros(3, n, n), "semseg": torch.zeros(n, n, dtype=torch.long),
-         "normals": torch.zeros(3, n, n)}
+    s = {
+        "image": torch.zeros(3, n, n),
+        "semseg": torch.zeros(n, n, dtype=torch.long),
+        "normals": torch.zeros(3, n, n),
+    }
     s["semseg"][4, 7] = 1  # a marked pixel right of the centre (row 4, col 7)
     s["normals"][0] = 1.0  # every surface faces right: n = (1, 0, 0)
     out = RandomRotate(degrees=(90, 90))(s, rng())
@@ -104,8 +107,12 @@ def test_photometric_leaves_labels_bit_identical(t):
 def test_scale_crop_keeps_ids_alignment_and_metric_depth(seed):
     s = sample()
     out = RandomScaleCrop(scales=(0.5, 1.5), size=(12, 14))(s, rng(seed))
-    for k, shape in (("image", (3, 12, 14)), ("semseg", (12, 14)), ("depth", (1, 12, 14)),
-                     ("normals", (3, 12, 14))):
+    for k, shape in (
+        ("image", (3, 12, 14)),
+        ("semseg", (12, 14)),
+        ("depth", (1, 12, 14)),
+        ("normals", (3, 12, 14)),
+    ):
         assert out[k].shape == shape
     assert set(out["semseg"].unique().tolist()) <= {0, 1, 2, 3, 255}  # no interpolated ids
     assert set(out["edges"].unique().tolist()) <= {0.0, 1.0, 255.0}
@@ -116,7 +123,7 @@ def test_scale_crop_keeps_ids_alignment_and_metric_depth(seed):
     for y in range(1, 11):
         for x in range(1, 13):
             c = int(seg[y, x])
-            if c < 4 and torch.all(seg[y - 1:y + 2, x - 1:x + 2] == c):
+            if c < 4 and torch.all(seg[y - 1 : y + 2, x - 1 : x + 2] == c):
                 assert torch.allclose(out["image"][:, y, x], PALETTE[c], atol=1e-4), (y, x)
     assert torch.equal(out["parts"], torch.where(seg == 255, 255, (seg == 1).long()))
 
@@ -156,9 +163,11 @@ def test_rotation_keeps_a_rendered_floor_facing_up(angle):
 
     scene = render_scene(4, (64, 64), "nyud")
     floor = preset_meta("nyud")["classes"]["semseg"].index("floor")
-    s = {"image": torch.from_numpy(scene["image"]).permute(2, 0, 1).float() / 255,
-         "semseg": torch.from_numpy(scene["semseg"]).long(),
-         "normals": torch.from_numpy(scene["normals"]).permute(2, 0, 1).contiguous()}
+    s = {
+        "image": torch.from_numpy(scene["image"]).permute(2, 0, 1).float() / 255,
+        "semseg": torch.from_numpy(scene["semseg"]).long(),
+        "normals": torch.from_numpy(scene["normals"]).permute(2, 0, 1).contiguous(),
+    }
     before = s["normals"][:, s["semseg"] == floor]
     assert before.shape[1] > 50 and torch.all(before[1] > 0.9)
     out = RandomRotate(degrees=(angle, angle))(s, rng())
@@ -180,7 +189,7 @@ def test_scale_crop_at_scale_one_is_the_deployed_view():
     # A crop smaller than the input size is cut out of that same view.
     crop = RandomScaleCrop(scales=(1.0, 1.0), size=(8, 8), base=(16, 16))(s, rng(2))["image"]
     full = Resize((16, 16))(s)["image"]
-    assert any(torch.equal(crop, full[:, y:y + 8, x:x + 8]) for y in range(9) for x in range(9))
+    assert any(torch.equal(crop, full[:, y : y + 8, x : x + 8]) for y in range(9) for x in range(9))
     # base=None keeps the aspect ratio and covers the crop (scale relative to the crop size).
     cover = RandomScaleCrop(scales=(1.0, 1.0), size=(16, 16), base=None)(s, rng(1))["image"]
     assert cover.shape == (3, 16, 16) and not torch.equal(cover, full)

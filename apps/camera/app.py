@@ -33,8 +33,13 @@ WRITERS = {".mp4": "mp4v", ".avi": "MJPG"}  # what opencv-python-headless's FFmp
 class CameraApp:
     """State (model, task, overlay, timings) and the annotation of one frame; no I/O."""
 
-    def __init__(self, model_path: str | Path, task: str | None = None, threads: int | None = None,
-                 overlay: float = 0.6) -> None:
+    def __init__(
+        self,
+        model_path: str | Path,
+        task: str | None = None,
+        threads: int | None = None,
+        overlay: float = 0.6,
+    ) -> None:
         self.model = None
         self.model_error: str | None = None
         self.notice: str | None = None
@@ -50,12 +55,17 @@ class CameraApp:
             if task in self.tasks:
                 self.index = self.tasks.index(task)
             else:
-                self.notice = f"this model has no task '{task}' (it has: {', '.join(self.tasks)}); showing {self.tasks[0]}"
+                have = ", ".join(self.tasks)
+                self.notice = f"this model has no task '{task}' (it has: {have}); showing {self.tasks[0]}"
         self.alpha = float(overlay)
         self.latency: dict[str, deque] = {t: deque(maxlen=LATENCY_WINDOW) for t in self.tasks}
         self.frame_times: deque = deque(maxlen=LATENCY_WINDOW)
-        self.size: tuple[int, int] | None = None  # display size, fixed by the first frame so a video's frames match
-        self.backend = f"{self.model.backend.name}, {Path(model_path).name}" if self.model else Path(model_path).name
+        self.size: tuple[int, int] | None = (
+            None  # display size, fixed by the first frame so a video's frames match
+        )
+        self.backend = (
+            f"{self.model.backend.name}, {Path(model_path).name}" if self.model else Path(model_path).name
+        )
 
     @property
     def task(self) -> str | None:
@@ -100,7 +110,11 @@ class CameraApp:
         if tick:
             self.frame_times.append(time.perf_counter())
         if self.size is None:
-            self.size = hud.display_size(frame.image.shape[1], frame.image.shape[0]) if frame.image is not None else (640, 480)
+            self.size = (
+                hud.display_size(frame.image.shape[1], frame.image.shape[0])
+                if frame.image is not None
+                else (640, 480)
+            )
         shown = frame.image
         error = frame.error or self.model_error
         info = prediction = None
@@ -119,8 +133,19 @@ class CameraApp:
             except Exception as e:  # noqa: BLE001 (one bad frame must not end a live demo)
                 error = f"{type(e).__name__}: {e}"
         error = error or self.notice
-        image = hud.compose(shown, self.size, self.tasks, self.task, self.medians(), self.fps(), self.alpha,
-                            self.backend, info, prediction, error)
+        image = hud.compose(
+            shown,
+            self.size,
+            self.tasks,
+            self.task,
+            self.medians(),
+            self.fps(),
+            self.alpha,
+            self.backend,
+            info,
+            prediction,
+            error,
+        )
         return image, error
 
 
@@ -143,8 +168,14 @@ def open_writer(out: Path, fps: float, size: tuple[int, int]) -> cv2.VideoWriter
     return writer
 
 
-def run_headless(app: CameraApp, source, out: Path, cycle: int = 0, max_frames: int | None = None,
-                 report: Reporter | None = None) -> tuple[int, tuple[int, int]]:
+def run_headless(
+    app: CameraApp,
+    source,
+    out: Path,
+    cycle: int = 0,
+    max_frames: int | None = None,
+    report: Reporter | None = None,
+) -> tuple[int, tuple[int, int]]:
     """Annotate every frame into a video; ``cycle`` > 0 moves to the next task every that many frames."""
     report = report or Reporter()
     writer = None
@@ -172,8 +203,9 @@ def run_headless(app: CameraApp, source, out: Path, cycle: int = 0, max_frames: 
 def _open_window(app: CameraApp) -> None:
     try:
         cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
-        cv2.createTrackbar("overlay %", WINDOW, round(app.alpha * 100), 100,
-                           lambda v: setattr(app, "alpha", v / 100))
+        cv2.createTrackbar(
+            "overlay %", WINDOW, round(app.alpha * 100), 100, lambda v: setattr(app, "alpha", v / 100)
+        )
     except cv2.error:
         raise EdgeMTLError(
             "this OpenCV build has no window support (opencv-python-headless, which edgemtl pins): run with "

@@ -28,12 +28,15 @@ def ascii_text(s: str) -> str:
     return s.encode("ascii", "replace").decode()  # Hershey fonts draw ASCII only
 
 
-def text(img: np.ndarray, s: str, org: tuple[int, int], colour=WHITE, scale: float = 0.45, thick: int = 1) -> None:
+def text(
+    img: np.ndarray, s: str, org: tuple[int, int], colour=WHITE, scale: float = 0.45, thick: int = 1
+) -> None:
     cv2.putText(img, ascii_text(s), org, FONT, scale, colour, thick, cv2.LINE_AA)
 
 
 def display_size(w: int, h: int) -> tuple[int, int]:
-    """Frames are shown at least 480 px high (small model-size inputs would be unreadable) and at most 960 wide."""
+    """Frames are shown at least 480 px high (small model-size inputs would be unreadable) and at most
+    960 wide."""
     scale = 480 / h
     if w * scale > 960:
         scale = 960 / w
@@ -47,7 +50,9 @@ def fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     nw, nh = max(1, round(img.shape[1] * s)), max(1, round(img.shape[0] * s))
     out = np.zeros((h, w, 3), np.uint8)
     x, y = (w - nw) // 2, (h - nh) // 2
-    out[y:y + nh, x:x + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    out[y : y + nh, x : x + nw] = cv2.resize(
+        img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    )
     return out
 
 
@@ -82,7 +87,7 @@ def tabs(img: np.ndarray, tasks: list[str], current: str | None) -> None:
 
 def colour_bar(img: np.ndarray, x: int, y: int, w: int, lo: str, hi: str) -> int:
     bar = colormap(np.linspace(0.0, 1.0, w, dtype=np.float32), 0.0, 1.0)[None, :, ::-1]
-    img[y:y + 14, x:x + w] = np.repeat(bar, 14, axis=0)
+    img[y : y + 14, x : x + w] = np.repeat(bar, 14, axis=0)
     text(img, lo, (x, y + 30), GREY, 0.42)
     (tw, _), _ = cv2.getTextSize(hi, FONT, 0.42, 1)
     text(img, hi, (x + w - tw, y + 30), GREY, 0.42)
@@ -112,15 +117,31 @@ def legend(img: np.ndarray, x: int, y: int, task: str, info: dict, prediction: n
         text(img, f"{task} ({unit})" if short else f"{task} {unit}".strip(), (x, y), WHITE, 0.45)
         y = colour_bar(img, x, y + 8, w, f"{lo:g}{short}", f"{hi:g}{short}")
         if prediction is not None and short:
-            text(img, f"here: {float(prediction.min()):.2f} - {float(prediction.max()):.2f}{short}", (x, y), GREY, 0.42)
+            text(
+                img,
+                f"here: {float(prediction.min()):.2f} - {float(prediction.max()):.2f}{short}",
+                (x, y),
+                GREY,
+                0.42,
+            )
     else:
         for line in [f"{task}:", *str(spec.get("legend") or spec["style"]).split(", ")]:
             text(img, line, (x, y), WHITE, 0.45)
             y += 20
 
 
-def panel(img: np.ndarray, x0: int, tasks: list[str], current: str | None, latency: dict[str, float | None],
-          fps: float | None, alpha: float, backend: str, info: dict | None, prediction: np.ndarray | None) -> None:
+def panel(
+    img: np.ndarray,
+    x0: int,
+    tasks: list[str],
+    current: str | None,
+    latency: dict[str, float | None],
+    fps: float | None,
+    alpha: float,
+    backend: str,
+    info: dict | None,
+    prediction: np.ndarray | None,
+) -> None:
     x = x0 + 12
     text(img, f"FPS {fps:.1f}" if fps else "FPS -", (x, TOP + 24), WHITE, 0.6, 2)
     text(img, backend, (x, TOP + 46), GREY, 0.42)
@@ -137,9 +158,19 @@ def panel(img: np.ndarray, x0: int, tasks: list[str], current: str | None, laten
         legend(img, x, y + 40, current, info, prediction)
 
 
-def compose(frame: np.ndarray, size: tuple[int, int], tasks: list[str], current: str | None,
-            latency: dict[str, float | None], fps: float | None, alpha: float, backend: str,
-            info: dict | None = None, prediction: np.ndarray | None = None, error: str | None = None) -> np.ndarray:
+def compose(
+    frame: np.ndarray,
+    size: tuple[int, int],
+    tasks: list[str],
+    current: str | None,
+    latency: dict[str, float | None],
+    fps: float | None,
+    alpha: float,
+    backend: str,
+    info: dict | None = None,
+    prediction: np.ndarray | None = None,
+    error: str | None = None,
+) -> np.ndarray:
     """One annotated BGR image: ``frame`` (already blended) letterboxed to ``size`` plus tabs and panel."""
     fw, fh = size
     h = max(fh, MIN_HEIGHT) + TOP
@@ -147,7 +178,7 @@ def compose(frame: np.ndarray, size: tuple[int, int], tasks: list[str], current:
     view = fit(frame, (fw, fh))
     if error:
         error_banner(view, error)
-    out[TOP:TOP + fh, :fw] = view
+    out[TOP : TOP + fh, :fw] = view
     tabs(out, tasks, current)
     panel(out, fw, tasks, current, latency, fps, alpha, backend, info, prediction)
     return out

@@ -84,7 +84,9 @@ def open_source(spec: str):
         with _quiet_opencv():
             cap = cv2.VideoCapture(int(spec))
         if not cap.isOpened():
-            raise EdgeMTLError(f"--source {spec}: cannot open camera {spec} (no such device, in use, or no permission)")
+            raise EdgeMTLError(
+                f"--source {spec}: cannot open camera {spec} (no such device, in use, or no permission)"
+            )
         return VideoSource(cap, f"camera {spec}", live=True)
     path = Path(spec)
     if path.is_dir():

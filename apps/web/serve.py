@@ -38,18 +38,24 @@ def ort_dist(web: Path = WEB) -> Path:
         import subprocess
 
         if not (web / "package-lock.json").is_file():
-            raise EdgeMTLError(f"onnxruntime-web is not installed ({dist / ORT_ENTRY} is missing) and {web} has no "
-                               "package-lock.json to install it from: run npm ci --prefix apps/web in an edgemtl checkout")
+            raise EdgeMTLError(
+                f"onnxruntime-web is not installed ({dist / ORT_ENTRY} is missing) and {web} has no "
+                "package-lock.json to install it from: run npm ci --prefix apps/web in an edgemtl checkout"
+            )
         npm = shutil.which("npm")
         if npm is None:
-            raise EdgeMTLError("the web demo needs onnxruntime-web from npm, and npm is not installed: install "
-                               "Node.js (e.g. apt-get install nodejs npm, or brew install node), then run "
-                               f"npm ci --prefix {web}")
+            raise EdgeMTLError(
+                "the web demo needs onnxruntime-web from npm, and npm is not installed: install "
+                "Node.js (e.g. apt-get install nodejs npm, or brew install node), then run "
+                f"npm ci --prefix {web}"
+            )
         print(f"installing onnxruntime-web (first use): npm ci --prefix {web}", flush=True)
         done = subprocess.run([npm, "ci", "--prefix", str(web)], capture_output=True, text=True)
         if done.returncode != 0 or not (dist / ORT_ENTRY).is_file():
-            raise EdgeMTLError(f"npm ci --prefix {web} failed ({(done.stderr or done.stdout).strip()[-300:]}); "
-                               "run it yourself and retry")
+            raise EdgeMTLError(
+                f"npm ci --prefix {web} failed ({(done.stderr or done.stdout).strip()[-300:]}); "
+                "run it yourself and retry"
+            )
     return dist
 
 
@@ -68,9 +74,14 @@ def _handler(model: Path, dist: Path):
     config = json.dumps({"model": f"model/{model.name}"}).encode()
 
     class Handler(SimpleHTTPRequestHandler):
-        extensions_map: ClassVar[dict[str, str]] = {**SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
-                          ".js": "text/javascript", ".wasm": "application/wasm", ".onnx": "application/octet-stream",
-                          ".json": "application/json"}
+        extensions_map: ClassVar[dict[str, str]] = {
+            **SimpleHTTPRequestHandler.extensions_map,
+            ".mjs": "text/javascript",
+            ".js": "text/javascript",
+            ".wasm": "application/wasm",
+            ".onnx": "application/octet-stream",
+            ".json": "application/json",
+        }
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, directory=str(WEB), **kwargs)
@@ -86,7 +97,7 @@ def _handler(model: Path, dist: Path):
             if url in routes:
                 return str(routes[url])
             if url.startswith("/ort/"):
-                name = url[len("/ort/"):]
+                name = url[len("/ort/") :]
                 if "/" not in name and name.endswith(ORT_SUFFIXES):
                     return str(dist / name)
                 return str(dist / "__not_served__")
@@ -111,7 +122,9 @@ def _handler(model: Path, dist: Path):
     return Handler
 
 
-def make_server(model: str | Path, host: str = "127.0.0.1", port: int = 8000, web: Path = WEB) -> ThreadingHTTPServer:
+def make_server(
+    model: str | Path, host: str = "127.0.0.1", port: int = 8000, web: Path = WEB
+) -> ThreadingHTTPServer:
     """A server for the page and ``model`` (not started). ``port=0`` picks a free port."""
     model = check_model(model)
     dist = ort_dist(web)
@@ -120,8 +133,10 @@ def make_server(model: str | Path, host: str = "127.0.0.1", port: int = 8000, we
     try:
         server = ThreadingHTTPServer((host, port), _handler(model.resolve(), dist))
     except OSError as e:
-        raise EdgeMTLError(f"--port {port}: cannot listen on {host}:{port} ({e.strerror}); "
-                           "choose another port, or --port 0 for a free one") from None
+        raise EdgeMTLError(
+            f"--port {port}: cannot listen on {host}:{port} ({e.strerror}); "
+            "choose another port, or --port 0 for a free one"
+        ) from None
     server.daemon_threads = True
     return server
 
@@ -132,7 +147,9 @@ def url_of(server: ThreadingHTTPServer) -> str:
     return f"http://{shown}:{port}/"
 
 
-def start_background(model: str | Path, host: str = "127.0.0.1", port: int = 0) -> tuple[ThreadingHTTPServer, str]:
+def start_background(
+    model: str | Path, host: str = "127.0.0.1", port: int = 0
+) -> tuple[ThreadingHTTPServer, str]:
     """Serve from a daemon thread (tests, scripts); ``server.shutdown()`` stops it."""
     server = make_server(model, host, port)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -148,8 +165,11 @@ def serve(model: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     print(f"edgemtl web demo: {url_of(server)}  (model {Path(model).name}; Ctrl+C stops)", flush=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
-        print("note: browsers open the camera only on https:// or localhost; from another device over "
-              "plain http, use Photo (or write a bundle with --bundle and host it over https)", flush=True)
+        print(
+            "note: browsers open the camera only on https:// or localhost; from another device over "
+            "plain http, use Photo (or write a bundle with --bundle and host it over https)",
+            flush=True,
+        )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

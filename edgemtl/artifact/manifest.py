@@ -81,8 +81,12 @@ def write_manifest(artifact: str | os.PathLike, meta: dict[str, Any]) -> Path:
     """Write ``<artifact>.json``. It is bound both ways: ``artifact_sha256`` to the artifact's bytes,
     ``manifest_sha256`` to its own content, so an edited task order, input size or decoding is refused
     by the runtime instead of silently giving wrong predictions."""
-    meta = {**meta, "artifact": Path(artifact).name, "artifact_bytes": artifact_size(artifact),
-            "artifact_sha256": file_digest(artifact)}
+    meta = {
+        **meta,
+        "artifact": Path(artifact).name,
+        "artifact_bytes": artifact_size(artifact),
+        "artifact_sha256": file_digest(artifact),
+    }
     meta["manifest_sha256"] = manifest_digest(meta)
     path = manifest_path(artifact)
     from edgemtl.data.layout import atomic_write_bytes
@@ -108,13 +112,17 @@ def read_manifest(artifact: str | os.PathLike, embedded: dict[str, Any] | None =
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise EdgeMTLError(f"{path} is not an edgemtl manifest (no 'format: {FORMAT}' entry)")
     if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise EdgeMTLError(f"{path} has manifest format {meta['format_version']}; this edgemtl reads up to "
-                           f"{FORMAT_VERSION}: upgrade edgemtl")
+        raise EdgeMTLError(
+            f"{path} has manifest format {meta['format_version']}; this edgemtl reads up to "
+            f"{FORMAT_VERSION}: upgrade edgemtl"
+        )
     check_manifest(meta, path)
     if "manifest_sha256" in meta and meta["manifest_sha256"] != manifest_digest(meta):
-        raise EdgeMTLError(f"{path} was edited after export (its content no longer matches its manifest_sha256): "
-                           "a changed task order, input size or decoding would give wrong predictions; restore "
-                           "the .json that came with the artifact, or re-export")
+        raise EdgeMTLError(
+            f"{path} was edited after export (its content no longer matches its manifest_sha256): "
+            "a changed task order, input size or decoding would give wrong predictions; restore "
+            "the .json that came with the artifact, or re-export"
+        )
     return meta
 
 
@@ -130,8 +138,10 @@ def check_manifest(meta: dict[str, Any], where: str | os.PathLike) -> None:
     if isinstance(meta.get("preprocessing"), dict) and len(meta["preprocessing"].get("size_hw") or []) != 2:
         problems.append("'preprocessing.size_hw' ([H, W])")
     if problems:
-        raise EdgeMTLError(f"{where}: manifest lacks or mangles {', '.join(problems)}; it was edited or cut short: "
-                           "re-export, or copy the .json that came with the artifact")
+        raise EdgeMTLError(
+            f"{where}: manifest lacks or mangles {', '.join(problems)}; it was edited or cut short: "
+            "re-export, or copy the .json that came with the artifact"
+        )
 
 
 def _jsonable(obj: Any) -> Any:

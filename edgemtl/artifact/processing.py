@@ -12,10 +12,16 @@ def check_image(image: object) -> np.ndarray:
     if not isinstance(image, np.ndarray):
         raise EdgeMTLError(f"image must be a numpy uint8 HxWx3 RGB array (got {type(image).__name__})")
     if image.dtype != np.uint8:
-        hint = " (float images in [0,1]: (image * 255).round().astype(np.uint8))" if image.dtype.kind == "f" else ""
+        hint = (
+            " (float images in [0,1]: (image * 255).round().astype(np.uint8))"
+            if image.dtype.kind == "f"
+            else ""
+        )
         raise EdgeMTLError(f"image dtype must be uint8 (got {image.dtype}){hint}")
     if image.ndim == 2:
-        raise EdgeMTLError(f"image is grayscale {list(image.shape)}: pass HxWx3 RGB, e.g. np.repeat(image[..., None], 3, 2)")
+        raise EdgeMTLError(
+            f"image is grayscale {list(image.shape)}: pass HxWx3 RGB, e.g. np.repeat(image[..., None], 3, 2)"
+        )
     if image.ndim != 3 or image.shape[2] not in (3,):
         hint = " (RGBA: pass image[..., :3])" if image.ndim == 3 and image.shape[2] == 4 else ""
         raise EdgeMTLError(f"image must have shape HxWx3 (RGB), got {list(image.shape)}{hint}")

@@ -44,8 +44,9 @@ ENCODING = {
 }
 
 
-def task_io(names: list[str], out_channels: dict[str, int], scheme: str,
-            methods: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def task_io(
+    names: list[str], out_channels: dict[str, int], scheme: str, methods: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     """The manifest's ``task_input`` section: how to call the artifact for each task.
     ``methods``: method name -> ``{"inputs": [...], "outputs": [...]}`` specs of the exported graphs."""
     outputs = {}
@@ -62,7 +63,8 @@ def task_io(names: list[str], out_channels: dict[str, int], scheme: str,
         "tasks": list(names),
         "encoding": ENCODING[scheme].format(t=len(names)),
         "invalid_task": "the graph returns NaN (graphs cannot raise); edgemtl.runtime rejects it first"
-        if scheme in ("onehot", "index") else None,
+        if scheme in ("onehot", "index")
+        else None,
         "methods": methods,
         "task_outputs": outputs,
     }
@@ -78,11 +80,15 @@ def encode_task(io: dict[str, Any], task: str | int) -> tuple[str, list[np.ndarr
     else:
         # Only whole task ids: int(1.7) or int(True) would silently run another task.
         if isinstance(task, (bool, np.bool_)) or not isinstance(task, (int, np.integer)):
-            raise EdgeMTLError(f"task must be a task name ({', '.join(names)}) or an integer id 0..{len(names) - 1}, "
-                               f"got {task!r} ({type(task).__name__})")
+            raise EdgeMTLError(
+                f"task must be a task name ({', '.join(names)}) or an integer id 0..{len(names) - 1}, "
+                f"got {task!r} ({type(task).__name__})"
+            )
         idx = int(task)
         if not 0 <= idx < len(names):
-            raise EdgeMTLError(f"task id {idx} out of range: this model has tasks 0..{len(names) - 1} ({', '.join(names)})")
+            raise EdgeMTLError(
+                f"task id {idx} out of range: this model has tasks 0..{len(names) - 1} ({', '.join(names)})"
+            )
     scheme = io["scheme"]
     if scheme == "onehot":
         onehot = np.zeros((1, len(names)), dtype=np.float32)

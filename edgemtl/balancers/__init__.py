@@ -10,7 +10,9 @@ from edgemtl.registry import Registry
 BALANCERS: Registry[type[Balancer]] = Registry("balancer", package="edgemtl.balancers")
 
 
-def build_balancer(name: str, tasks: list[str], fixed_weights: dict[str, float] | None = None, **params: Any) -> Balancer:
+def build_balancer(
+    name: str, tasks: list[str], fixed_weights: dict[str, float] | None = None, **params: Any
+) -> Balancer:
     """Instantiate balancer ``name``; unknown hyper-parameters raise naming the valid ones."""
     import inspect
 

@@ -14,8 +14,9 @@ from edgemtl.errors import EdgeMTLError
 class KPIBalancer(Balancer):
     """Keeps ``ā_t``: set by the first KPI, then ``ā ← m·k + (1 − m)·ā`` (m = 0.1 in AMTL's code)."""
 
-    def __init__(self, tasks: list[str], fixed_weights: dict[str, float] | None = None,
-                 momentum: float = 0.1) -> None:
+    def __init__(
+        self, tasks: list[str], fixed_weights: dict[str, float] | None = None, momentum: float = 0.1
+    ) -> None:
         super().__init__(tasks, fixed_weights)
         if not 0 < momentum <= 1:
             raise EdgeMTLError(f"{self.name}: momentum must be in (0, 1] (got {momentum})")
@@ -37,8 +38,9 @@ class KPIBalancer(Balancer):
         for t in self.tasks:
             k = float(kpi[t])
             if not (math.isfinite(k) and 0.0 <= k <= 1.0):
-                raise EdgeMTLError(f"{self.name}: the KPI of task '{t}' must be an accuracy in [0, 1] "
-                                   f"(got {k})")
+                raise EdgeMTLError(
+                    f"{self.name}: the KPI of task '{t}' must be an accuracy in [0, 1] (got {k})"
+                )
         new = {t: float(kpi[t]) for t in self.tasks}
         if self.kpi is not None:
             new = {t: self.momentum * new[t] + (1 - self.momentum) * self.kpi[t] for t in self.tasks}

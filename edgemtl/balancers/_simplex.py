@@ -24,9 +24,15 @@ def min_norm_weights(gram: Tensor) -> Tensor:
         return torch.tensor([a, 1.0 - a], dtype=torch.float64)
     A = G.numpy()
     A = A / max(float(np.abs(np.diag(A)).max()), 1e-300)  # same argmin; keeps SLSQP's tolerance meaningful
-    res = minimize(lambda x: x @ A @ x, np.full(T, 1.0 / T), jac=lambda x: 2 * A @ x, method="SLSQP",
-                   bounds=[(0.0, 1.0)] * T, constraints=({"type": "eq", "fun": lambda x: x.sum() - 1.0},),
-                   options={"ftol": 1e-14, "maxiter": 500})
+    res = minimize(
+        lambda x: x @ A @ x,
+        np.full(T, 1.0 / T),
+        jac=lambda x: 2 * A @ x,
+        method="SLSQP",
+        bounds=[(0.0, 1.0)] * T,
+        constraints=({"type": "eq", "fun": lambda x: x.sum() - 1.0},),
+        options={"ftol": 1e-14, "maxiter": 500},
+    )
     return project_simplex(torch.from_numpy(res.x))
 
 

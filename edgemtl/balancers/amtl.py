@@ -23,19 +23,28 @@ from edgemtl.errors import EdgeMTLError
 class AMTL(KPIBalancer):
     name = "amtl"
 
-    def __init__(self, tasks: list[str], fixed_weights: dict[str, float] | None = None,
-                 potentials: dict[str, float] | None = None, margin: float = 0.05,
-                 focusing_factor: float = 2.0, norm: str = "softmax", combine: str = "geometric",
-                 momentum: float = 0.1) -> None:
+    def __init__(
+        self,
+        tasks: list[str],
+        fixed_weights: dict[str, float] | None = None,
+        potentials: dict[str, float] | None = None,
+        margin: float = 0.05,
+        focusing_factor: float = 2.0,
+        norm: str = "softmax",
+        combine: str = "geometric",
+        momentum: float = 0.1,
+    ) -> None:
         potentials = potentials or {}
         for t in tasks:
             if t not in potentials:
                 raise EdgeMTLError(
                     f"amtl: no potential for task '{t}'. Give balancer_params.potentials = "
-                    f"{{task: single-task accuracy in (0, 1]}} for every task ({', '.join(tasks)})")
+                    f"{{task: single-task accuracy in (0, 1]}} for every task ({', '.join(tasks)})"
+                )
             if not 0 < float(potentials[t]) <= 1:
-                raise EdgeMTLError(f"amtl: the potential of task '{t}' must be an accuracy in (0, 1] "
-                                   f"(got {potentials[t]})")
+                raise EdgeMTLError(
+                    f"amtl: the potential of task '{t}' must be an accuracy in (0, 1] (got {potentials[t]})"
+                )
         if margin < 0:
             raise EdgeMTLError(f"amtl: margin must be >= 0 (got {margin})")
         if focusing_factor < 0:

@@ -59,8 +59,9 @@ class Balancer:
         total = self.combine(losses, w)
         (ctx.scale_loss(total) if ctx.scale_loss is not None else total).backward()
         # detach: learnable weights (uncertainty) would warn on float() of a graph tensor
-        self.last_weights = {t: float(w[t].detach() if isinstance(w[t], Tensor) else w[t])
-                             for t in self.tasks}
+        self.last_weights = {
+            t: float(w[t].detach() if isinstance(w[t], Tensor) else w[t]) for t in self.tasks
+        }
         return self.last_weights
 
     # ---- hooks ----
@@ -95,7 +96,11 @@ def task_gradients(losses: dict[str, Tensor], tasks: list[str], params: list[nn.
     rows = []
     for t in tasks:
         grads = torch.autograd.grad(losses[t], params, retain_graph=True, allow_unused=True)
-        rows.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)]))
+        rows.append(
+            torch.cat(
+                [(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)]
+            )
+        )
     return torch.stack(rows)
 
 
@@ -104,7 +109,7 @@ def set_shared_grad(params: list[nn.Parameter], flat: Tensor) -> None:
     offset = 0
     for p in params:
         n = p.numel()
-        p.grad = flat[offset: offset + n].view_as(p).clone()
+        p.grad = flat[offset : offset + n].view_as(p).clone()
         offset += n
 
 
@@ -113,7 +118,9 @@ class GradientBalancer(Balancer):
 
     kind = "gradient"
 
-    def combine_grads(self, grads: Tensor, losses: dict[str, Tensor], ctx: BalanceContext) -> tuple[Tensor, dict[str, float]]:
+    def combine_grads(
+        self, grads: Tensor, losses: dict[str, Tensor], ctx: BalanceContext
+    ) -> tuple[Tensor, dict[str, float]]:
         raise NotImplementedError
 
     def backward(self, losses: dict[str, Tensor], ctx: BalanceContext) -> dict[str, float]:

@@ -33,16 +33,27 @@ def cagrad_dual(gram: np.ndarray, c: float) -> np.ndarray:
     def jac(x: np.ndarray) -> np.ndarray:
         return A @ b + k * (A @ x) / np.sqrt(x @ A @ x + 1e-12)
 
-    res = minimize(f, b, jac=jac, method="SLSQP", bounds=[(0.0, 1.0)] * T,
-                   constraints=({"type": "eq", "fun": lambda x: x.sum() - 1.0},),
-                   options={"ftol": 1e-12, "maxiter": 500})
+    res = minimize(
+        f,
+        b,
+        jac=jac,
+        method="SLSQP",
+        bounds=[(0.0, 1.0)] * T,
+        constraints=({"type": "eq", "fun": lambda x: x.sum() - 1.0},),
+        options={"ftol": 1e-12, "maxiter": 500},
+    )
     return project_simplex(torch.from_numpy(res.x)).numpy()
 
 
 @BALANCERS.register("cagrad")
 class CAGrad(GradientBalancer):
-    def __init__(self, tasks: list[str], fixed_weights: dict[str, float] | None = None,
-                 c: float = 0.5, rescale: int = 1) -> None:
+    def __init__(
+        self,
+        tasks: list[str],
+        fixed_weights: dict[str, float] | None = None,
+        c: float = 0.5,
+        rescale: int = 1,
+    ) -> None:
         super().__init__(tasks, fixed_weights)
         if c < 0:
             raise EdgeMTLError(f"cagrad: c must be >= 0 (got {c})")
@@ -50,8 +61,9 @@ class CAGrad(GradientBalancer):
             raise EdgeMTLError(f"cagrad: rescale must be 0, 1 or 2 (got {rescale})")
         self.c, self.rescale = float(c), int(rescale)
 
-    def combine_grads(self, grads: Tensor, losses: dict[str, Tensor],
-                      ctx: BalanceContext) -> tuple[Tensor, dict[str, float]]:
+    def combine_grads(
+        self, grads: Tensor, losses: dict[str, Tensor], ctx: BalanceContext
+    ) -> tuple[Tensor, dict[str, float]]:
         T = grads.shape[0]
         g = grads.detach().double()
         gram = (g @ g.T).cpu().numpy()
@@ -64,6 +76,6 @@ class CAGrad(GradientBalancer):
             # its labels): the correction adds nothing to the update, and must not report ~1e12 weights.
             if gw_norm > 1e-12 * max(g0_norm, 1e-12):
                 coef = coef + self.c * g0_norm / gw_norm * w
-        coef = coef / {0: 1.0, 1: 1.0 + self.c ** 2, 2: 1.0 + self.c}[self.rescale]
+        coef = coef / {0: 1.0, 1: 1.0 + self.c**2, 2: 1.0 + self.c}[self.rescale]
         combined = (torch.from_numpy(coef).to(grads.device, grads.dtype)[:, None] * grads).sum(0)
         return combined, {t: float(a) for t, a in zip(self.tasks, coef)}

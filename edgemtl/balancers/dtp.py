@@ -19,8 +19,13 @@ KPI_FLOOR = 1e-20  # log(0); AMTL adds the same constant
 class DTP(KPIBalancer):
     name = "dtp"
 
-    def __init__(self, tasks: list[str], fixed_weights: dict[str, float] | None = None,
-                 focusing_factor: float = 0.5, momentum: float = 0.1) -> None:
+    def __init__(
+        self,
+        tasks: list[str],
+        fixed_weights: dict[str, float] | None = None,
+        focusing_factor: float = 0.5,
+        momentum: float = 0.1,
+    ) -> None:
         if focusing_factor < 0:
             raise EdgeMTLError(f"dtp: focusing_factor must be >= 0 (got {focusing_factor})")
         self.gamma = float(focusing_factor)

@@ -18,8 +18,9 @@ from edgemtl.errors import EdgeMTLError
 
 @BALANCERS.register("dwa")
 class DWA(Balancer):
-    def __init__(self, tasks: list[str], fixed_weights: dict[str, float] | None = None,
-                 temperature: float = 2.0) -> None:
+    def __init__(
+        self, tasks: list[str], fixed_weights: dict[str, float] | None = None, temperature: float = 2.0
+    ) -> None:
         super().__init__(tasks, fixed_weights)
         if not temperature > 0:
             raise EdgeMTLError(f"dwa: temperature must be > 0 (got {temperature})")

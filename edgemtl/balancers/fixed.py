@@ -10,8 +10,12 @@ from edgemtl.balancers.base import BalanceContext, Balancer
 
 @BALANCERS.register("fixed")
 class Fixed(Balancer):
-    def __init__(self, tasks: list[str], fixed_weights: dict[str, float] | None = None,
-                 weights: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        tasks: list[str],
+        fixed_weights: dict[str, float] | None = None,
+        weights: dict[str, float] | None = None,
+    ) -> None:
         super().__init__(tasks, fixed_weights)
         self.w = {t: float((weights or {}).get(t, self.fixed_weights[t])) for t in self.tasks}
 

@@ -15,8 +15,14 @@ from edgemtl.errors import EdgeMTLError
 class FMTL(KPIBalancer):
     name = "fmtl"
 
-    def __init__(self, tasks: list[str], fixed_weights: dict[str, float] | None = None,
-                 focusing_factor: float = 2.0, norm: str = "sum", momentum: float = 0.1) -> None:
+    def __init__(
+        self,
+        tasks: list[str],
+        fixed_weights: dict[str, float] | None = None,
+        focusing_factor: float = 2.0,
+        norm: str = "sum",
+        momentum: float = 0.1,
+    ) -> None:
         if focusing_factor < 0:
             raise EdgeMTLError(f"fmtl: focusing_factor must be >= 0 (got {focusing_factor})")
         if norm not in ("softmax", "sum"):

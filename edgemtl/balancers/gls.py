@@ -15,8 +15,9 @@ from edgemtl.balancers.base import BalanceContext, Balancer
 LOSS_FLOOR = 1e-12  # log(0) = -inf would turn the whole step into NaN
 
 
-def weighted_geometric_mean(losses: dict[str, Tensor], weights: dict[str, Tensor | float],
-                            tasks: list[str]) -> Tensor:
+def weighted_geometric_mean(
+    losses: dict[str, Tensor], weights: dict[str, Tensor | float], tasks: list[str]
+) -> Tensor:
     """``Π_t L_t^{w_t}`` computed as ``exp(Σ_t w_t log L_t)`` (no under/overflow of the product)."""
     return torch.exp(sum(weights[t] * torch.log(losses[t].clamp_min(LOSS_FLOOR)) for t in tasks))
 

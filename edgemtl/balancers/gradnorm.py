@@ -25,8 +25,14 @@ MIN_WEIGHT = 1e-3  # a large step could push a weight to or below zero
 
 @BALANCERS.register("gradnorm")
 class GradNorm(Balancer):
-    def __init__(self, tasks: list[str], fixed_weights: dict[str, float] | None = None,
-                 alpha: float = 1.5, lr: float = 0.025, optimizer: str = "adam") -> None:
+    def __init__(
+        self,
+        tasks: list[str],
+        fixed_weights: dict[str, float] | None = None,
+        alpha: float = 1.5,
+        lr: float = 0.025,
+        optimizer: str = "adam",
+    ) -> None:
         super().__init__(tasks, fixed_weights)
         if alpha < 0:
             raise EdgeMTLError(f"gradnorm: alpha must be >= 0 (got {alpha})")
@@ -39,7 +45,8 @@ class GradNorm(Balancer):
         # steps them, the trainer's must not.
         self.w = nn.Parameter(torch.ones(len(self.tasks)))
         self.opt: torch.optim.Optimizer = (
-            torch.optim.Adam([self.w], lr=lr) if optimizer == "adam"
+            torch.optim.Adam([self.w], lr=lr)
+            if optimizer == "adam"
             else torch.optim.SGD([self.w], lr=lr, momentum=0.1)  # AMTL release's setting
         )
         self.initial: Tensor | None = None
@@ -66,7 +73,7 @@ class GradNorm(Balancer):
         G = self.w * torch.stack(norms)
         rate = L / self.initial.clamp_min(1e-12)
         rate = rate / rate.mean().clamp_min(1e-12)
-        target = (G.mean() * rate ** self.alpha).detach()
+        target = (G.mean() * rate**self.alpha).detach()
         self.opt.zero_grad(set_to_none=True)
         (G - target).abs().sum().backward(inputs=[self.w])
         self.opt.step()
@@ -80,9 +87,12 @@ class GradNorm(Balancer):
         return self.last_weights
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "w": self.w.detach().clone(),
-                "initial": None if self.initial is None else self.initial.clone(),
-                "optimizer": copy.deepcopy(self.opt.state_dict())}  # no aliasing of live state
+        return {
+            **super().state_dict(),
+            "w": self.w.detach().clone(),
+            "initial": None if self.initial is None else self.initial.clone(),
+            "optimizer": copy.deepcopy(self.opt.state_dict()),
+        }  # no aliasing of live state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)

@@ -38,8 +38,9 @@ def imtl_g_weights(grads: Tensor) -> Tensor:
 
 @BALANCERS.register("imtl_g")
 class IMTLG(GradientBalancer):
-    def combine_grads(self, grads: Tensor, losses: dict[str, Tensor],
-                      ctx: BalanceContext) -> tuple[Tensor, dict[str, float]]:
+    def combine_grads(
+        self, grads: Tensor, losses: dict[str, Tensor], ctx: BalanceContext
+    ) -> tuple[Tensor, dict[str, float]]:
         alpha = imtl_g_weights(grads)
         combined = (alpha.to(grads.device, grads.dtype)[:, None] * grads).sum(0)
         return combined, {t: float(a) for t, a in zip(self.tasks, alpha)}

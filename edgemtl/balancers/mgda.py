@@ -24,12 +24,14 @@ NORMALIZATIONS = ("none", "l2", "loss", "loss+")
 
 @BALANCERS.register("mgda")
 class MGDA(GradientBalancer):
-    def __init__(self, tasks: list[str], fixed_weights: dict[str, float] | None = None,
-                 normalization: str = "none") -> None:
+    def __init__(
+        self, tasks: list[str], fixed_weights: dict[str, float] | None = None, normalization: str = "none"
+    ) -> None:
         super().__init__(tasks, fixed_weights)
         if normalization not in NORMALIZATIONS:
-            raise EdgeMTLError(f"mgda: normalization must be one of {', '.join(NORMALIZATIONS)} "
-                               f"(got '{normalization}')")
+            raise EdgeMTLError(
+                f"mgda: normalization must be one of {', '.join(NORMALIZATIONS)} (got '{normalization}')"
+            )
         self.normalization = normalization
 
     def _normalizers(self, grads: Tensor, losses: dict[str, Tensor]) -> Tensor:
@@ -40,8 +42,9 @@ class MGDA(GradientBalancer):
             n = n * torch.stack([losses[t].detach().double().cpu() for t in self.tasks])
         return n.clamp_min(1e-12)
 
-    def combine_grads(self, grads: Tensor, losses: dict[str, Tensor],
-                      ctx: BalanceContext) -> tuple[Tensor, dict[str, float]]:
+    def combine_grads(
+        self, grads: Tensor, losses: dict[str, Tensor], ctx: BalanceContext
+    ) -> tuple[Tensor, dict[str, float]]:
         n = self._normalizers(grads, losses)
         g = grads.detach().double()
         gram = (g @ g.T).cpu() / torch.outer(n, n)

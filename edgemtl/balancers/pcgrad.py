@@ -16,8 +16,9 @@ from edgemtl.balancers.base import BalanceContext, GradientBalancer
 
 @BALANCERS.register("pcgrad")
 class PCGrad(GradientBalancer):
-    def combine_grads(self, grads: Tensor, losses: dict[str, Tensor],
-                      ctx: BalanceContext) -> tuple[Tensor, dict[str, float]]:
+    def combine_grads(
+        self, grads: Tensor, losses: dict[str, Tensor], ctx: BalanceContext
+    ) -> tuple[Tensor, dict[str, float]]:
         g = grads.detach()
         sq = (g * g).sum(1).clamp_min(1e-20)
         projected = g.clone()

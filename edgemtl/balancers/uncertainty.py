@@ -19,8 +19,13 @@ from edgemtl.balancers.base import BalanceContext, Balancer
 
 @BALANCERS.register("uncertainty")
 class Uncertainty(Balancer):
-    def __init__(self, tasks: list[str], fixed_weights: dict[str, float] | None = None,
-                 init: float = 0.0, half: bool = False) -> None:
+    def __init__(
+        self,
+        tasks: list[str],
+        fixed_weights: dict[str, float] | None = None,
+        init: float = 0.0,
+        half: bool = False,
+    ) -> None:
         super().__init__(tasks, fixed_weights)
         self.log_vars = nn.Parameter(torch.full((len(self.tasks),), float(init)))
         self.scale = 0.5 if half else 1.0

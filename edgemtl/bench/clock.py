@@ -18,8 +18,13 @@ def _fmt(seconds: float) -> str:
 
 
 class StageClock:
-    def __init__(self, planned: list[str] | None = None, estimates: dict[str, float] | None = None,
-                 progress: bool = True, stream: Any = None) -> None:
+    def __init__(
+        self,
+        planned: list[str] | None = None,
+        estimates: dict[str, float] | None = None,
+        progress: bool = True,
+        stream: Any = None,
+    ) -> None:
         self.planned = list(planned or [])
         self.estimates = dict(estimates or {})
         self.progress = progress
@@ -31,8 +36,11 @@ class StageClock:
         """Actual / estimated time over the finished stages that had an estimate (1 = as the reference)."""
         # Stages that took under a second were cached or skipped (a rendered dataset, a reused
         # run): they say nothing about this machine's speed.
-        done = [(r["seconds"], self.estimates[r["key"]]) for r in self.records
-                if r["key"] in self.estimates and r["seconds"] >= 1.0]
+        done = [
+            (r["seconds"], self.estimates[r["key"]])
+            for r in self.records
+            if r["key"] in self.estimates and r["seconds"] >= 1.0
+        ]
         est = sum(e for _, e in done)
         return min(max(sum(a for a, _ in done) / est, 0.25), 8.0) if est > 0 else 1.0
 
@@ -56,8 +64,12 @@ class StageClock:
             est_txt = f"est. {_fmt(est * self._speed())}" if est is not None else "no estimate"
             left = self.remaining()
             left_txt = f", ~{_fmt(left)} left in all" if left is not None else ""
-            print(f"{self._bar(index, total)} stage {index + 1}/{total}: {label} ({est_txt}; "
-                  f"{_fmt(time.perf_counter() - self.start)} elapsed{left_txt})", file=self.stream, flush=True)
+            print(
+                f"{self._bar(index, total)} stage {index + 1}/{total}: {label} ({est_txt}; "
+                f"{_fmt(time.perf_counter() - self.start)} elapsed{left_txt})",
+                file=self.stream,
+                flush=True,
+            )
         t0 = time.perf_counter()
         try:
             yield

@@ -28,7 +28,9 @@ def _tasks(results: dict[str, Any], names: list[str]):
     return build_tasks(names, meta)
 
 
-def _scores(row: dict[str, Any], tasks, stl_metrics: dict[str, dict[str, float]], protocol: str = "edgemtl") -> None:
+def _scores(
+    row: dict[str, Any], tasks, stl_metrics: dict[str, dict[str, float]], protocol: str = "edgemtl"
+) -> None:
     from edgemtl.metrics import acc_mtl, delta_m
 
     metrics = row.get("metrics") or {}
@@ -70,8 +72,13 @@ def _mean_std(runs: list[dict[str, Any]]) -> tuple[dict[str, dict[str, float]], 
     return mean, std
 
 
-def _seed_spread(row: dict[str, Any], runs: list[dict[str, Any]], stl_by_seed: dict[int, dict[str, Any]],
-                 tasks, protocol: str = "edgemtl") -> None:
+def _seed_spread(
+    row: dict[str, Any],
+    runs: list[dict[str, Any]],
+    stl_by_seed: dict[int, dict[str, Any]],
+    tasks,
+    protocol: str = "edgemtl",
+) -> None:
     """Δm of each seed against the single-task models of the same seed: its mean ± std."""
     import numpy as np
 
@@ -85,13 +92,21 @@ def _seed_spread(row: dict[str, Any], runs: list[dict[str, Any]], stl_by_seed: d
         if base is None or any(t not in base for t in names):
             continue
         try:
-            per_seed.append(delta_m({t: r["metrics"][t][tasks[t].primary(protocol)] for t in names},
-                                    {t: base[t][tasks[t].primary(protocol)] for t in names}, hib))
+            per_seed.append(
+                delta_m(
+                    {t: r["metrics"][t][tasks[t].primary(protocol)] for t in names},
+                    {t: base[t][tasks[t].primary(protocol)] for t in names},
+                    hib,
+                )
+            )
         except EdgeMTLError:
             continue
     if len(per_seed) > 1:
-        row["delta_m_seeds"] = {"mean": float(np.mean(per_seed)), "std": float(np.std(per_seed, ddof=1)),
-                                "n": len(per_seed)}
+        row["delta_m_seeds"] = {
+            "mean": float(np.mean(per_seed)),
+            "std": float(np.std(per_seed, ddof=1)),
+            "n": len(per_seed),
+        }
 
 
 def build_rows(suite: Suite, results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -108,26 +123,54 @@ def build_rows(suite: Suite, results: dict[str, Any]) -> list[dict[str, Any]]:
 
     def base(name: str) -> dict[str, Any]:
         c = counts[name]
-        return {"model": name, "arch": trained[name].get("arch") or _arch(suite, name), "params": c["params_total"],
-                "gmac_per_task": {t: v / 1e9 for t, v in c["macs_per_task"].items()},
-                "gmac_all_tasks": c["macs_all_tasks"] / 1e9}
+        return {
+            "model": name,
+            "arch": trained[name].get("arch") or _arch(suite, name),
+            "params": c["params_total"],
+            "gmac_per_task": {t: v / 1e9 for t, v in c["macs_per_task"].items()},
+            "gmac_all_tasks": c["macs_all_tasks"] / 1e9,
+        }
 
     # All single-task models together: the reference point of Δm = 0 (ASTMT Fig. 5's "single").
     st = [f"single_task_{t}" for t in suite.tasks]
-    rows.append({"model": f"single_task x{len(st)}", "arch": "single_task", "precision": "fp32", "format": "pytorch",
-                 "status": "ok", "params": sum(counts[n]["params_total"] for n in st),
-                 "gmac_per_task": {t: counts[f"single_task_{t}"]["macs_per_task"][t] / 1e9 for t in suite.tasks},
-                 "gmac_all_tasks": sum(counts[n]["macs_all_tasks"] for n in st) / 1e9,
-                 "metrics": {t: stl_metrics[t] for t in suite.tasks}})
+    rows.append(
+        {
+            "model": f"single_task x{len(st)}",
+            "arch": "single_task",
+            "precision": "fp32",
+            "format": "pytorch",
+            "status": "ok",
+            "params": sum(counts[n]["params_total"] for n in st),
+            "gmac_per_task": {t: counts[f"single_task_{t}"]["macs_per_task"][t] / 1e9 for t in suite.tasks},
+            "gmac_all_tasks": sum(counts[n]["macs_all_tasks"] for n in st) / 1e9,
+            "metrics": {t: stl_metrics[t] for t in suite.tasks},
+        }
+    )
     for name in suite.model_names():
         if name in results.get("train_failed", {}):
-            rows.append({"model": name, "arch": _arch(suite, name), "precision": "fp32", "format": "pytorch",
-                         "status": "train failed", "error": results["train_failed"][name], "params": None})
+            rows.append(
+                {
+                    "model": name,
+                    "arch": _arch(suite, name),
+                    "precision": "fp32",
+                    "format": "pytorch",
+                    "status": "train failed",
+                    "error": results["train_failed"][name],
+                    "params": None,
+                }
+            )
             continue
         runs = seed_runs(results, name)
         mean, std = _mean_std(runs)
-        row = {**base(name), "precision": "fp32", "format": "pytorch", "status": "ok", "metrics": mean,
-               "run": trained[name].get("run"), "seeds": [r.get("seed") for r in runs]}
+        row = {
+            **base(name),
+            "precision": "fp32",
+            "format": "pytorch",
+            "status": "ok",
+            "metrics": mean,
+            "run": trained[name].get("run"),
+            "seeds": [r.get("seed") for r in runs],
+        }
         if len(runs) > 1:
             row["metrics_std"] = std
             _seed_spread(row, runs, stl_by_seed, tasks, suite.protocol)
@@ -135,8 +178,15 @@ def build_rows(suite: Suite, results: dict[str, Any]) -> list[dict[str, Any]]:
     for name, q in results["quant"].items():
         for key in ("ptq", "qat"):
             if key in q.get("metrics", {}):
-                rows.append({**base(name), "precision": f"int8-{key}", "format": "pytorch (simulated int8)",
-                             "status": "ok", "metrics": q["metrics"][key]})
+                rows.append(
+                    {
+                        **base(name),
+                        "precision": f"int8-{key}",
+                        "format": "pytorch (simulated int8)",
+                        "status": "ok",
+                        "metrics": q["metrics"][key],
+                    }
+                )
     for ex in results["exported"]:
         row = {**base(ex["model"]), **{k: v for k, v in ex.items() if k not in ("traceback",)}}
         row["size_mb"] = ex["bytes"] / 1e6 if ex.get("bytes") else None
@@ -159,7 +209,9 @@ def states_file(protocol: str) -> str:
 
 def reference_hard_sharing(suite: Suite) -> str | None:
     """The hard-sharing model other designs are compared with: the first hard_sharing variant."""
-    return next((n for n, v in suite.variants.items() if v.get("model", {}).get("arch") == "hard_sharing"), None)
+    return next(
+        (n for n, v in suite.variants.items() if v.get("model", {}).get("arch") == "hard_sharing"), None
+    )
 
 
 def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -182,7 +234,9 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
     trained = results["trained"]
     states: dict[str, list[dict[str, Any]]] = {}  # per model: one state set per seed
     for name in trained:
-        paths = [Path(r["run"]) / states_file(suite.protocol) for r in seed_runs(results, name) if r.get("run")]
+        paths = [
+            Path(r["run"]) / states_file(suite.protocol) for r in seed_runs(results, name) if r.get("run")
+        ]
         if paths and all(p.is_file() for p in paths):
             states[name] = [load_image_states(p) for p in paths]
     st = {t: f"single_task_{t}" for t in suite.tasks}
@@ -203,8 +257,13 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
         got = samples.setdefault(name, {})
         for t in names:
             if t not in got:
-                got[t] = np.mean([resampled_metric(templates[t], run[t], tasks[t].primary(suite.protocol), weights)
-                                  for run in states[name]], axis=0)
+                got[t] = np.mean(
+                    [
+                        resampled_metric(templates[t], run[t], tasks[t].primary(suite.protocol), weights)
+                        for run in states[name]
+                    ],
+                    axis=0,
+                )
         return {t: got[t] for t in names}
 
     base = {t: metric_samples(n, [t])[t] for t, n in st.items()}
@@ -221,11 +280,21 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
         if hs and name != hs and hs in states and trained.get(hs, {}).get("metrics"):
             ref = metric_samples(hs, names)
             hs_mean = _mean_std(seed_runs(results, hs))[0]
-            point = delta_m({t: row["primary"][t] for t in names},
-                            {t: hs_mean[t][tasks[t].primary(suite.protocol)] for t in names}, hib)
+            point = delta_m(
+                {t: row["primary"][t] for t in names},
+                {t: hs_mean[t][tasks[t].primary(suite.protocol)] for t in names},
+                hib,
+            )
             row["delta_m_vs_hs_ci"] = {**summarize(delta_m_samples(mine, ref, hib), point), "reference": hs}
-    return {"status": "ok", "n_images": len(ids), "n_resamples": N_RESAMPLES, "seed": SEED, "level": 0.95,
-            "hard_sharing_reference": hs, "training_seeds": list(suite.seeds)}
+    return {
+        "status": "ok",
+        "n_images": len(ids),
+        "n_resamples": N_RESAMPLES,
+        "seed": SEED,
+        "level": 0.95,
+        "hard_sharing_reference": hs,
+        "training_seeds": list(suite.seeds),
+    }
 
 
 def _arch(suite: Suite, name: str) -> str:
@@ -242,16 +311,39 @@ def _f(v: Any, fmt: str) -> str:
     return "" if v is None else format(v, fmt)
 
 
-COLUMNS = ["model", "arch", "precision", "format", "status", "size_mb", "params_m", "gmac_task", "gmac_all",
-           "latency_ms_task", "latency_ms_all", "delta_m", "acc_mtl"]
+COLUMNS = [
+    "model",
+    "arch",
+    "precision",
+    "format",
+    "status",
+    "size_mb",
+    "params_m",
+    "gmac_task",
+    "gmac_all",
+    "latency_ms_task",
+    "latency_ms_all",
+    "delta_m",
+    "acc_mtl",
+]
 
 
 def flat(row: dict[str, Any], tasks: list[str], primary_names: dict[str, str]) -> dict[str, Any]:
-    out = {"model": row["model"], "arch": row.get("arch"), "precision": row["precision"], "format": row["format"],
-           "status": row["status"], "size_mb": row.get("size_mb"), "params_m": row["params"] / 1e6 if row.get("params") else None,
-           "gmac_task": _mean(row.get("gmac_per_task")), "gmac_all": row.get("gmac_all_tasks"),
-           "latency_ms_task": _mean(row.get("latency_ms_per_task")), "latency_ms_all": row.get("latency_ms_all_tasks"),
-           "delta_m": row.get("delta_m"), "acc_mtl": row.get("acc_mtl")}
+    out = {
+        "model": row["model"],
+        "arch": row.get("arch"),
+        "precision": row["precision"],
+        "format": row["format"],
+        "status": row["status"],
+        "size_mb": row.get("size_mb"),
+        "params_m": row["params"] / 1e6 if row.get("params") else None,
+        "gmac_task": _mean(row.get("gmac_per_task")),
+        "gmac_all": row.get("gmac_all_tasks"),
+        "latency_ms_task": _mean(row.get("latency_ms_per_task")),
+        "latency_ms_all": row.get("latency_ms_all_tasks"),
+        "delta_m": row.get("delta_m"),
+        "acc_mtl": row.get("acc_mtl"),
+    }
     for key, prefix in (("delta_m_ci", "delta_m"), ("delta_m_vs_hs_ci", "delta_m_vs_hs")):
         ci = row.get(key) or {}
         if key == "delta_m_vs_hs_ci":
@@ -267,19 +359,47 @@ def markdown(rows: list[dict[str, Any]], suite: Suite, results: dict[str, Any]) 
     tasks = _tasks(results, suite.tasks)
     prim = {t: tasks[t].primary(suite.protocol) for t in suite.tasks}
     arrows = {t: "↑" if tasks[t].higher_is_better else "↓" for t in suite.tasks}
-    head = ["model", "precision", "format", "status", "MB", "params M", "GMAC/task", "GMAC all", "ms/task", "ms all",
-            *[f"{t} {prim[t]} {arrows[t]}" for t in suite.tasks], "Δm % ↑", "Δm 95% CI", "vs hard sharing", "Acc_MTL"]
+    head = [
+        "model",
+        "precision",
+        "format",
+        "status",
+        "MB",
+        "params M",
+        "GMAC/task",
+        "GMAC all",
+        "ms/task",
+        "ms all",
+        *[f"{t} {prim[t]} {arrows[t]}" for t in suite.tasks],
+        "Δm % ↑",
+        "Δm 95% CI",
+        "vs hard sharing",
+        "Acc_MTL",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         f = flat(r, suite.tasks, prim)
-        cells = [f["model"], f["precision"], f["format"], f["status"], _f(f["size_mb"], ".2f"), _f(f["params_m"], ".3f"),
-                 _f(f["gmac_task"], ".4f"), _f(f["gmac_all"], ".4f"), _f(f["latency_ms_task"], ".2f"),
-                 _f(f["latency_ms_all"], ".2f"),
-                 *[_f(f[f"{t}.{prim[t]}"], ".4g") + _pm((r.get("metrics_std") or {}).get(t, {}).get(prim[t]), ".2g")
-                   for t in suite.tasks],
-                 _f(f["delta_m"], "+.2f") + _pm((r.get("delta_m_seeds") or {}).get("std"), ".2f"),
-                 _ci(r.get("delta_m_ci")), _ci(r.get("delta_m_vs_hs_ci"), True),
-                 _f(f["acc_mtl"], ".4f")]
+        cells = [
+            f["model"],
+            f["precision"],
+            f["format"],
+            f["status"],
+            _f(f["size_mb"], ".2f"),
+            _f(f["params_m"], ".3f"),
+            _f(f["gmac_task"], ".4f"),
+            _f(f["gmac_all"], ".4f"),
+            _f(f["latency_ms_task"], ".2f"),
+            _f(f["latency_ms_all"], ".2f"),
+            *[
+                _f(f[f"{t}.{prim[t]}"], ".4g")
+                + _pm((r.get("metrics_std") or {}).get(t, {}).get(prim[t]), ".2g")
+                for t in suite.tasks
+            ],
+            _f(f["delta_m"], "+.2f") + _pm((r.get("delta_m_seeds") or {}).get("std"), ".2f"),
+            _ci(r.get("delta_m_ci")),
+            _ci(r.get("delta_m_vs_hs_ci"), True),
+            _f(f["acc_mtl"], ".4f"),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     protocols = [t["protocol"] for t in results.get("trained", {}).values() if t.get("protocol")]
     if protocols:  # every row, PyTorch or runtime, is evaluated under this protocol (docs/metrics.md)
@@ -287,15 +407,19 @@ def markdown(rows: list[dict[str, Any]], suite: Suite, results: dict[str, Any]) 
     boot = results.get("bootstrap") or {}
     if boot.get("status") == "ok":
         hs = boot.get("hard_sharing_reference")
-        lines.append(f"Δm intervals: 95 % paired bootstrap over the {boot['n_images']} test images "
-                     f"({boot['n_resamples']} resamples, seed {boot['seed']}; pooled metrics recomputed exactly per "
-                     "resample); bold = the interval excludes 0."
-                     + (f" 'vs hard sharing': Δm against {hs} instead of the single-task models." if hs else ""))
+        lines.append(
+            f"Δm intervals: 95 % paired bootstrap over the {boot['n_images']} test images "
+            f"({boot['n_resamples']} resamples, seed {boot['seed']}; pooled metrics recomputed exactly per "
+            "resample); bold = the interval excludes 0."
+            + (f" 'vs hard sharing': Δm against {hs} instead of the single-task models." if hs else "")
+        )
         seeds = boot.get("training_seeds") or []
         if len(seeds) > 1:
-            lines.append(f"Training seeds {seeds}: PyTorch fp32 metrics are means ± std over seeds, Δm ± the std of "
-                         "per-seed Δm (each seed against the single-task models of the same seed); intervals are "
-                         "of the seed-mean Δm over test-image resamples.")
+            lines.append(
+                f"Training seeds {seeds}: PyTorch fp32 metrics are means ± std over seeds, Δm ± the std of "
+                "per-seed Δm (each seed against the single-task models of the same seed); intervals are "
+                "of the seed-mean Δm over test-image resamples."
+            )
     elif boot:
         lines.append(f"Δm intervals: {boot['status']}")
     conv = results.get("convergence") or {}
@@ -303,12 +427,18 @@ def markdown(rows: list[dict[str, Any]], suite: Suite, results: dict[str, Any]) 
         flat_runs = [k for k, v in conv.items() if v]
         not_flat = [k for k, v in conv.items() if v is False]
         unknown = [k for k, v in conv.items() if v is None]
-        lines.append(f"Convergence (each task's val primary metric within 2 % over the last fifth of the epochs; "
-                     f"curves.png): {len(flat_runs)} of {len(conv)} runs flat"
-                     + (f"; not flat: {', '.join(not_flat)}" if not_flat else "")
-                     + (f"; too few validations to tell: {len(unknown)}" if unknown else "") + ".")
-    errors = [f"- {r['model']} {r['format']} {r['precision']}: {r['status']}: {str(r.get('error'))[:400]}"
-              for r in rows if r.get("error")]
+        lines.append(
+            f"Convergence (each task's val primary metric within 2 % over the last fifth of the epochs; "
+            f"curves.png): {len(flat_runs)} of {len(conv)} runs flat"
+            + (f"; not flat: {', '.join(not_flat)}" if not_flat else "")
+            + (f"; too few validations to tell: {len(unknown)}" if unknown else "")
+            + "."
+        )
+    errors = [
+        f"- {r['model']} {r['format']} {r['precision']}: {r['status']}: {str(r.get('error'))[:400]}"
+        for r in rows
+        if r.get("error")
+    ]
     if errors:
         lines += ["", "Rows that did not export:", *errors]
     return "\n".join(lines) + "\n"
@@ -346,7 +476,9 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     """Indices of the points no other point beats on both axes (x lower is better, y higher)."""
     front = []
     for i, (x, y) in enumerate(points):
-        if not any((x2 <= x and y2 >= y) and (x2 < x or y2 > y) for j, (x2, y2) in enumerate(points) if j != i):
+        if not any(
+            (x2 <= x and y2 >= y) and (x2 < x or y2 > y) for j, (x2, y2) in enumerate(points) if j != i
+        ):
             front.append(i)
     return sorted(front, key=lambda i: points[i][0])
 
@@ -359,8 +491,11 @@ def plot(rows: list[dict[str, Any]], x_key: str, x_label: str, path: Path, title
 
     # Only models that solve every task of the suite compete (one single-task network does not).
     full = max((len(r.get("primary") or {}) for r in rows), default=0)
-    pts = [(r[x_key], r["delta_m"], r) for r in rows
-           if r.get(x_key) is not None and r.get("delta_m") is not None and len(r.get("primary") or {}) == full]
+    pts = [
+        (r[x_key], r["delta_m"], r)
+        for r in rows
+        if r.get(x_key) is not None and r.get("delta_m") is not None and len(r.get("primary") or {}) == full
+    ]
     if not pts:
         return False
     fig, ax = plt.subplots(figsize=(7, 4.6), dpi=120)
@@ -368,8 +503,14 @@ def plot(rows: list[dict[str, Any]], x_key: str, x_label: str, path: Path, title
     for x, y, r in pts:
         yerr = _error_bar(r)
         ax.errorbar([x], [y], yerr=yerr, fmt=markers.get(r["format"], "D"), ms=6, capsize=3, lw=0.8)
-        ax.annotate(f"{r['model']} {r['precision']}" + ("" if r["format"].startswith("pytorch") else f" {r['format']}"),
-                    (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.annotate(
+            f"{r['model']} {r['precision']}"
+            + ("" if r["format"].startswith("pytorch") else f" {r['format']}"),
+            (x, y),
+            fontsize=6,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
     front = pareto_front([(x, y) for x, y, _ in pts])
     ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "k--", lw=0.8, label="Pareto front")
     ax.axhline(0, color="grey", lw=0.6)
@@ -406,7 +547,9 @@ def curves(results: dict[str, Any], flat_tolerance: float = 0.02) -> dict[str, A
 
     tasks = None
     out: dict[str, Any] = {}
-    for name, runs in (results.get("trained_seeds") or {n: [r] for n, r in results["trained"].items()}).items():
+    for name, runs in (
+        results.get("trained_seeds") or {n: [r] for n, r in results["trained"].items()}
+    ).items():
         for r in runs:
             path = Path(r.get("run") or "") / "metrics.jsonl"
             if not path.is_file():
@@ -415,14 +558,26 @@ def curves(results: dict[str, Any], flat_tolerance: float = 0.02) -> dict[str, A
                 tasks = _tasks(results, list(results["suite"]["tasks"]))
             recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
             recs = [x for x in recs if x.get("val")]
-            series = {t: [x["val"][t][tasks[t].primary_metric] for x in recs] for t in recs[0]["val"]} if recs else {}
+            series = (
+                {t: [x["val"][t][tasks[t].primary_metric] for x in recs] for t in recs[0]["val"]}
+                if recs
+                else {}
+            )
             k = max(2, math.ceil(len(recs) / 5))
             is_flat = None
             if len(recs) >= k + 1:
-                is_flat = all((max(v[-k:]) - min(v[-k:])) <= flat_tolerance * max(abs(v[-1]), 1e-9) for v in series.values())
-            out[f"{name} seed {r.get('seed')}"] = {"model": name, "seed": r.get("seed"),
-                                                   "epochs": [x["epoch"] + 1 for x in recs], "val": series,
-                                                   "converged": is_flat, "window": k}
+                is_flat = all(
+                    (max(v[-k:]) - min(v[-k:])) <= flat_tolerance * max(abs(v[-1]), 1e-9)
+                    for v in series.values()
+                )
+            out[f"{name} seed {r.get('seed')}"] = {
+                "model": name,
+                "seed": r.get("seed"),
+                "epochs": [x["epoch"] + 1 for x in recs],
+                "val": series,
+                "converged": is_flat,
+                "window": k,
+            }
     return out
 
 
@@ -469,13 +624,23 @@ def environment(threads: int) -> dict[str, Any]:
             versions[pkg] = None
     cpu = platform.processor()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cpu_features": cpu_features(), "cores": os.cpu_count(), "runtime_threads": threads, "torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "platform": platform.platform(), "python": platform.python_version(), "versions": versions,
-            "command": " ".join(["edgemtl", *sys.argv[1:]]) if sys.argv else None}
+    return {
+        "cpu": cpu,
+        "cpu_features": cpu_features(),
+        "cores": os.cpu_count(),
+        "runtime_threads": threads,
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "command": " ".join(["edgemtl", *sys.argv[1:]]) if sys.argv else None,
+    }
 
 
 def write_outputs(results: dict[str, Any], suite: Suite, out: Path) -> dict[str, Path]:
@@ -502,13 +667,18 @@ def write_outputs(results: dict[str, Any], suite: Suite, out: Path) -> dict[str,
     from edgemtl.data.layout import atomic_write_bytes
 
     env = results["environment"]
-    header = (f"# {suite.name}\n\n{suite.description}\n\nMachine: {env['cpu']} ({env['cores']} cores; {' '.join(env['cpu_features'])}), GPU: {env['gpu']}; "
-              f"runtime latency at {env['runtime_threads']} thread(s), batch 1, median of "
-              f"{results['latency_settings']['runs']} runs. Data: {results['data_root']}.\n\n")
+    header = (
+        f"# {suite.name}\n\n{suite.description}\n\nMachine: {env['cpu']} ({env['cores']} cores; "
+        f"{' '.join(env['cpu_features'])}), GPU: {env['gpu']}; "
+        f"runtime latency at {env['runtime_threads']} thread(s), batch 1, median of "
+        f"{results['latency_settings']['runs']} runs. Data: {results['data_root']}.\n\n"
+    )
     atomic_write_bytes(paths["md"], (header + markdown(rows, suite, results)).encode())
-    for key, label, name in (("gmac_all_tasks", "GMAC for all tasks", "pareto_gmac.png"),
-                             ("latency_all", "latency for all tasks (ms)", "pareto_latency.png"),
-                             ("params_m", "parameters (M)", "pareto_params.png")):
+    for key, label, name in (
+        ("gmac_all_tasks", "GMAC for all tasks", "pareto_gmac.png"),
+        ("latency_all", "latency for all tasks (ms)", "pareto_latency.png"),
+        ("params_m", "parameters (M)", "pareto_params.png"),
+    ):
         if plot(with_x, key, label, out / name, f"{suite.name}: Δm vs {label}"):
             paths[name] = out / name
     return paths

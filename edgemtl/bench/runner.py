@@ -25,8 +25,18 @@ QUANT_KEYS = ("qat_epochs", "calib_batches", "lr_scale", "task_weights", "float_
 def recipe_hash(recipe) -> str:
     from edgemtl.evaluate import EVAL_PROTOCOL
 
-    blob = json.dumps({"model": recipe.model, "tasks": recipe.tasks, "data": recipe.data, "train": recipe.train,
-                       "edgemtl": __version__, "protocol": EVAL_PROTOCOL}, sort_keys=True, default=str)
+    blob = json.dumps(
+        {
+            "model": recipe.model,
+            "tasks": recipe.tasks,
+            "data": recipe.data,
+            "train": recipe.train,
+            "edgemtl": __version__,
+            "protocol": EVAL_PROTOCOL,
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
@@ -44,9 +54,15 @@ def amtl_potentials(suite: Suite, trained: dict[str, dict[str, Any]], root: Path
     return out
 
 
-def train_model(suite: Suite, name: str, out: Path, progress: bool,
-                trained: dict[str, dict[str, Any]] | None = None, root: Path | None = None,
-                seed: int | None = None) -> dict[str, Any]:
+def train_model(
+    suite: Suite,
+    name: str,
+    out: Path,
+    progress: bool,
+    trained: dict[str, dict[str, Any]] | None = None,
+    root: Path | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
     """Train one model of the suite at ``seed`` (or reuse the finished run with the same recipe hash)."""
     from edgemtl.train.trainer import Trainer
 
@@ -61,7 +77,9 @@ def train_model(suite: Suite, name: str, out: Path, progress: bool,
         summary["reused"] = True
         return {**summary, "seed": recipe.train["seed"]}
     resume = (run / "last.pt").is_file()  # an interrupted run continues exactly where it stopped
-    trainer = Trainer(recipe, run, resume=resume, progress=progress, baselines_path=str(out / "baselines.json"))
+    trainer = Trainer(
+        recipe, run, resume=resume, progress=progress, baselines_path=str(out / "baselines.json")
+    )
     return {**trainer.fit(), "seed": recipe.train["seed"]}
 
 
@@ -79,7 +97,9 @@ def quantize_model(suite: Suite, name: str, checkpoint: str, out: Path, progress
     recipe = suite.recipe(name)
     lr = float(recipe.train.get("lr", 1e-3)) * float(q.get("lr_scale", 0.1))
     recipe.train.update(epochs=int(q.get("qat_epochs", 1)), lr=lr, adversarial=False, warmup_epochs=0)
-    qcfg = QuantConfig(q.get("task_weights", "float"), list(q.get("float_modules", [])), int(q.get("calib_batches", 4)))
+    qcfg = QuantConfig(
+        q.get("task_weights", "float"), list(q.get("float_modules", [])), int(q.get("calib_batches", 4))
+    )
     report = run_quantization(checkpoint, recipe, qdir, qcfg, do_qat=True, progress=progress)
     report["suite_quant"] = settings
     from edgemtl.report import write_json
@@ -88,21 +108,31 @@ def quantize_model(suite: Suite, name: str, checkpoint: str, out: Path, progress
     return report
 
 
-def export_row(model: str, fmt: dict[str, str], run: Path, quant: dict[str, Any] | None, out: Path,
-               images: Path) -> dict[str, Any]:
-    """Export one (model, format, precision); status ok | unsupported | skipped | parity failed | export failed."""
+def export_row(
+    model: str, fmt: dict[str, str], run: Path, quant: dict[str, Any] | None, out: Path, images: Path
+) -> dict[str, Any]:
+    """Export one (model, format, precision); status ok | unsupported | skipped | parity failed |
+    export failed."""
     from edgemtl.export import TARGETS, export
     from edgemtl.export.verify import VerificationError
 
     target, precision = fmt["target"], fmt["precision"]
-    row: dict[str, Any] = {"model": model, "format": target, "precision": precision, "status": "ok", "error": None}
+    row: dict[str, Any] = {
+        "model": model,
+        "format": target,
+        "precision": precision,
+        "status": "ok",
+        "error": None,
+    }
     path = out / "artifacts" / f"{model}_{precision}{TARGETS.get(target).suffix}"
     path.parent.mkdir(parents=True, exist_ok=True)
     source = str(run / "best.pt")
     options: dict[str, Any] = {}
     if precision in ("int8-ptq", "int8-qat"):
         if quant is None:
-            row.update(status="skipped", error=f"{model} is not in quant.variants of this suite (no int8 program)")
+            row.update(
+                status="skipped", error=f"{model} is not in quant.variants of this suite (no int8 program)"
+            )
             return row
         source = quant["artifacts"].get(precision[5:])
         if target == "onnx":
@@ -114,18 +144,30 @@ def export_row(model: str, fmt: dict[str, str], run: Path, quant: dict[str, Any]
         options["quantizer"] = "ort"
     export_precision = "int8" if precision.startswith("int8") else precision
     try:
-        res = export(source, target, path, precision=export_precision, options=options, images=images, num_images=4)
-        row.update(artifact=str(path), bytes=res.size_bytes, export_seconds=res.seconds, parity=res.parity,
-                   notes=res.metadata.get("notes", []))
+        res = export(
+            source, target, path, precision=export_precision, options=options, images=images, num_images=4
+        )
+        row.update(
+            artifact=str(path),
+            bytes=res.size_bytes,
+            export_seconds=res.seconds,
+            parity=res.parity,
+            notes=res.metadata.get("notes", []),
+        )
     except UnsupportedError as e:
         row.update(status="unsupported", error=str(e))
     except VerificationError as e:
-        row.update(status="parity failed", error=str(e), artifact=str(path.with_name(f"{path.stem}.failed{path.suffix}")))
+        row.update(
+            status="parity failed",
+            error=str(e),
+            artifact=str(path.with_name(f"{path.stem}.failed{path.suffix}")),
+        )
     except EdgeMTLError as e:
         row.update(status="export failed", error=str(e))
     except Exception as e:  # noqa: BLE001 (a crash in a converter is a row, not the end of the bench)
-        row.update(status="export failed", error=f"{type(e).__name__}: {e}",
-                   traceback=traceback.format_exc(limit=6))
+        row.update(
+            status="export failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=6)
+        )
     return row
 
 
@@ -134,12 +176,17 @@ def _test_protocol(suite: Suite, root: Path, input_size):
     from edgemtl.train.data import eval_split
 
     split = eval_split(root)
-    return Protocol(split, edge_thresholds=int(suite.train.get("edge_thresholds", 15)), input_size=tuple(input_size),
-                    name=suite.protocol)
+    return Protocol(
+        split,
+        edge_thresholds=int(suite.train.get("edge_thresholds", 15)),
+        input_size=tuple(input_size),
+        name=suite.protocol,
+    )
 
 
-def evaluate_test(model, suite: Suite, root: Path, states: dict | None = None,
-                  batch_size: int | None = None) -> dict[str, dict[str, float]]:
+def evaluate_test(
+    model, suite: Suite, root: Path, states: dict | None = None, batch_size: int | None = None
+) -> dict[str, dict[str, float]]:
     """A PyTorch model (checkpoint or simulated-int8 program) on the test split under the suite's protocol."""
     from edgemtl.data.dataset import MultiTaskDataset
     from edgemtl.evaluate import evaluate
@@ -173,10 +220,17 @@ def reevaluate_run(entry: dict[str, Any], suite: Suite, root: Path) -> dict[str,
         metrics = evaluate_test(model, suite, root, states)
         save_image_states(run / states_file(suite.protocol), states)
         tasks = build_tasks(model.task_names, json.loads((root / "dataset.json").read_text()))
-        got = {"metrics": metrics,
-               "protocol": _test_protocol(suite, root, model.config.image_size).describe(tasks)}
+        got = {
+            "metrics": metrics,
+            "protocol": _test_protocol(suite, root, model.config.image_size).describe(tasks),
+        }
         write_json(cache, got)
-    return {**entry, "metrics_edgemtl": entry.get("metrics"), "metrics": got["metrics"], "protocol": got["protocol"]}
+    return {
+        **entry,
+        "metrics_edgemtl": entry.get("metrics"),
+        "metrics": got["metrics"],
+        "protocol": got["protocol"],
+    }
 
 
 def reevaluate_quant(q: dict[str, Any], suite: Suite, root: Path) -> dict[str, Any]:
@@ -188,10 +242,14 @@ def reevaluate_quant(q: dict[str, Any], suite: Suite, root: Path) -> dict[str, A
     # Keyed by the programs' quant settings: quantizing again with others must not reuse these numbers.
     got = json.loads(cache.read_text()) if cache.is_file() else {}
     if got.get("suite_quant") != q.get("suite_quant") or set(got.get("metrics", {})) != set(q["artifacts"]):
-        got = {"suite_quant": q.get("suite_quant"),
-               # a saved program is traced at batch 1 (the deployed shape)
-               "metrics": {k: evaluate_test(load_quantized_model(path)[0], suite, root, batch_size=1)
-                           for k, path in q["artifacts"].items()}}
+        got = {
+            "suite_quant": q.get("suite_quant"),
+            # a saved program is traced at batch 1 (the deployed shape)
+            "metrics": {
+                k: evaluate_test(load_quantized_model(path)[0], suite, root, batch_size=1)
+                for k, path in q["artifacts"].items()
+            },
+        }
         write_json(cache, got)
     return {**q, "metrics": got["metrics"]}
 
@@ -211,12 +269,18 @@ def evaluate_artifact(path: str, suite: Suite, root: Path, threads: int) -> dict
     split = eval_split(root)
     # Images prepared as the artifact's own predict() prepares them; metrics at label resolution.
     ds = MultiTaskDataset(root, split, tasks=list(tasks), input_size=rt.input_size)
-    protocol = Protocol(split, edge_thresholds=int(suite.train.get("edge_thresholds", 15)), input_size=rt.input_size,
-                        name=suite.protocol)
+    protocol = Protocol(
+        split,
+        edge_thresholds=int(suite.train.get("edge_thresholds", 15)),
+        input_size=rt.input_size,
+        name=suite.protocol,
+    )
     return evaluate(RuntimeModel(rt), make_loader(ds, 8, False, 0, 0, 0), tasks, protocol)
 
 
-def run_suite(suite: Suite, out: Path, progress: bool = True, clock: StageClock | None = None) -> dict[str, Any]:
+def run_suite(
+    suite: Suite, out: Path, progress: bool = True, clock: StageClock | None = None
+) -> dict[str, Any]:
     """Everything the suite names; returns the results (rows + context), also written to out."""
     from edgemtl.bench.report import build_rows
     from edgemtl.checkpoint import load_checkpoint
@@ -253,8 +317,12 @@ def run_suite(suite: Suite, out: Path, progress: bool = True, clock: StageClock 
                     failed[f"{name} (seed {seed})"] = str(e)
                     print(f"    train {name} seed {seed} failed: {e}", flush=True)
     if suite.protocol != "edgemtl":  # every number under the peer's conventions, from the same runs
-        with clock.stage(f"evaluate ({suite.protocol})", f"re-evaluate the test split under {suite.protocol}"):
-            trained_seeds = {n: [reevaluate_run(r, suite, root) for r in runs] for n, runs in trained_seeds.items()}
+        with clock.stage(
+            f"evaluate ({suite.protocol})", f"re-evaluate the test split under {suite.protocol}"
+        ):
+            trained_seeds = {
+                n: [reevaluate_run(r, suite, root) for r in runs] for n, runs in trained_seeds.items()
+            }
             trained = {n: runs[0] for n, runs in trained_seeds.items()}
     counts = {}
     for name in trained:
@@ -278,24 +346,44 @@ def run_suite(suite: Suite, out: Path, progress: bool = True, clock: StageClock 
             label = f"{fmt['target']} {fmt['precision']}"
             with clock.stage(f"export {name} {label}", f"export {name} to {label}, verify, evaluate, time"):
                 if name in quant_failed and fmt["precision"] in ("int8-ptq", "int8-qat"):
-                    row = {"model": name, "format": fmt["target"], "precision": fmt["precision"],
-                           "status": "export failed", "error": f"quantization failed: {quant_failed[name]}"}
+                    row = {
+                        "model": name,
+                        "format": fmt["target"],
+                        "precision": fmt["precision"],
+                        "status": "export failed",
+                        "error": f"quantization failed: {quant_failed[name]}",
+                    }
                 else:
-                    row = export_row(name, fmt, Path(trained[name]["run"]), quant.get(name), out, root / "images")
+                    row = export_row(
+                        name, fmt, Path(trained[name]["run"]), quant.get(name), out, root / "images"
+                    )
                 if row["status"] == "ok" and fmt["target"] in runnable_targets():
                     try:
                         row["metrics"] = evaluate_artifact(row["artifact"], suite, root, int(lat["threads"]))
-                        row["latency"] = profile_artifact(row["artifact"], int(lat["threads"]), int(lat["warmup"]),
-                                                          int(lat["runs"]))
+                        row["latency"] = profile_artifact(
+                            row["artifact"], int(lat["threads"]), int(lat["warmup"]), int(lat["runs"])
+                        )
                     except Exception as e:  # noqa: BLE001 (a runtime that cannot run it is a row too)
-                        row.update(status="eval failed", error=f"{type(e).__name__}: {e}",
-                                   traceback=traceback.format_exc(limit=6))
+                        row.update(
+                            status="eval failed",
+                            error=f"{type(e).__name__}: {e}",
+                            traceback=traceback.format_exc(limit=6),
+                        )
                 elif row["status"] == "ok":
                     row["status"] = "ok (structural; does not run on this host)"
                 exported.append(row)
-    results = {"suite": suite.to_dict(), "data_root": str(root), "trained": trained, "trained_seeds": trained_seeds,
-               "train_failed": failed,
-               "counts": counts,
-               "quant": quant, "quant_failed": quant_failed, "exported": exported, "latency_settings": lat, "stages": clock.records}
+    results = {
+        "suite": suite.to_dict(),
+        "data_root": str(root),
+        "trained": trained,
+        "trained_seeds": trained_seeds,
+        "train_failed": failed,
+        "counts": counts,
+        "quant": quant,
+        "quant_failed": quant_failed,
+        "exported": exported,
+        "latency_settings": lat,
+        "stages": clock.records,
+    }
     results["rows"] = build_rows(suite, results)
     return results

@@ -42,7 +42,19 @@ from edgemtl.errors import EdgeMTLError, did_you_mean
 from edgemtl.named import read_named_yaml
 
 SUITE_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
-KEYS = ("description", "data", "tasks", "model", "train", "variants", "quant", "export", "latency", "seeds", "scales")
+KEYS = (
+    "description",
+    "data",
+    "tasks",
+    "model",
+    "train",
+    "variants",
+    "quant",
+    "export",
+    "latency",
+    "seeds",
+    "scales",
+)
 SCALES = ("smoke", "cpu", "gpu")
 PRECISIONS = ("fp32", "fp16", "int8-ptq", "int8-qat", "int8-ort")
 
@@ -76,26 +88,34 @@ class Suite:
         train["seed"] = self.seeds[0] if seed is None else int(seed)
         tasks = list(self.tasks)
         if name.startswith("single_task_") and name not in self.variants:
-            tasks = [name[len("single_task_"):]]
+            tasks = [name[len("single_task_") :]]
             model.update(arch="single_task")
             model.pop("se", None)
         else:
             spec = self.variants[name]
             model.update(spec.get("model", {}))
             train.update(spec.get("train", {}))
-        return Recipe(f"{self.path}#{name}", f"{self.name}: {name}", model, tasks, [], copy.deepcopy(self.data), train)
+        return Recipe(
+            f"{self.path}#{name}", f"{self.name}: {name}", model, tasks, [], copy.deepcopy(self.data), train
+        )
 
     def set_seeds(self, value: Any, where: str = "seeds") -> None:
         """``N`` (seeds train.seed .. train.seed + N - 1) or a list of seeds."""
         base = int(self.train.get("seed", 0) or 0)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             self.seeds = [base + i for i in range(value)]
-        elif (isinstance(value, list) and value and len(set(value)) == len(value)
-              and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):
+        elif (
+            isinstance(value, list)
+            and value
+            and len(set(value)) == len(value)
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+        ):
             self.seeds = list(value)
         else:
-            raise EdgeMTLError(f"{self.path}: '{where}' must be a count >= 1 or a list of distinct seeds >= 0 "
-                               f"(got {value!r})")
+            raise EdgeMTLError(
+                f"{self.path}: '{where}' must be a count >= 1 or a list of distinct seeds >= 0 "
+                f"(got {value!r})"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("name", "path", "scale", "protocol", *KEYS) if k != "scales"}
@@ -104,7 +124,9 @@ class Suite:
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+        out[k] = (
+            _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+        )
     return out
 
 
@@ -122,8 +144,10 @@ def apply_scale(raw: dict[str, Any], scale: str, path: Path) -> dict[str, Any]:
     if spec is None:
         if scale == "smoke":
             return raw
-        raise EdgeMTLError(f"{path}: no '{scale}' scale; this suite defines: smoke"
-                           + "".join(f", {k}" for k in scales if k != "smoke"))
+        raise EdgeMTLError(
+            f"{path}: no '{scale}' scale; this suite defines: smoke"
+            + "".join(f", {k}" for k in scales if k != "smoke")
+        )
     spec = dict(spec)
     keep = spec.pop("variants", None)
     for key in spec:
@@ -134,8 +158,9 @@ def apply_scale(raw: dict[str, Any], scale: str, path: Path) -> dict[str, Any]:
         variants = raw.get("variants") or {}
         for v in keep:
             if v not in variants:
-                raise EdgeMTLError(f"{path}: scales.{scale}.variants names '{v}', not a variant."
-                                   f"{did_you_mean(v, variants)}")
+                raise EdgeMTLError(
+                    f"{path}: scales.{scale}.variants names '{v}', not a variant.{did_you_mean(v, variants)}"
+                )
         raw["variants"] = {k: variants[k] for k in keep}
         # the preset's subset also prunes what quant/export name
         if (raw.get("quant") or {}).get("variants"):
@@ -148,8 +173,9 @@ def apply_scale(raw: dict[str, Any], scale: str, path: Path) -> dict[str, Any]:
     return raw
 
 
-def load_suite(name: str | Path, data_dir: str | None = None, overrides: list[str] | None = None,
-               scale: str = "smoke") -> Suite:
+def load_suite(
+    name: str | Path, data_dir: str | None = None, overrides: list[str] | None = None, scale: str = "smoke"
+) -> Suite:
     """A validated suite at ``scale``; ``data_dir`` replaces its data section (an existing dataset
     folder); ``overrides`` are ``key.path=yaml`` items (applied after the scale), e.g.
     ``model.pretrained=weights.pth``."""
@@ -161,11 +187,15 @@ def load_suite(name: str | Path, data_dir: str | None = None, overrides: list[st
         raw = apply_overrides(raw, overrides)
     for key in raw:
         if key not in KEYS:
-            raise EdgeMTLError(f"{path}: unknown key '{key}'.{did_you_mean(key, KEYS)} Valid keys: {', '.join(KEYS)}")
+            raise EdgeMTLError(
+                f"{path}: unknown key '{key}'.{did_you_mean(key, KEYS)} Valid keys: {', '.join(KEYS)}"
+            )
     if data_dir:
         if not (Path(data_dir) / "dataset.json").is_file():
-            raise EdgeMTLError(f"--data {data_dir}: no dataset.json there (make one with 'edgemtl data synth' "
-                               "or a converter)")
+            raise EdgeMTLError(
+                f"--data {data_dir}: no dataset.json there (make one with 'edgemtl data synth' "
+                "or a converter)"
+            )
         raw["data"] = {"root": str(data_dir)}
     if not raw.get("data"):
         raise EdgeMTLError(f"{path}: 'data' is required (synth: {{...}} or root: DIR)")
@@ -182,11 +212,22 @@ def load_suite(name: str | Path, data_dir: str | None = None, overrides: list[st
     for vname, spec in variants.items():
         bad = set(spec or {}) - {"model", "train"}
         if bad:
-            raise EdgeMTLError(f"{path}: variant '{vname}' has unknown keys {sorted(bad)} (valid: model, train)")
-    suite = Suite(path.stem, str(path), raw.get("description", ""), dict(raw["data"]), list(tasks),
-                  dict(raw.get("model") or {}), dict(raw.get("train") or {}),
-                  {k: dict(v or {}) for k, v in variants.items()}, dict(raw.get("quant") or {}),
-                  dict(raw.get("export") or {}), dict(raw.get("latency") or {}))
+            raise EdgeMTLError(
+                f"{path}: variant '{vname}' has unknown keys {sorted(bad)} (valid: model, train)"
+            )
+    suite = Suite(
+        path.stem,
+        str(path),
+        raw.get("description", ""),
+        dict(raw["data"]),
+        list(tasks),
+        dict(raw.get("model") or {}),
+        dict(raw.get("train") or {}),
+        {k: dict(v or {}) for k, v in variants.items()},
+        dict(raw.get("quant") or {}),
+        dict(raw.get("export") or {}),
+        dict(raw.get("latency") or {}),
+    )
     suite.scale = scale
     suite.set_seeds(raw.get("seeds", 1))
     _check_references(suite)
@@ -196,8 +237,14 @@ def load_suite(name: str | Path, data_dir: str | None = None, overrides: list[st
 # Nested sections: their keys and the type each value must have (unknown keys are refused, not ignored).
 SECTION_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "latency": {"threads": int, "runs": int, "warmup": int},
-    "quant": {"variants": list, "qat_epochs": int, "calib_batches": int, "lr_scale": (int, float),
-              "task_weights": str, "float_modules": list},
+    "quant": {
+        "variants": list,
+        "qat_epochs": int,
+        "calib_batches": int,
+        "lr_scale": (int, float),
+        "task_weights": str,
+        "float_modules": list,
+    },
     "export": {"models": list, "formats": list},
 }
 _POSITIVE = {"latency.threads", "latency.runs", "quant.qat_epochs", "quant.calib_batches"}
@@ -207,31 +254,43 @@ def _check_sections(s: Suite) -> None:
     for section, keys in SECTION_KEYS.items():
         for key, value in getattr(s, section).items():
             if key not in keys:
-                raise EdgeMTLError(f"{s.path}: unknown key '{section}.{key}'.{did_you_mean(key, keys)} "
-                                   f"Valid keys: {', '.join(keys)}")
+                raise EdgeMTLError(
+                    f"{s.path}: unknown key '{section}.{key}'.{did_you_mean(key, keys)} "
+                    f"Valid keys: {', '.join(keys)}"
+                )
             want = keys[key]
             if isinstance(value, bool) or not isinstance(value, want):
                 names = "/".join(t.__name__ for t in (want if isinstance(want, tuple) else (want,)))
                 raise EdgeMTLError(f"{s.path}: '{section}.{key}' must be {names}, got {value!r}")
             if (f"{section}.{key}" in _POSITIVE and value < 1) or (key == "warmup" and value < 0):
-                raise EdgeMTLError(f"{s.path}: '{section}.{key}' must be >= {0 if key == 'warmup' else 1}, got {value}")
+                raise EdgeMTLError(
+                    f"{s.path}: '{section}.{key}' must be >= {0 if key == 'warmup' else 1}, got {value}"
+                )
 
 
 def _check_references(s: Suite) -> None:
     _check_sections(s)
     for v in s.quant.get("variants", []):
         if v not in s.variants:
-            raise EdgeMTLError(f"{s.path}: quant.variants names '{v}', not a variant.{did_you_mean(v, s.variants)}")
+            raise EdgeMTLError(
+                f"{s.path}: quant.variants names '{v}', not a variant.{did_you_mean(v, s.variants)}"
+            )
     names = s.model_names()
     for m in s.export.get("models", []):
         if m not in names:
-            raise EdgeMTLError(f"{s.path}: export.models names '{m}'.{did_you_mean(m, names)} Models: {', '.join(names)}")
+            raise EdgeMTLError(
+                f"{s.path}: export.models names '{m}'.{did_you_mean(m, names)} Models: {', '.join(names)}"
+            )
     from edgemtl.export import TARGETS
 
     for f in s.export.get("formats", []):
         if not isinstance(f, dict) or set(f) != {"target", "precision"}:
-            raise EdgeMTLError(f"{s.path}: export.formats entries are {{target: ..., precision: ...}} (got {f!r})")
+            raise EdgeMTLError(
+                f"{s.path}: export.formats entries are {{target: ..., precision: ...}} (got {f!r})"
+            )
         TARGETS.get(f["target"])
         if f["precision"] not in PRECISIONS:
-            raise EdgeMTLError(f"{s.path}: export precision '{f['precision']}'.{did_you_mean(f['precision'], PRECISIONS)} "
-                               f"Valid: {', '.join(PRECISIONS)}")
+            raise EdgeMTLError(
+                f"{s.path}: export precision '{f['precision']}'.{did_you_mean(f['precision'], PRECISIONS)} "
+                f"Valid: {', '.join(PRECISIONS)}"
+            )

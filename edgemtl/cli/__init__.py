@@ -82,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     parser = build_parser()
-    parser.add_argument("--verbose", action="store_true",
-                        help="show third-party warnings and logs (also EDGEMTL_VERBOSE=1)")
+    parser.add_argument(
+        "--verbose", action="store_true", help="show third-party warnings and logs (also EDGEMTL_VERBOSE=1)"
+    )
     args, extra = parser.parse_known_args(argv)
     if not (args.verbose or os.environ.get("EDGEMTL_VERBOSE") == "1"):
         quiet_third_party()
@@ -104,8 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("EDGEMTL_DEBUG") == "1":
             raise
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
-        print(f"edgemtl {args.command}: error: cannot access{where}: {e.strerror or e} (check the path exists, "
-              "is writable and the disk has space)", file=sys.stderr)
+        print(
+            f"edgemtl {args.command}: error: cannot access{where}: {e.strerror or e} (check the path exists, "
+            "is writable and the disk has space)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -16,8 +16,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s = sub.add_parser("synth", help="render procedural 3D scenes with exact labels for all six tasks")
     s.add_argument("--out", required=True, help="output folder (must be empty or new)")
     s.add_argument("--num", type=int, default=1000, help="number of images (default 1000)")
-    s.add_argument("--size", type=sizes_arg, default=(128, 128),
-                   help="HxW (default 128x128), or HxW,HxW,... for a mixed-size dataset (dealt round-robin)")
+    s.add_argument(
+        "--size",
+        type=sizes_arg,
+        default=(128, 128),
+        help="HxW (default 128x128), or HxW,HxW,... for a mixed-size dataset (dealt round-robin)",
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--preset", default="nyud", help="scene style: nyud (indoor) or pascal (objects, people)")
     s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
@@ -44,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
         from edgemtl.data.synth import generate
 
         t0 = time.perf_counter()
-        meta = generate(args.out, args.num, args.size, seed=args.seed, preset=args.preset, workers=args.workers)
+        meta = generate(
+            args.out, args.num, args.size, seed=args.seed, preset=args.preset, workers=args.workers
+        )
         dt = time.perf_counter() - t0
         print(
             f"wrote {args.num} scenes ({_sizes_text(args.size)}, preset {args.preset}, tasks "

@@ -9,21 +9,35 @@ HELP = "evaluate a checkpoint on a dataset split (all task metrics, protocol, op
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True,
-                   help="an edgemtl checkpoint (.pt), or an exported .onnx / .pte artifact (run by its runtime)")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="an edgemtl checkpoint (.pt), or an exported .onnx / .pte artifact (run by its runtime)",
+    )
     p.add_argument("--data", required=True, help="dataset folder in the generic layout")
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
     p.add_argument("--tasks", nargs="+", help="subset of the model's tasks (default: all)")
     p.add_argument("--json", dest="json_out", help="write results (metrics, protocol, Δm) to this JSON file")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--depth-image-wise", action="store_true", help="average per-image depth RMSE (ASTMT) instead of pixel-wise")
+    p.add_argument(
+        "--depth-image-wise",
+        action="store_true",
+        help="average per-image depth RMSE (ASTMT) instead of pixel-wise",
+    )
     p.add_argument("--edge-thresholds", type=int, default=25, help="thresholds for odsF/oisF/AP (default 25)")
-    p.add_argument("--edge-max-dist", type=float, help="edge match tolerance as a fraction of the diagonal (default: dataset's)")
+    p.add_argument(
+        "--edge-max-dist",
+        type=float,
+        help="edge match tolerance as a fraction of the diagonal (default: dataset's)",
+    )
     p.add_argument("--baselines", help="JSON {task: {metric: value}} of single-task results for Δm")
     p.add_argument("--derive-edges", action="store_true", help="derive edge labels from semseg boundaries")
-    p.add_argument("--protocol", default="edgemtl",
-                   help="metric conventions: edgemtl (default), mtl-pytorch or astmt (the peers' evaluation code; "
-                        "docs/metrics.md)")
+    p.add_argument(
+        "--protocol",
+        default="edgemtl",
+        help="metric conventions: edgemtl (default), mtl-pytorch or astmt (the peers' evaluation code; "
+        "docs/metrics.md)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,8 +63,10 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError, AttributeError):
             is_manifest = False
         if is_manifest:
-            raise EdgeMTLError(f"--json {args.json_out} is an artifact's manifest; writing results there would "
-                               "break the artifact: choose another file")
+            raise EdgeMTLError(
+                f"--json {args.json_out} is an artifact's manifest; writing results there would "
+                "break the artifact: choose another file"
+            )
     if args.batch_size < 1:
         raise EdgeMTLError(f"--batch-size {args.batch_size}: must be at least 1")
     from edgemtl.export import TARGETS, runnable_targets
@@ -71,27 +87,43 @@ def run(args: argparse.Namespace) -> int:
         if n not in model.task_names:
             raise EdgeMTLError(f"--tasks: the model has no task '{n}' (it has {', '.join(model.task_names)})")
     # Images prepared as the exported artifact prepares them; metrics at each label's resolution.
-    ds = MultiTaskDataset(args.data, split=args.split, tasks=names, derive_edges=args.derive_edges, input_size=size)
+    ds = MultiTaskDataset(
+        args.data, split=args.split, tasks=names, derive_edges=args.derive_edges, input_size=size
+    )
     meta = {**ckpt.get("dataset", {}), **ds.meta}
     tasks = build_tasks(names, meta)
     for n, t in tasks.items():
         want = out_channels[n]
         if t.out_channels != want:
             raise EdgeMTLError(
-                f"task '{n}': the checkpoint predicts {want} channels but {args.data} defines {t.out_channels} "
+                f"task '{n}': the checkpoint predicts {want} channels but {args.data} defines "
+                f"{t.out_channels} "
                 f"classes: evaluate on the dataset the model was trained for"
             )
-    protocol = Protocol(args.split, args.depth_image_wise, args.edge_thresholds, args.edge_max_dist, input_size=size,
-                        name=args.protocol)
+    protocol = Protocol(
+        args.split,
+        args.depth_image_wise,
+        args.edge_thresholds,
+        args.edge_max_dist,
+        input_size=size,
+        name=args.protocol,
+    )
     if args.protocol != "edgemtl" and args.depth_image_wise:
-        raise EdgeMTLError(f"--depth-image-wise is edgemtl's option; --protocol {args.protocol} fixes the depth rule")
+        raise EdgeMTLError(
+            f"--depth-image-wise is edgemtl's option; --protocol {args.protocol} fixes the depth rule"
+        )
     if args.edge_max_dist is not None and "edges" in tasks:
         tasks["edges"].max_dist = args.edge_max_dist
     loader = make_loader(ds, args.batch_size, False, 0, 0, 0)
     results = evaluate(model, loader, tasks, protocol, progress=True)
-    report = {"checkpoint": args.checkpoint, "data": args.data, "protocol": protocol.to_dict(),
-              "protocol_text": protocol.describe(tasks), "metrics": results,
-              "primary": primary_metrics(results, tasks, args.protocol)}
+    report = {
+        "checkpoint": args.checkpoint,
+        "data": args.data,
+        "protocol": protocol.to_dict(),
+        "protocol_text": protocol.describe(tasks),
+        "metrics": results,
+        "primary": primary_metrics(results, tasks, args.protocol),
+    }
     if args.baselines:
         report.update(baseline_delta(results, tasks, args.baselines, args.protocol))
     print(format_results(report))

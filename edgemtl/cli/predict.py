@@ -11,7 +11,9 @@ HELP = "run an exported .onnx/.pte model on an image for one task and write the 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="an artifact from 'edgemtl export' (.onnx or .pte, manifest beside it)")
+    p.add_argument(
+        "--model", required=True, help="an artifact from 'edgemtl export' (.onnx or .pte, manifest beside it)"
+    )
     p.add_argument("--image", required=True, help="input image (PNG/JPEG/BMP)")
     p.add_argument("--task", required=True, help="task name (see the manifest's 'tasks')")
     p.add_argument("--out", required=True, help="output PNG (the task's colouring, same size as the image)")

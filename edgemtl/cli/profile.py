@@ -15,19 +15,43 @@ HELP = "params, MACs per task, artifact size and runtime latency of a checkpoint
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from edgemtl.export import runnable_targets
 
-    p.add_argument("target", help="a checkpoint (.pt), an exported artifact (.onnx, .pte, ... with its manifest) "
-                   "or a recipe (models/<name>.yaml or its name)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override, e.g. model.se=decoder")
+    p.add_argument(
+        "target",
+        help="a checkpoint (.pt), an exported artifact (.onnx, .pte, ... with its manifest) "
+        "or a recipe (models/<name>.yaml or its name)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recipe override, e.g. model.se=decoder",
+    )
     p.add_argument("--size", type=size_arg, help="input HxW for MACs (default: the model's image_size)")
     p.add_argument("--json", dest="json_out", help="write the profile to this JSON file")
-    p.add_argument("--no-single-task", action="store_true", help="skip the comparison with a single-task model")
-    p.add_argument("--threads", type=positive_int, default=None,
-                   help="runtime CPU threads for latency (default: all cores of this machine)")
-    p.add_argument("--runtime", action="append", choices=runnable_targets(), default=None,
-                   help="export targets to time a checkpoint/recipe on, repeatable (default: all that run here; "
-                   "an artifact uses its own)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "int8"],
-                   help="precision of the artifacts exported for timing a checkpoint/recipe (default fp32)")
+    p.add_argument(
+        "--no-single-task", action="store_true", help="skip the comparison with a single-task model"
+    )
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="runtime CPU threads for latency (default: all cores of this machine)",
+    )
+    p.add_argument(
+        "--runtime",
+        action="append",
+        choices=runnable_targets(),
+        default=None,
+        help="export targets to time a checkpoint/recipe on, repeatable (default: all that run here; "
+        "an artifact uses its own)",
+    )
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "int8"],
+        help="precision of the artifacts exported for timing a checkpoint/recipe (default fp32)",
+    )
     p.add_argument("--no-latency", action="store_true", help="counts only (no export, no timing)")
     p.add_argument("--runs", type=positive_int, default=30, help="timed calls per measurement (default 30)")
     p.add_argument("--warmup", type=int, default=5, help="untimed calls first (default 5)")
@@ -42,8 +66,10 @@ def _model(target: str, overrides: list[str]):
     suffixes = {TARGETS.get(n).suffix for n in TARGETS.names()}
     kind = target_class(target.rstrip("/")) if Path(target.rstrip("/")).suffix.lower() in suffixes else None
     if kind is not None and not kind.runs_here():
-        raise EdgeMTLError(f"{target}: {kind.not_runnable}; profile the checkpoint it was exported from, or its "
-                           f"{' / '.join(TARGETS.get(n).suffix for n in runnable_targets())} export")
+        raise EdgeMTLError(
+            f"{target}: {kind.not_runnable}; profile the checkpoint it was exported from, or its "
+            f"{' / '.join(TARGETS.get(n).suffix for n in runnable_targets())} export"
+        )
     if kind is not None:
         from edgemtl import runtime
 
@@ -61,8 +87,10 @@ def _model(target: str, overrides: list[str]):
         _, info = load_program(target, with_info=True)
         return create_model(dict(info["model_config"], pretrained=None)).eval(), None
     if not target.endswith((".yaml", ".yml")) and "." in target.rsplit("/", 1)[-1]:
-        raise EdgeMTLError(f"{target}: not something edgemtl profile reads; pass a checkpoint (.pt), an int8 "
-                           "program (.pt2), an artifact (.onnx, .pte) or a recipe (models/<name>.yaml or its name)")
+        raise EdgeMTLError(
+            f"{target}: not something edgemtl profile reads; pass a checkpoint (.pt), an int8 "
+            "program (.pt2), an artifact (.onnx, .pte) or a recipe (models/<name>.yaml or its name)"
+        )
     from edgemtl.recipes import load_recipe
 
     return create_model(load_recipe(target, overrides).model_config()), None
@@ -75,8 +103,18 @@ def single_task_reference(model):
     cfg = model.config
     first = model.task_names[0]
     se = "none" if cfg.se == "none" else "shared"
-    return create_model(cfg.replace(arch="single_task", tasks={first: cfg.tasks[first]}, aux_tasks={},
-                                    se=se, per_task_bn=False, adapters=False, aspp="shared", pretrained=None))
+    return create_model(
+        cfg.replace(
+            arch="single_task",
+            tasks={first: cfg.tasks[first]},
+            aux_tasks={},
+            se=se,
+            per_task_bn=False,
+            adapters=False,
+            aspp="shared",
+            pretrained=None,
+        )
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,12 +124,20 @@ def run(args: argparse.Namespace) -> int:
     model, artifact_size = _model(args.target, args.set)
     c = profile_counts(model, args.size or artifact_size)
     cfg = model.config
-    print(f"{args.target}: arch={cfg.arch} backbone={cfg.backbone} se={cfg.se} tasks={','.join(model.task_names)} "
-          f"input={c.input_size[0]}x{c.input_size[1]}")
-    print(f"  params: total {c.params_total / 1e6:.3f} M, shared {c.params_shared / 1e6:.3f} M"
-          + (f", auxiliary-only {c.params_aux / 1e6:.3f} M" if c.params_aux else ""))
+    print(
+        f"{args.target}: arch={cfg.arch} backbone={cfg.backbone} se={cfg.se} "
+        f"tasks={','.join(model.task_names)} "
+        f"input={c.input_size[0]}x{c.input_size[1]}"
+    )
+    print(
+        f"  params: total {c.params_total / 1e6:.3f} M, shared {c.params_shared / 1e6:.3f} M"
+        + (f", auxiliary-only {c.params_aux / 1e6:.3f} M" if c.params_aux else "")
+    )
     for t in model.task_names:
-        print(f"  {t:9s} per-task params {c.params_per_task[t] / 1e3:9.1f} k   MACs {c.macs_per_task[t] / 1e9:7.4f} G")
+        print(
+            f"  {t:9s} per-task params {c.params_per_task[t] / 1e3:9.1f} k   MACs "
+            f"{c.macs_per_task[t] / 1e9:7.4f} G"
+        )
     enc = "encoder once" if c.encoder_once_for_all_tasks else "encoder per task"
     print(f"  all tasks: {c.macs_all_tasks / 1e9:.4f} GMAC ({enc})")
     for note in c.notes:
@@ -103,14 +149,23 @@ def run(args: argparse.Namespace) -> int:
         first = model.task_names[0]
         p_ratio = c.params_total / rc.params_total
         m_ratio = {t: c.macs_per_task[t] / rc.macs_per_task[first] for t in model.task_names}
-        print(f"  vs one single-task model (same backbone+decoder, {rc.params_total / 1e6:.3f} M params, "
-              f"{rc.macs_per_task[first] / 1e9:.4f} GMAC): params x{p_ratio:.3f} for {len(model.task_names)} tasks; "
-              f"per-task MACs x{min(m_ratio.values()):.3f}..x{max(m_ratio.values()):.3f}")
-        out["single_task_reference"] = {"params": rc.params_total, "macs": rc.macs_per_task[first],
-                                        "params_ratio": p_ratio, "macs_ratio_per_task": m_ratio}
+        print(
+            f"  vs one single-task model (same backbone+decoder, {rc.params_total / 1e6:.3f} M params, "
+            f"{rc.macs_per_task[first] / 1e9:.4f} GMAC): params x{p_ratio:.3f} for {len(model.task_names)} "
+            "tasks; "
+            f"per-task MACs x{min(m_ratio.values()):.3f}..x{max(m_ratio.values()):.3f}"
+        )
+        out["single_task_reference"] = {
+            "params": rc.params_total,
+            "macs": rc.macs_per_task[first],
+            "params_ratio": p_ratio,
+            "macs_ratio_per_task": m_ratio,
+        }
     if not args.no_latency and args.target.endswith(".pt2"):
-        print(f"  latency: an int8 program is timed as an artifact: edgemtl export --checkpoint {args.target} "
-              "--target onnx|executorch --out M, then edgemtl profile M")
+        print(
+            f"  latency: an int8 program is timed as an artifact: edgemtl export --checkpoint {args.target} "
+            "--target onnx|executorch --out M, then edgemtl profile M"
+        )
     elif not args.no_latency:
         out["latency"] = _latency(args, model)
     if args.json_out:
@@ -131,13 +186,23 @@ def _latency(args: argparse.Namespace, model) -> dict:
         res = {r["runtime"]: r}
     else:
         runtimes = args.runtime or runnable_targets()
-        res = latency.profile_runtimes(model, runtimes, threads, args.precision, args.warmup, args.runs,
-                                       progress=lambda msg: print(f"  ... {msg}", flush=True))
+        res = latency.profile_runtimes(
+            model,
+            runtimes,
+            threads,
+            args.precision,
+            args.warmup,
+            args.runs,
+            progress=lambda msg: print(f"  ... {msg}", flush=True),
+        )
     from edgemtl.profile.cpu import cpu_features
 
     cpu = f"{_cpu_name()} ({' '.join(cpu_features()) or 'SIMD unknown'})"
-    print(f"  latency at batch 1, {threads} thread(s), median (p90) of {args.runs} runs after {args.warmup} warm-up, "
-          f"graph call only; CPU: {cpu}")
+    print(
+        f"  latency at batch 1, {threads} thread(s), median (p90) of {args.runs} runs after {args.warmup} "
+        "warm-up, "
+        f"graph call only; CPU: {cpu}"
+    )
     for name, r in res.items():
         size = f"{r['bytes'] / 1e6:.2f} MB" if r.get("bytes") else ""
         print(f"  {name} [{r['precision']}, task input {r['task_input']}, {size}]")
@@ -148,7 +213,10 @@ def _latency(args: argparse.Namespace, model) -> dict:
         print(f"    all tasks {a['median_ms']:8.2f} ms ({a['p90_ms']:.2f}) [{how}]")
         if "all_tasks_sequential" in r:
             q = r["all_tasks_sequential"]
-            print(f"    all tasks {q['median_ms']:8.2f} ms ({q['p90_ms']:.2f}) [{q['calls_per_image']} task-conditional calls]")
+            print(
+                f"    all tasks {q['median_ms']:8.2f} ms ({q['p90_ms']:.2f}) [{q['calls_per_image']} "
+                "task-conditional calls]"
+            )
     return {"threads": threads, "cpu": cpu, "runtimes": res}
 
 

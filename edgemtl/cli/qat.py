@@ -17,9 +17,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=2, help="QAT finetuning epochs (default 2)")
     p.add_argument("--lr-scale", type=float, default=0.1, help="QAT lr = train.lr x this (default 0.1)")
     p.add_argument("--calib-batches", type=int, default=8, help="PTQ calibration batches (default 8)")
-    p.add_argument("--task-weights", default="float", choices=["float", "per_tensor"],
-                   help="task-selected weights: keep fp32 (default) or int8 per-tensor")
-    p.add_argument("--float-modules", nargs="*", default=[], help="modules kept fp32, e.g. heads.depth heads.normals")
+    p.add_argument(
+        "--task-weights",
+        default="float",
+        choices=["float", "per_tensor"],
+        help="task-selected weights: keep fp32 (default) or int8 per-tensor",
+    )
+    p.add_argument(
+        "--float-modules", nargs="*", default=[], help="modules kept fp32, e.g. heads.depth heads.normals"
+    )
     p.add_argument("--ptq-only", action="store_true", help="skip QAT finetuning")
     p.add_argument("--quiet", action="store_true")
 
@@ -34,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
     recipe.train.update(epochs=args.epochs, lr=lr, adversarial=False, warmup_epochs=0)
     out = Path(args.out or Path(args.checkpoint).resolve().parent / "quant")
     qcfg = QuantConfig(args.task_weights, list(args.float_modules), args.calib_batches)
-    report = run_quantization(args.checkpoint, recipe, out, qcfg, do_qat=not args.ptq_only, progress=not args.quiet)
+    report = run_quantization(
+        args.checkpoint, recipe, out, qcfg, do_qat=not args.ptq_only, progress=not args.quiet
+    )
     print(format_report(report))
     print(f"wrote {out}/quant_report.json and int8 programs: {', '.join(report['artifacts'].values())}")
     return 0

@@ -11,11 +11,18 @@ HELP = "train a recipe: single-tasking or joint loop, balancers, adversarial, re
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recipe", help="models/<name>.yaml or a recipe name")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe entry, e.g. --set train.epochs=5 --set model.se=decoder")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe entry, e.g. --set train.epochs=5 --set model.se=decoder",
+    )
     p.add_argument("--out", help="run directory (default runs/<recipe>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
-    p.add_argument("--baselines", help="single-task baseline registry JSON (default ~/.cache/edgemtl/baselines.json)")
+    p.add_argument(
+        "--baselines", help="single-task baseline registry JSON (default ~/.cache/edgemtl/baselines.json)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -30,8 +37,19 @@ def run(args: argparse.Namespace) -> int:
     summary = trainer.fit()
     if trainer.dist.rank == 0:
         if "metrics" in summary:
-            print(format_results({"protocol_text": summary["protocol"], "metrics": summary["metrics"], **(
-                {"delta_m": summary["delta_m"], "delta_m_per_task": summary["delta_m_per_task"]} if "delta_m" in summary else {})}))
+            print(
+                format_results(
+                    {
+                        "protocol_text": summary["protocol"],
+                        "metrics": summary["metrics"],
+                        **(
+                            {"delta_m": summary["delta_m"], "delta_m_per_task": summary["delta_m_per_task"]}
+                            if "delta_m" in summary
+                            else {}
+                        ),
+                    }
+                )
+            )
         if "baseline_recorded" in summary:
             print(f"recorded single-task baseline in {summary['baseline_recorded']}")
         print(f"run: {out} (best.pt, last.pt, metrics.jsonl, summary.json)")

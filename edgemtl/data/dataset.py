@@ -61,8 +61,11 @@ def load_meta(root: str | os.PathLike) -> dict[str, Any]:
         if key not in meta:
             raise _fail(path, f"missing key '{key}'.")
     if meta["format_version"] != FORMAT_VERSION:
-        raise _fail(path, f"format_version {meta['format_version']!r} is not supported "
-                          f"(this edgemtl reads version {FORMAT_VERSION}).")
+        raise _fail(
+            path,
+            f"format_version {meta['format_version']!r} is not supported "
+            f"(this edgemtl reads version {FORMAT_VERSION}).",
+        )
     tasks = meta["tasks"]
     if not isinstance(tasks, list) or not tasks:
         raise _fail(path, "key 'tasks' must be a non-empty list of task names.")
@@ -83,12 +86,18 @@ def load_meta(root: str | os.PathLike) -> dict[str, Any]:
         dr = meta.get("depth_range")
         ok = isinstance(dr, list) and len(dr) == 2 and all(isinstance(v, (int, float)) for v in dr)
         if not ok or not 0 <= dr[0] < dr[1]:
-            raise _fail(path, "key 'depth_range' must be [min, max] metres with 0 <= min < max "
-                              "(required when 'depth' is a task).")
+            raise _fail(
+                path,
+                "key 'depth_range' must be [min, max] metres with 0 <= min < max "
+                "(required when 'depth' is a task).",
+            )
     emd = meta.get("edge_max_dist")
     if emd is not None and not (isinstance(emd, (int, float)) and 0 < emd < 1):
-        raise _fail(path, "key 'edge_max_dist' must be a fraction of the image diagonal in (0, 1), "
-                          "e.g. 0.0075 (PASCAL) or 0.011 (NYUD).")
+        raise _fail(
+            path,
+            "key 'edge_max_dist' must be a fraction of the image diagonal in (0, 1), "
+            "e.g. 0.0075 (PASCAL) or 0.011 (NYUD).",
+        )
     return meta
 
 
@@ -143,21 +152,29 @@ def load_label(task: str, path: Path, hw: tuple[int, int], num_classes: int | No
         except ValueError as e:
             raise _fail(path, f"unreadable or corrupt {task} PNG ({e}).") from None
         if lab.ndim != 2 or lab.dtype != np.uint8:
-            raise _fail(path, f"{task} labels must be a single-channel uint8 PNG (grayscale or palette), got shape "
-                              f"{lab.shape} dtype {lab.dtype}.")
+            raise _fail(
+                path,
+                f"{task} labels must be a single-channel uint8 PNG (grayscale or palette), got shape "
+                f"{lab.shape} dtype {lab.dtype}.",
+            )
         _check_hw(path, lab.shape, hw)
         if task in CLASS_TASKS:
             bad = (lab >= (num_classes or 0)) & (lab != IGNORE_INDEX)
             if bad.any():
                 ids = np.unique(lab[bad])[:5].tolist()
-                raise _fail(path, f"class id(s) {ids} out of range: {task} has {num_classes} classes "
-                                  f"(0..{(num_classes or 1) - 1}, {IGNORE_INDEX} = ignore).")
+                raise _fail(
+                    path,
+                    f"class id(s) {ids} out of range: {task} has {num_classes} classes "
+                    f"(0..{(num_classes or 1) - 1}, {IGNORE_INDEX} = ignore).",
+                )
         else:
             bad = (lab > 1) & (lab != IGNORE_INDEX)
             if bad.any():
                 vals = np.unique(lab[bad])[:5].tolist()
-                raise _fail(path, f"{task} map holds value(s) {vals}; only 0, 1 and {IGNORE_INDEX} "
-                                  "(ignore) are allowed.")
+                raise _fail(
+                    path,
+                    f"{task} map holds value(s) {vals}; only 0, 1 and {IGNORE_INDEX} (ignore) are allowed.",
+                )
         return lab
     try:
         arr = np.load(path, allow_pickle=False)
@@ -193,9 +210,17 @@ def to_tensor(task: str, arr: np.ndarray) -> torch.Tensor:
 class MultiTaskDataset(Dataset):
     """Samples of one split of a generic-layout dataset (see module docstring for the items)."""
 
-    def __init__(self, root: str | os.PathLike, split: str = "train", tasks: Sequence[str] | None = None,
-                 transform: Transform | None = None, derive_edges: bool = False, seed: int = 0,
-                 input_size: tuple[int, int] | None = None, cache_gib: float = 0.0) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        tasks: Sequence[str] | None = None,
+        transform: Transform | None = None,
+        derive_edges: bool = False,
+        seed: int = 0,
+        input_size: tuple[int, int] | None = None,
+        cache_gib: float = 0.0,
+    ) -> None:
         """``input_size`` (H, W): evaluation items. The image is prepared exactly as an exported artifact
         prepares it (:func:`edgemtl.artifact.processing.preprocess`: the whole image resized to
         ``input_size``) while the labels stay at their native resolution; metrics are computed there
@@ -206,15 +231,18 @@ class MultiTaskDataset(Dataset):
         images and PNG labels, float32 depth and normals), so cached items are bit-identical;
         augmentation still runs per item. Items past the budget are decoded every time."""
         if input_size is not None and transform is not None:
-            raise ValueError("MultiTaskDataset: input_size (evaluation) and transform (training) exclude each other")
+            raise ValueError(
+                "MultiTaskDataset: input_size (evaluation) and transform (training) exclude each other"
+            )
         self.input_size = None if input_size is None else (int(input_size[0]), int(input_size[1]))
         self.root = Path(root)
         self._meta = load_meta(self.root)
         have = list(self._meta["tasks"])
         self._derived: set[str] = set()
         if derive_edges and "edges" not in have and "semseg" not in have:
-            raise EdgeMTLError(f"derive_edges=True needs a 'semseg' task, but dataset {self.root} has: "
-                               f"{', '.join(have)}.")
+            raise EdgeMTLError(
+                f"derive_edges=True needs a 'semseg' task, but dataset {self.root} has: {', '.join(have)}."
+            )
         if tasks is None:
             tasks = have + (["edges"] if derive_edges and "edges" not in have and "semseg" in have else [])
         for t in tasks:

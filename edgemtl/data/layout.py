@@ -68,8 +68,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except OSError as e:
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)
-        raise EdgeMTLError(f"cannot write {path}: {e.strerror or e} (check that the folder is writable and the "
-                           "disk has space; nothing was changed)") from None
+        raise EdgeMTLError(
+            f"cannot write {path}: {e.strerror or e} (check that the folder is writable and the "
+            "disk has space; nothing was changed)"
+        ) from None
     except BaseException:
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)

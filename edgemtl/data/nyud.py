@@ -31,11 +31,46 @@ from edgemtl.errors import EdgeMTLError
 
 # Gupta et al. 40-class NYUD-v2 labels (ids 1..40 in the source files).
 NYUD40_CLASSES = [
-    "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf",
-    "picture", "counter", "blinds", "desk", "shelves", "curtain", "dresser", "pillow", "mirror",
-    "floor mat", "clothes", "ceiling", "books", "refridgerator", "television", "paper", "towel",
-    "shower curtain", "box", "whiteboard", "person", "night stand", "toilet", "sink", "lamp",
-    "bathtub", "bag", "otherstructure", "otherfurniture", "otherprop",
+    "wall",
+    "floor",
+    "cabinet",
+    "bed",
+    "chair",
+    "sofa",
+    "table",
+    "door",
+    "window",
+    "bookshelf",
+    "picture",
+    "counter",
+    "blinds",
+    "desk",
+    "shelves",
+    "curtain",
+    "dresser",
+    "pillow",
+    "mirror",
+    "floor mat",
+    "clothes",
+    "ceiling",
+    "books",
+    "refridgerator",
+    "television",
+    "paper",
+    "towel",
+    "shower curtain",
+    "box",
+    "whiteboard",
+    "person",
+    "night stand",
+    "toilet",
+    "sink",
+    "lamp",
+    "bathtub",
+    "bag",
+    "otherstructure",
+    "otherfurniture",
+    "otherprop",
 ]
 NYUD_EDGE_MAX_DIST = 0.011
 _LAYOUT = __doc__.split("::", 1)[1].rstrip()
@@ -54,8 +89,9 @@ def find_tree(src: str | os.PathLike, name: str, required: list[str], layout: st
     if not base.is_dir():
         raise EdgeMTLError(f"{src}: folder not found. Expected a {name} tree:{layout}")
     missing = [r for r in required if not (base / r).is_dir()]
-    raise EdgeMTLError(f"{base} is not a {name} tree: missing folder(s) {', '.join(missing)}. "
-                       f"Expected layout:{layout}")
+    raise EdgeMTLError(
+        f"{base} is not a {name} tree: missing folder(s) {', '.join(missing)}. Expected layout:{layout}"
+    )
 
 
 def prepare_output(out: str | os.PathLike, overwrite: bool) -> Path:
@@ -162,8 +198,11 @@ def depth_range(lo: float, hi: float) -> list[float]:
 
 def read_splits(folder: Path, split_names: dict[str, str]) -> dict[str, list[str]]:
     """Read ``folder/<source name>.txt`` for each (our split -> source name) that exists."""
-    splits = {ours: read_id_list(folder / f"{theirs}.txt") for ours, theirs in split_names.items()
-              if (folder / f"{theirs}.txt").is_file()}
+    splits = {
+        ours: read_id_list(folder / f"{theirs}.txt")
+        for ours, theirs in split_names.items()
+        if (folder / f"{theirs}.txt").is_file()
+    }
     if not splits:
         raise EdgeMTLError(f"{folder}: no split files (expected {', '.join(split_names.values())}.txt).")
     return splits
@@ -172,8 +211,14 @@ def read_splits(folder: Path, split_names: dict[str, str]) -> dict[str, list[str
 # ----------------------------------------------------------------------------------------------
 
 
-def convert_nyud(src: str | os.PathLike, out: str | os.PathLike, *, keep_unlabeled_as_class: bool = False,
-                 normals_y_down: bool = False, overwrite: bool = False) -> Path:
+def convert_nyud(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    keep_unlabeled_as_class: bool = False,
+    normals_y_down: bool = False,
+    overwrite: bool = False,
+) -> Path:
     """Convert an NYUD_MT tree to the generic layout in ``out``; returns ``out``.
 
     Semseg: by default ids 1..40 -> 0..39 and 0 (unlabeled) -> 255, as MTL-PyTorch does
@@ -187,10 +232,15 @@ def convert_nyud(src: str | os.PathLike, out: str | os.PathLike, *, keep_unlabel
     folders = {"semseg": "segmentation", "depth": "depth", "normals": "normals", "edges": "edge"}
     tasks = [t for t, f in folders.items() if (root / f).is_dir()]
     if not tasks:
-        raise EdgeMTLError(f"{root}: no label folders found (segmentation, depth, normals, edge). "
-                           f"Expected layout:{_LAYOUT}")
-    exts = {"semseg": (".png", ".mat"), "depth": (".npy", ".mat"), "normals": (".npy", ".png", ".jpg"),
-            "edges": (".npy", ".png")}
+        raise EdgeMTLError(
+            f"{root}: no label folders found (segmentation, depth, normals, edge). Expected layout:{_LAYOUT}"
+        )
+    exts = {
+        "semseg": (".png", ".mat"),
+        "depth": (".npy", ".mat"),
+        "normals": (".npy", ".png", ".jpg"),
+        "edges": (".npy", ".png"),
+    }
     lo, hi, sizes = math.inf, -math.inf, set()
     for sid in dict.fromkeys(i for ids in splits.values() for i in ids):
         img = find_file(root / "images", sid, (".jpg", ".png", ".jpeg"))
@@ -201,8 +251,10 @@ def convert_nyud(src: str | os.PathLike, out: str | os.PathLike, *, keep_unlabel
         for task in tasks:
             path = find_file(root / folders[task], sid, exts[task])
             if path is None:
-                raise EdgeMTLError(f"{root / folders[task] / sid}{'|'.join(exts[task])}: "
-                                   f"missing {task} label for id '{sid}'.")
+                raise EdgeMTLError(
+                    f"{root / folders[task] / sid}{'|'.join(exts[task])}: "
+                    f"missing {task} label for id '{sid}'."
+                )
             lab = _read_nyud(task, path, hw, keep_unlabeled_as_class, normals_y_down)
             if task == "depth" and (lab > 0).any():
                 lo, hi = min(lo, float(lab[lab > 0].min())), max(hi, float(lab.max()))
@@ -216,7 +268,8 @@ def convert_nyud(src: str | os.PathLike, out: str | os.PathLike, *, keep_unlabel
         "source": {
             "dataset": "NYUD-v2 multi-task (NYUD_MT)",
             "converted_from": str(root),
-            "semseg": "41 classes, 0 = unlabeled" if keep_unlabeled_as_class
+            "semseg": "41 classes, 0 = unlabeled"
+            if keep_unlabeled_as_class
             else "40 classes: source ids 1..40 -> 0..39, 0 (unlabeled) -> 255",
             "normals": "source y-down, negated to y-up" if normals_y_down else "source y-up, kept",
         },

@@ -35,42 +35,299 @@ from edgemtl.data.nyud import (
 from edgemtl.errors import EdgeMTLError, unknown_choice
 
 VOC21_CLASSES = [
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
-    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 ]
 # 59 PASCAL-Context classes + background, in the common (mmsegmentation) order. Unverified
 # against PASCAL_MT, whose semseg maps are 21-class (MTL-PyTorch: NUM_OUTPUT semseg = 21).
 CONTEXT60_CLASSES = [
-    "background", "aeroplane", "bag", "bed", "bedclothes", "bench", "bicycle", "bird", "boat", "book",
-    "bottle", "building", "bus", "cabinet", "car", "cat", "ceiling", "chair", "cloth", "computer", "cow",
-    "cup", "curtain", "dog", "door", "fence", "floor", "flower", "food", "grass", "ground", "horse",
-    "keyboard", "light", "motorbike", "mountain", "mouse", "person", "plate", "platform", "pottedplant",
-    "road", "rock", "sheep", "shelves", "sidewalk", "sign", "sky", "snow", "sofa", "table", "track",
-    "train", "tree", "truck", "tvmonitor", "wall", "water", "window", "wood",
+    "background",
+    "aeroplane",
+    "bag",
+    "bed",
+    "bedclothes",
+    "bench",
+    "bicycle",
+    "bird",
+    "boat",
+    "book",
+    "bottle",
+    "building",
+    "bus",
+    "cabinet",
+    "car",
+    "cat",
+    "ceiling",
+    "chair",
+    "cloth",
+    "computer",
+    "cow",
+    "cup",
+    "curtain",
+    "dog",
+    "door",
+    "fence",
+    "floor",
+    "flower",
+    "food",
+    "grass",
+    "ground",
+    "horse",
+    "keyboard",
+    "light",
+    "motorbike",
+    "mountain",
+    "mouse",
+    "person",
+    "plate",
+    "platform",
+    "pottedplant",
+    "road",
+    "rock",
+    "sheep",
+    "shelves",
+    "sidewalk",
+    "sign",
+    "sky",
+    "snow",
+    "sofa",
+    "table",
+    "track",
+    "train",
+    "tree",
+    "truck",
+    "tvmonitor",
+    "wall",
+    "water",
+    "window",
+    "wood",
 ]
 SEMSEG_SETS = {"voc21": VOC21_CLASSES, "context60": CONTEXT60_CLASSES}
 PARTS_CLASSES = ["background", "head", "torso", "upper_arm", "lower_arm", "upper_leg", "lower_leg"]
 # PASCAL-Part person part names -> the 6 merged parts ASTMT/MTL-PyTorch train on (num_human_parts=6).
 _HUMAN_PART_6 = {
-    "hair": 1, "head": 1, "lear": 1, "lebrow": 1, "leye": 1, "mouth": 1, "nose": 1, "rear": 1,
-    "rebrow": 1, "reye": 1, "neck": 2, "torso": 2, "luarm": 3, "ruarm": 3, "lhand": 4, "llarm": 4,
-    "rhand": 4, "rlarm": 4, "luleg": 5, "ruleg": 5, "lfoot": 6, "llleg": 6, "rfoot": 6, "rlleg": 6,
+    "hair": 1,
+    "head": 1,
+    "lear": 1,
+    "lebrow": 1,
+    "leye": 1,
+    "mouth": 1,
+    "nose": 1,
+    "rear": 1,
+    "rebrow": 1,
+    "reye": 1,
+    "neck": 2,
+    "torso": 2,
+    "luarm": 3,
+    "ruarm": 3,
+    "lhand": 4,
+    "llarm": 4,
+    "rhand": 4,
+    "rlarm": 4,
+    "luleg": 5,
+    "ruleg": 5,
+    "lfoot": 6,
+    "llleg": 6,
+    "rfoot": 6,
+    "rlleg": 6,
 }
 _PERSON = 15  # PASCAL VOC class index of 'person' in the PASCAL-Part annotations
 # PASCAL-Context (459-class LabelMap) ids whose distilled normals are kept: classes whose name
 # also appears among the NYUD class names (except 'unknown'), plus tvmonitor (427) - the rule of
 # the reference loader, computed once from its nyu_classes.json / context_classes.json.
-NORMALS_VALID_CONTEXT_IDS = frozenset((
-    3, 4, 6, 9, 10, 11, 13, 15, 17, 18, 22, 23, 29, 30, 33, 34, 36, 37, 38, 39, 41, 43, 46, 49, 50, 51,
-    53, 55, 56, 59, 61, 62, 65, 66, 68, 69, 72, 73, 78, 83, 84, 85, 87, 88, 95, 96, 101, 104, 105, 107,
-    111, 113, 115, 122, 124, 135, 141, 142, 143, 146, 150, 154, 157, 158, 159, 165, 172, 174, 181, 183,
-    184, 191, 193, 195, 197, 199, 202, 213, 215, 216, 219, 220, 223, 225, 228, 230, 232, 233, 238, 239,
-    242, 243, 246, 250, 251, 252, 255, 260, 261, 263, 269, 272, 273, 275, 281, 283, 284, 285, 286, 287,
-    288, 290, 291, 292, 293, 295, 304, 307, 309, 310, 314, 315, 319, 323, 329, 330, 331, 336, 342, 345,
-    349, 350, 351, 352, 355, 357, 368, 370, 371, 374, 379, 380, 383, 384, 397, 401, 403, 405, 407, 408,
-    411, 412, 413, 414, 417, 419, 421, 423, 427, 429, 430, 432, 440, 441, 442, 443, 444, 446, 454, 457,
-))
+NORMALS_VALID_CONTEXT_IDS = frozenset(
+    (
+        3,
+        4,
+        6,
+        9,
+        10,
+        11,
+        13,
+        15,
+        17,
+        18,
+        22,
+        23,
+        29,
+        30,
+        33,
+        34,
+        36,
+        37,
+        38,
+        39,
+        41,
+        43,
+        46,
+        49,
+        50,
+        51,
+        53,
+        55,
+        56,
+        59,
+        61,
+        62,
+        65,
+        66,
+        68,
+        69,
+        72,
+        73,
+        78,
+        83,
+        84,
+        85,
+        87,
+        88,
+        95,
+        96,
+        101,
+        104,
+        105,
+        107,
+        111,
+        113,
+        115,
+        122,
+        124,
+        135,
+        141,
+        142,
+        143,
+        146,
+        150,
+        154,
+        157,
+        158,
+        159,
+        165,
+        172,
+        174,
+        181,
+        183,
+        184,
+        191,
+        193,
+        195,
+        197,
+        199,
+        202,
+        213,
+        215,
+        216,
+        219,
+        220,
+        223,
+        225,
+        228,
+        230,
+        232,
+        233,
+        238,
+        239,
+        242,
+        243,
+        246,
+        250,
+        251,
+        252,
+        255,
+        260,
+        261,
+        263,
+        269,
+        272,
+        273,
+        275,
+        281,
+        283,
+        284,
+        285,
+        286,
+        287,
+        288,
+        290,
+        291,
+        292,
+        293,
+        295,
+        304,
+        307,
+        309,
+        310,
+        314,
+        315,
+        319,
+        323,
+        329,
+        330,
+        331,
+        336,
+        342,
+        345,
+        349,
+        350,
+        351,
+        352,
+        355,
+        357,
+        368,
+        370,
+        371,
+        374,
+        379,
+        380,
+        383,
+        384,
+        397,
+        401,
+        403,
+        405,
+        407,
+        408,
+        411,
+        412,
+        413,
+        414,
+        417,
+        419,
+        421,
+        423,
+        427,
+        429,
+        430,
+        432,
+        440,
+        441,
+        442,
+        443,
+        444,
+        446,
+        454,
+        457,
+    )
+)
 PASCAL_EDGE_MAX_DIST = 0.0075
 _LAYOUT = __doc__.split("::", 1)[1].rstrip()
 
@@ -108,8 +365,14 @@ def parts_from_mat(path: Path) -> np.ndarray | None:
     return target
 
 
-def convert_pascal(src: str | os.PathLike, out: str | os.PathLike, *, semseg_classes: str = "voc21",
-                   normals_y_down: bool = False, overwrite: bool = False) -> Path:
+def convert_pascal(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    semseg_classes: str = "voc21",
+    normals_y_down: bool = False,
+    overwrite: bool = False,
+) -> Path:
     """Convert a PASCAL_MT tree to the generic layout in ``out``; returns ``out``.
 
     ``semseg_classes``: "voc21" (what ASTMT/MTL-PyTorch train on) or "context60".
@@ -137,8 +400,9 @@ def convert_pascal(src: str | os.PathLike, out: str | os.PathLike, *, semseg_cla
     for sid in dict.fromkeys(i for ids in splits.values() for i in ids):
         img = find_file(root / "JPEGImages", sid, (".jpg", ".png", ".jpeg"))
         if img is None:
-            raise EdgeMTLError(f"{root / 'JPEGImages' / (sid + '.jpg')}: image listed in "
-                               "ImageSets/Context not found.")
+            raise EdgeMTLError(
+                f"{root / 'JPEGImages' / (sid + '.jpg')}: image listed in ImageSets/Context not found."
+            )
         hw = copy_image(img, out, sid)
         sizes.add(hw)
         label_map = None
@@ -160,8 +424,10 @@ def convert_pascal(src: str | os.PathLike, out: str | os.PathLike, *, semseg_cla
             "dataset": "PASCAL-Context multi-task (PASCAL_MT)",
             "converted_from": str(root),
             "edges": "Laplacian of pascal-context LabelMap, thinned (ASTMT)",
-            "normals": ("distilled; kept on NYUD-like classes only; "
-                        + ("source y-down, negated to y-up" if normals_y_down else "source y-up, kept")),
+            "normals": (
+                "distilled; kept on NYUD-like classes only; "
+                + ("source y-down, negated to y-up" if normals_y_down else "source y-up, kept")
+            ),
             "parts": "6 person parts + background; images without person parts are all 255",
         },
     }
@@ -179,30 +445,43 @@ def saliency_from_png(path: Path) -> np.ndarray:
     v = imread_label(path)
     if v.ndim == 3:  # RGB: the reference would fail; a grey-as-RGB map has equal channels
         if not (v == v[..., :1]).all():
-            raise EdgeMTLError(f"{path}: saliency must be a single-channel map (grayscale or palette), "
-                               f"got a colour image.")
+            raise EdgeMTLError(
+                f"{path}: saliency must be a single-channel map (grayscale or palette), got a colour image."
+            )
         v = v[..., 0]
     if v.max(initial=0) <= 1:
         return v.astype(np.uint8)
     return (v.astype(np.float32) / 255.0 > 0.5).astype(np.uint8)
 
 
-def _read_task(task: str, root: Path, sid: str, hw: tuple[int, int], label_map: np.ndarray | None,
-               classes: list[str], y_down: bool) -> np.ndarray:
+def _read_task(
+    task: str,
+    root: Path,
+    sid: str,
+    hw: tuple[int, int],
+    label_map: np.ndarray | None,
+    classes: list[str],
+    y_down: bool,
+) -> np.ndarray:
     import cv2
 
     if task == "semseg":
         path = find_file(root / "semseg" / "VOC12", sid, (".png",)) or find_file(
-            root / "semseg" / "pascal-context", sid, (".png",))
+            root / "semseg" / "pascal-context", sid, (".png",)
+        )
         if path is None:
-            raise EdgeMTLError(f"{root / 'semseg' / 'pascal-context' / (sid + '.png')}: missing semseg "
-                               f"label for id '{sid}' (also looked in semseg/VOC12).")
+            raise EdgeMTLError(
+                f"{root / 'semseg' / 'pascal-context' / (sid + '.png')}: missing semseg "
+                f"label for id '{sid}' (also looked in semseg/VOC12)."
+            )
         lab = imread_label(path)
         bad = (lab >= len(classes)) & (lab != IGNORE_INDEX)
         if lab.ndim != 2 or bad.any():
             hint = " (for 60-class maps use semseg_classes='context60')" if len(classes) == 21 else ""
-            raise EdgeMTLError(f"{path}: expected a single-channel map with class ids "
-                               f"0..{len(classes) - 1} or {IGNORE_INDEX}{hint}.")
+            raise EdgeMTLError(
+                f"{path}: expected a single-channel map with class ids "
+                f"0..{len(classes) - 1} or {IGNORE_INDEX}{hint}."
+            )
         return fit(lab.astype(np.uint8), hw)
     if task == "parts":
         png = find_file(root / "parts", sid, (".png",))

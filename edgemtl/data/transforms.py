@@ -130,8 +130,12 @@ class RandomScaleCrop:
     depth/normals 0). Depth values are not changed.
     """
 
-    def __init__(self, scales: tuple[float, float] = (0.75, 1.25),
-                 size: tuple[int, int] = (512, 512), base: tuple[int, int] | None | str = "size") -> None:
+    def __init__(
+        self,
+        scales: tuple[float, float] = (0.75, 1.25),
+        size: tuple[int, int] = (512, 512),
+        base: tuple[int, int] | None | str = "size",
+    ) -> None:
         self.scales, self.size = tuple(scales), (int(size[0]), int(size[1]))
         self.base = self.size if base == "size" else (None if base is None else (int(base[0]), int(base[1])))
 
@@ -149,7 +153,7 @@ class RandomScaleCrop:
         def fn(a: np.ndarray, key: str, interp: str, fill: float) -> np.ndarray:
             r = _resize(a, key, interp, (nh, nw))
             out = np.full((h, w) + r.shape[2:], fill, dtype=np.float32)
-            out[oy:oy + ch, ox:ox + cw] = r[sy:sy + ch, sx:sx + cw]
+            out[oy : oy + ch, ox : ox + cw] = r[sy : sy + ch, sx : sx + cw]
             return out
 
         return _apply(sample, fn)
@@ -180,8 +184,9 @@ class RandomRotate:
                 a[..., 0], a[..., 1] = c * x - s * y, s * x + c * y
             flag = cv2.INTER_NEAREST if interp == "nearest" else cv2.INTER_LINEAR
             n = a.shape[2] if a.ndim == 3 else 1
-            r = cv2.warpAffine(a, M, (W, H), flags=flag, borderMode=cv2.BORDER_CONSTANT,
-                               borderValue=(fill,) * min(n, 4))
+            r = cv2.warpAffine(
+                a, M, (W, H), flags=flag, borderMode=cv2.BORDER_CONSTANT, borderValue=(fill,) * min(n, 4)
+            )
             return r[..., None] if a.ndim == 3 and r.ndim == 2 else r
 
         return _apply(sample, fn)
@@ -194,8 +199,9 @@ class ColorJitter:
     [-h, h] turns (h <= 0.5), applied as a rotation of the YIQ chroma plane.
     """
 
-    def __init__(self, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0,
-                 hue: float = 0.0) -> None:
+    def __init__(
+        self, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0, hue: float = 0.0
+    ) -> None:
         if not 0 <= hue <= 0.5:
             raise ValueError(f"hue must be in [0, 0.5], got {hue}")
         self.brightness, self.contrast, self.saturation, self.hue = brightness, contrast, saturation, hue
@@ -219,8 +225,9 @@ class ColorJitter:
 
 
 def _hue_shift(img: torch.Tensor, turns: float) -> torch.Tensor:
-    to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
-                          dtype=torch.float64)
+    to_yiq = torch.tensor(
+        [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=torch.float64
+    )
     c, s = math.cos(2 * math.pi * turns), math.sin(2 * math.pi * turns)
     rot = torch.tensor([[1, 0, 0], [0, c, -s], [0, s, c]], dtype=torch.float64)
     m = (torch.linalg.inv(to_yiq) @ rot @ to_yiq).to(img.dtype)
@@ -259,10 +266,14 @@ class PadToMultiple:
         return _apply(sample, fn)
 
 
-def default_train_transform(size: tuple[int, int], *, scales: tuple[float, float] = (0.75, 1.25),
-                            degrees: float = 0.0,
-                            color_jitter: tuple[float, float, float, float] | None = None,
-                            base: tuple[int, int] | None = None) -> Compose:
+def default_train_transform(
+    size: tuple[int, int],
+    *,
+    scales: tuple[float, float] = (0.75, 1.25),
+    degrees: float = 0.0,
+    color_jitter: tuple[float, float, float, float] | None = None,
+    base: tuple[int, int] | None = None,
+) -> Compose:
     """Flip, optional rotation, resize to ``base`` (the model's input size, default ``size``) times a
     random scale, crop ``size``, optional colour jitter (ASTMT-style)."""
     ts: list[Any] = [RandomHorizontalFlip(0.5)]

@@ -28,8 +28,9 @@ _NORM_TOL = 1e-2  # normals are stored as float32 unit vectors; allow quantisati
 _MAX_REPORTED = 200  # keep reports readable on badly broken datasets
 
 
-def validate_dataset(root: str | os.PathLike, splits: Sequence[str] | None = None,
-                     tasks: Sequence[str] | None = None) -> list[str]:
+def validate_dataset(
+    root: str | os.PathLike, splits: Sequence[str] | None = None, tasks: Sequence[str] | None = None
+) -> list[str]:
     """Return every problem found (empty list = dataset is fine).
 
     ``splits=None`` checks whichever of train/val/test exist (at least one must); naming splits
@@ -83,16 +84,26 @@ def _overlaps(root: Path, members: dict[str, list[str]]) -> list[str]:
     out = []
     names = list(members)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             both = sorted(set(members[a]) & set(members[b]))
             if both:
-                out.append(f"{root / 'splits'}: {len(both)} id(s) are in both '{a}' and '{b}' "
-                           f"(e.g. {both[:3]}); splits must not overlap.")
+                out.append(
+                    f"{root / 'splits'}: {len(both)} id(s) are in both '{a}' and '{b}' "
+                    f"(e.g. {both[:3]}); splits must not overlap."
+                )
     return out
 
 
-def _check_sample(root: Path, meta: dict, tasks: Sequence[str], images: dict[str, Path], split: str,
-                  sid: str, depth_lo: float, depth_hi: float) -> list[str]:
+def _check_sample(
+    root: Path,
+    meta: dict,
+    tasks: Sequence[str],
+    images: dict[str, Path],
+    split: str,
+    sid: str,
+    depth_lo: float,
+    depth_hi: float,
+) -> list[str]:
     if sid not in images:
         return [f"{root / 'splits' / f'{split}.txt'}: id '{sid}' has no image in {root / 'images'}."]
     try:
@@ -111,12 +122,16 @@ def _check_sample(root: Path, meta: dict, tasks: Sequence[str], images: dict[str
         if task == "depth":
             valid = arr[arr > 0]
             if valid.size and (valid.min() < depth_lo or valid.max() > depth_hi):
-                out.append(f"{path}: depth values [{valid.min():.3g}, {valid.max():.3g}] m fall outside "
-                           f"depth_range [{depth_lo}, {depth_hi}] of dataset.json.")
+                out.append(
+                    f"{path}: depth values [{valid.min():.3g}, {valid.max():.3g}] m fall outside "
+                    f"depth_range [{depth_lo}, {depth_hi}] of dataset.json."
+                )
         elif task == "normals":
             norm = np.linalg.norm(arr, axis=2)
             bad = (norm > 0) & (np.abs(norm - 1) > _NORM_TOL)
             if bad.any():
-                out.append(f"{path}: {int(bad.sum())} normal(s) are neither unit length nor all-zero "
-                           "(invalid); normalise them or zero them out.")
+                out.append(
+                    f"{path}: {int(bad.sum())} normal(s) are neither unit length nor all-zero "
+                    "(invalid); normalise them or zero them out."
+                )
     return out

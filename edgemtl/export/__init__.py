@@ -45,10 +45,17 @@ def get_target(name: str):
     return TARGETS.get(name)()
 
 
-def export(model_or_ckpt: Any, target: str, out: str | os.PathLike, precision: str = "fp32",
-           task_input: str | None = None, options: dict[str, Any] | None = None,
-           images: str | os.PathLike | list | None = None, num_images: int = 3,
-           input_size: tuple[int, int] | None = None):
+def export(
+    model_or_ckpt: Any,
+    target: str,
+    out: str | os.PathLike,
+    precision: str = "fp32",
+    task_input: str | None = None,
+    options: dict[str, Any] | None = None,
+    images: str | os.PathLike | list | None = None,
+    num_images: int = 3,
+    input_size: tuple[int, int] | None = None,
+):
     """Export a model (or a checkpoint path) to ``target`` at ``out``; returns an ExportResult.
 
     A ``.pt2`` path is an int8 program from ``edgemtl qat`` (ptq_int8.pt2 / qat_int8.pt2): export
@@ -74,16 +81,34 @@ def export(model_or_ckpt: Any, target: str, out: str | os.PathLike, precision: s
         dataset = ckpt.get("dataset") or None
     else:
         model = model_or_ckpt
-    return run_export(model, get_target(target), out, precision, task_input, options, images, num_images,
-                      dataset, input_size)
+    return run_export(
+        model,
+        get_target(target),
+        out,
+        precision,
+        task_input,
+        options,
+        images,
+        num_images,
+        dataset,
+        input_size,
+    )
 
 
 def support_table() -> list[dict[str, Any]]:
     """One row per target: what it declares (docs and tests iterate over this)."""
-    return [{"target": n, "suffix": TARGETS.get(n).suffix, "precisions": TARGETS.get(n).precisions,
-             "task_inputs": TARGETS.get(n).task_inputs, "options": TARGETS.get(n).options,
-             "runs_here": TARGETS.get(n).runs_here(), "description": TARGETS.get(n).description}
-            for n in TARGETS.names()]
+    return [
+        {
+            "target": n,
+            "suffix": TARGETS.get(n).suffix,
+            "precisions": TARGETS.get(n).precisions,
+            "task_inputs": TARGETS.get(n).task_inputs,
+            "options": TARGETS.get(n).options,
+            "runs_here": TARGETS.get(n).runs_here(),
+            "description": TARGETS.get(n).description,
+        }
+        for n in TARGETS.names()
+    ]
 
 
 __all__ = ["TARGETS", "export", "get_target", "runnable_targets", "support_table", "target_class"]

@@ -47,16 +47,19 @@ class ExportResult:
         return self.metadata["verification"].get("numeric", {}).get("tasks", {})
 
 
-def calibration_batches(images: list[tuple[str, Any]], size: tuple[int, int], batch: int = 4) -> list[torch.Tensor]:
+def calibration_batches(
+    images: list[tuple[str, Any]], size: tuple[int, int], batch: int = 4
+) -> list[torch.Tensor]:
     """uint8 RGB images -> float batches [B,3,H,W] in [0,1], preprocessed exactly as at inference."""
     from edgemtl.artifact.processing import preprocess
 
     xs = [torch.from_numpy(preprocess(img, size)) for _, img in images]
-    return [torch.cat(xs[i:i + batch]) for i in range(0, len(xs), batch)]
+    return [torch.cat(xs[i : i + batch]) for i in range(0, len(xs), batch)]
 
 
-def prepare_precision(model: nn.Module, precision: str, calibration: Callable[[], list], size: tuple[int, int],
-                      notes: list[str]) -> nn.Module:
+def prepare_precision(
+    model: nn.Module, precision: str, calibration: Callable[[], list], size: tuple[int, int], notes: list[str]
+) -> nn.Module:
     """The module whose graph gets exported for ``precision``.
 
     fp32/fp16 export the float model (fp16 is the target's compute precision, e.g. CoreML).
@@ -67,25 +70,33 @@ def prepare_precision(model: nn.Module, precision: str, calibration: Callable[[]
     stage = getattr(model, "stage", None)
     if precision != "int8":
         if stage is not None:
-            raise UnsupportedError(f"--precision {precision}: this model is quantized ({stage}); export it as int8")
+            raise UnsupportedError(
+                f"--precision {precision}: this model is quantized ({stage}); export it as int8"
+            )
         return model
     if stage in ("ptq", "converted"):
         notes.append(f"int8: the {'QAT-converted' if stage == 'converted' else 'PTQ'} PT2E program as given")
         return model
     if stage is not None:
-        raise UnsupportedError("--precision int8: this QAT model still has fake-quant observers; convert it first "
-                               "(edgemtl.quant.convert; 'edgemtl qat' writes qat_int8.pt2)")
+        raise UnsupportedError(
+            "--precision int8: this QAT model still has fake-quant observers; convert it first "
+            "(edgemtl.quant.convert; 'edgemtl qat' writes qat_int8.pt2)"
+        )
     if tuple(size) != tuple(model.config.image_size):
-        raise EdgeMTLError(f"--precision int8 quantizes at the model's image_size {tuple(model.config.image_size)}; "
-                           f"drop --size {size[0]}x{size[1]} (or retrain at that size)")
+        raise EdgeMTLError(
+            f"--precision int8 quantizes at the model's image_size {tuple(model.config.image_size)}; "
+            f"drop --size {size[0]}x{size[1]} (or retrain at that size)"
+        )
     from edgemtl.quant.pt2e import ptq
     from edgemtl.quant.wrapper import QuantizedModel
 
     batches = calibration()
     n = sum(b.shape[0] for b in batches)
-    notes.append(f"int8: PT2E post-training quantization at export time (XNNPACK quantizer, int8 per-channel "
-                 f"weights, int8 activations; task-selected weights fp32), calibrated on {n} images x every task. "
-                 "For QAT, export the qat_int8.pt2 that 'edgemtl qat' writes")
+    notes.append(
+        f"int8: PT2E post-training quantization at export time (XNNPACK quantizer, int8 per-channel "
+        f"weights, int8 activations; task-selected weights fp32), calibrated on {n} images x every task. "
+        "For QAT, export the qat_int8.pt2 that 'edgemtl qat' writes"
+    )
     return QuantizedModel(ptq(model, batches), model, "ptq")
 
 
@@ -97,12 +108,17 @@ def _export_program(graph: Graph) -> Any:
 
 def check_finite(model: nn.Module) -> None:
     """NaN/inf weights make every parity tolerance NaN: name the tensors instead."""
-    bad = [n for n, t in model.state_dict().items()
-           if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    bad = [
+        n
+        for n, t in model.state_dict().items()
+        if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
     if bad:
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-        raise EdgeMTLError(f"the model holds non-finite (NaN/inf) weights in {', '.join(bad[:5])}{more}: the checkpoint "
-                           "comes from a diverged run; export an earlier checkpoint (e.g. best.pt) or retrain")
+        raise EdgeMTLError(
+            f"the model holds non-finite (NaN/inf) weights in {', '.join(bad[:5])}{more}: the checkpoint "
+            "comes from a diverged run; export an earlier checkpoint (e.g. best.pt) or retrain"
+        )
 
 
 def remove_stale_stages(out: Path) -> None:
@@ -111,8 +127,13 @@ def remove_stale_stages(out: Path) -> None:
     from edgemtl._proc import pid_alive
 
     for p in out.parent.glob(f".{out.stem}.*-*{out.suffix}"):
-        kind, _, pid = p.name[len(out.stem) + 2:-len(out.suffix) or None].rpartition("-")
-        if kind in ("partial", "old") and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+        kind, _, pid = p.name[len(out.stem) + 2 : -len(out.suffix) or None].rpartition("-")
+        if (
+            kind in ("partial", "old")
+            and pid.isdigit()
+            and int(pid) != os.getpid()
+            and not pid_alive(int(pid))
+        ):
             remove_artifact(p)
 
 
@@ -138,10 +159,18 @@ def install_artifact(stage: Path, out: Path) -> None:
         os.replace(stage, out)
 
 
-def run_export(model: nn.Module, target: ExportTarget, out: str | os.PathLike, precision: str = "fp32",
-               task_input: str | None = None, options: dict[str, Any] | None = None,
-               images: str | os.PathLike | list | None = None, num_images: int = 3,
-               dataset: dict[str, Any] | None = None, input_size: tuple[int, int] | None = None) -> ExportResult:
+def run_export(
+    model: nn.Module,
+    target: ExportTarget,
+    out: str | os.PathLike,
+    precision: str = "fp32",
+    task_input: str | None = None,
+    options: dict[str, Any] | None = None,
+    images: str | os.PathLike | list | None = None,
+    num_images: int = 3,
+    dataset: dict[str, Any] | None = None,
+    input_size: tuple[int, int] | None = None,
+) -> ExportResult:
     """The shared pipeline (see the module docstring)."""
     start = time.perf_counter()
     if not target.available():
@@ -151,15 +180,21 @@ def run_export(model: nn.Module, target: ExportTarget, out: str | os.PathLike, p
     opts = target.resolve_options(options)
     out = Path(out)
     if out.suffix != target.suffix:
-        raise EdgeMTLError(f"--out {out}: target '{target.name}' writes a {target.suffix} file; "
-                           f"use e.g. --out {out.with_suffix(target.suffix)}")
+        raise EdgeMTLError(
+            f"--out {out}: target '{target.name}' writes a {target.suffix} file; "
+            f"use e.g. --out {out.with_suffix(target.suffix)}"
+        )
     size = tuple(input_size or model.config.image_size)
     check_finite(model)
     imgs = images if isinstance(images, list) else sample_images(images, size, num_images)
     notes: list[str] = []
 
     def calibration() -> list[torch.Tensor]:
-        calib = images if isinstance(images, list) else sample_images(images, size, max(num_images, CALIBRATION_IMAGES))
+        calib = (
+            images
+            if isinstance(images, list)
+            else sample_images(images, size, max(num_images, CALIBRATION_IMAGES))
+        )
         return calibration_batches(calib, size)
 
     model = model.eval()
@@ -168,11 +203,16 @@ def run_export(model: nn.Module, target: ExportTarget, out: str | os.PathLike, p
         # Each task's graph gets static weights (and, for int8, its own calibration/quantization).
         from edgemtl.models.specialize import specialize
 
-        per_task_models = {t: target.prepare_model(specialize(model, t), precision, opts, calibration, size,
-                                                   notes if i == 0 else [])
-                           for i, t in enumerate(model.task_names)}
-        notes.append("per-task: each method is the model specialised to its task (per-task SE/BN/heads baked in "
-                     "as plain layers); verified against the task-conditional model")
+        per_task_models = {
+            t: target.prepare_model(
+                specialize(model, t), precision, opts, calibration, size, notes if i == 0 else []
+            )
+            for i, t in enumerate(model.task_names)
+        }
+        notes.append(
+            "per-task: each method is the model specialised to its task (per-task SE/BN/heads baked in "
+            "as plain layers); verified against the task-conditional model"
+        )
     else:
         model = target.prepare_model(model, precision, opts, calibration, size, notes)
     graphs = build_graphs(model, scheme, size, per_task_models)
@@ -191,8 +231,11 @@ def run_export(model: nn.Module, target: ExportTarget, out: str | os.PathLike, p
             raise EdgeMTLError(f"target '{target.name}' wrote nothing for {out}")
         structure = target.inspect(graphs, ctx)
         numeric = target.numeric(programs, graphs, ctx, imgs)
-        verification = {"structure": structure, "numeric": numeric,
-                        "passed": not structure.get("problems") and numeric.get("passed", False)}
+        verification = {
+            "structure": structure,
+            "numeric": numeric,
+            "passed": not structure.get("problems") and numeric.get("passed", False),
+        }
         meta = build_metadata(model, target.name, precision, io, size, opts, dataset)
         meta["verification"] = verification
         meta["notes"] = ctx.notes
@@ -212,4 +255,6 @@ def run_export(model: nn.Module, target: ExportTarget, out: str | os.PathLike, p
     remove_artifact(md.manifest_path(out))  # a stale manifest must never describe a new artifact
     install_artifact(stage, out)
     manifest = md.write_manifest(out, meta)
-    return ExportResult(out, manifest, target.name, precision, scheme, meta, meta["export_seconds"], md.artifact_size(out))
+    return ExportResult(
+        out, manifest, target.name, precision, scheme, meta, meta["export_seconds"], md.artifact_size(out)
+    )

@@ -32,8 +32,15 @@ def task_info(model, dataset: dict[str, Any] | None = None) -> dict[str, dict[st
     return out
 
 
-def build_metadata(model, target: str, precision: str, io: dict[str, Any], size: tuple[int, int],
-                   options: dict[str, Any], dataset: dict[str, Any] | None) -> dict[str, Any]:
+def build_metadata(
+    model,
+    target: str,
+    precision: str,
+    io: dict[str, Any],
+    size: tuple[int, int],
+    options: dict[str, Any],
+    dataset: dict[str, Any] | None,
+) -> dict[str, Any]:
     cfg = model.config
     return {
         "format": FORMAT,

@@ -23,11 +23,15 @@ KEYS = {
 
 def load_profile(name: str | Path) -> dict[str, Any]:
     """A validated profile dict (only the keys in ``KEYS``; unknown keys raise naming the key)."""
-    path, data = read_named_yaml(name, PROFILE_DIR, "profile", "--profile", f"of {', '.join(KEYS)}", "--profile ")
+    path, data = read_named_yaml(
+        name, PROFILE_DIR, "profile", "--profile", f"of {', '.join(KEYS)}", "--profile "
+    )
     for key in data:
         if key not in KEYS:
-            raise EdgeMTLError(f"--profile {path}: unknown key '{key}'.{did_you_mean(key, KEYS)} "
-                               f"Valid keys: {', '.join(KEYS)}")
+            raise EdgeMTLError(
+                f"--profile {path}: unknown key '{key}'.{did_you_mean(key, KEYS)} "
+                f"Valid keys: {', '.join(KEYS)}"
+            )
     if "options" in data and not isinstance(data["options"], dict):
         raise EdgeMTLError(f"--profile {path}: 'options' must be a mapping (got {data['options']!r})")
     if "target" in data:

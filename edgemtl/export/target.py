@@ -103,12 +103,16 @@ class ExportTarget:
         """Structural checks of the written artifact: ``{"problems": [...], ...facts}``."""
         return {"problems": []}
 
-    def numeric(self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext, images) -> dict[str, Any]:
+    def numeric(
+        self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext, images
+    ) -> dict[str, Any]:
         """Numeric parity; by default the artifact itself, run by this target's backend."""
         from edgemtl.export.verify import numeric_parity
 
         backend = self.open(ctx.out, threads=None)
-        return numeric_parity(graphs, ctx.io, backend.run, images, ctx.precision, f"{backend.name} (the artifact itself)")
+        return numeric_parity(
+            graphs, ctx.io, backend.run, images, ctx.precision, f"{backend.name} (the artifact itself)"
+        )
 
     @classmethod
     def open(cls, path: str | os.PathLike, threads: int | None = None) -> Backend:
@@ -125,8 +129,15 @@ class ExportTarget:
     def embed_metadata(self, path: Path, meta: dict[str, Any]) -> None:
         """Store the metadata inside the artifact where the format has a slot (default: none)."""
 
-    def prepare_model(self, model: nn.Module, precision: str, ctx_options: dict[str, Any],
-                      calibration: Callable[[], list], size: tuple[int, int], notes: list[str]) -> nn.Module:
+    def prepare_model(
+        self,
+        model: nn.Module,
+        precision: str,
+        ctx_options: dict[str, Any],
+        calibration: Callable[[], list],
+        size: tuple[int, int],
+        notes: list[str],
+    ) -> nn.Module:
         """The precision hook (targets with their own quantizer override it)."""
         from edgemtl.export.base import prepare_precision
 
@@ -139,27 +150,37 @@ class ExportTarget:
         for key, value in (options or {}).items():
             if key not in self.options:
                 valid = ", ".join(sorted(self.options)) or "none"
-                raise EdgeMTLError(f"unknown option '{key}' for target '{self.name}'.{did_you_mean(key, self.options)} "
-                                   f"Valid options: {valid}")
+                raise EdgeMTLError(
+                    f"unknown option '{key}' for target '{self.name}'.{did_you_mean(key, self.options)} "
+                    f"Valid options: {valid}"
+                )
             choices = self.option_choices.get(key)
             if choices and value not in choices:
-                raise EdgeMTLError(f"option {key}={value!r} for target '{self.name}': valid values are "
-                                   f"{', '.join(map(str, choices))}")
+                raise EdgeMTLError(
+                    f"option {key}={value!r} for target '{self.name}': valid values are "
+                    f"{', '.join(map(str, choices))}"
+                )
             out[key] = value
         return out
 
     def check_support(self, precision: str, scheme: str) -> None:
         if precision not in PRECISIONS:
-            raise EdgeMTLError(f"unknown --precision '{precision}'.{did_you_mean(precision, PRECISIONS)} "
-                               f"Valid: {', '.join(PRECISIONS)}")
+            raise EdgeMTLError(
+                f"unknown --precision '{precision}'.{did_you_mean(precision, PRECISIONS)} "
+                f"Valid: {', '.join(PRECISIONS)}"
+            )
         if precision not in self.precisions:
             why = self.unsupported_why.get(precision, "")
-            raise UnsupportedError(f"target '{self.name}' does not support --precision {precision}{why}; "
-                                   f"supported: {', '.join(self.precisions)}")
+            raise UnsupportedError(
+                f"target '{self.name}' does not support --precision {precision}{why}; "
+                f"supported: {', '.join(self.precisions)}"
+            )
         if scheme not in self.task_inputs:
             why = self.unsupported_why.get(scheme, "")
-            raise UnsupportedError(f"target '{self.name}' does not support --task-input {scheme}{why}; "
-                                   f"supported: {', '.join(self.task_inputs)}")
+            raise UnsupportedError(
+                f"target '{self.name}' does not support --task-input {scheme}{why}; "
+                f"supported: {', '.join(self.task_inputs)}"
+            )
 
 
 def check_io(found: dict[str, dict[str, Any]], expected: dict[str, Any], where: str) -> list[str]:
@@ -167,7 +188,9 @@ def check_io(found: dict[str, dict[str, Any]], expected: dict[str, Any], where: 
     problems = []
     for method, spec in expected.items():
         if method not in found:
-            problems.append(f"{where}: method/function '{method}' missing (found: {', '.join(found) or 'none'})")
+            problems.append(
+                f"{where}: method/function '{method}' missing (found: {', '.join(found) or 'none'})"
+            )
             continue
         for kind in ("inputs", "outputs"):
             want = [(s["name"], s["dtype"], list(s["shape"])) for s in spec[kind]]

@@ -48,8 +48,9 @@ class VerificationError(EdgeMTLError):
     """An exported artifact does not match PyTorch (or its structure is not what was asked for)."""
 
 
-def sample_images(images: str | os.PathLike | None = None, size: tuple[int, int] = (64, 64),
-                  n: int = 3) -> list[tuple[str, np.ndarray]]:
+def sample_images(
+    images: str | os.PathLike | None = None, size: tuple[int, int] = (64, 64), n: int = 3
+) -> list[tuple[str, np.ndarray]]:
     """``(name, uint8 HxWx3 RGB)``: the images in a folder, else ``n`` rendered synthetic scenes."""
     if images is None:
         from edgemtl.data.synth import render_scene
@@ -74,7 +75,7 @@ def sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
     """Signal-to-quantization-noise ratio of ``got`` against ``ref`` in dB (inf when identical)."""
     ref = ref.astype(np.float64)
     noise = float(((got.astype(np.float64) - ref) ** 2).sum())
-    signal = float((ref ** 2).sum())
+    signal = float((ref**2).sum())
     if noise == 0:
         return float("inf")
     return float(10 * np.log10(signal / noise)) if signal > 0 else float("-inf")
@@ -84,18 +85,27 @@ def tolerance(precision: str) -> tuple[float, float]:
     if precision == "int8":
         return 0.0, 0.0  # unused: int8 is checked by SQNR
     if precision not in TOLERANCES:
-        raise EdgeMTLError(f"no verification tolerance for precision '{precision}' "
-                           "(edgemtl.export.verify.TOLERANCES)")
+        raise EdgeMTLError(
+            f"no verification tolerance for precision '{precision}' (edgemtl.export.verify.TOLERANCES)"
+        )
     return TOLERANCES[precision]
 
 
-def numeric_parity(graphs: list[Graph], io: dict[str, Any], run: Runner, images: list[tuple[str, np.ndarray]],
-                   precision: str, runtime: str) -> dict[str, Any]:
+def numeric_parity(
+    graphs: list[Graph],
+    io: dict[str, Any],
+    run: Runner,
+    images: list[tuple[str, np.ndarray]],
+    precision: str,
+    runtime: str,
+) -> dict[str, Any]:
     """Run every task on every image through PyTorch and ``run``; report max |Δ| per task/output."""
     from edgemtl.artifact.processing import preprocess
 
     if not images:
-        raise EdgeMTLError("the parity check needs at least one image (--num-images >= 1, --images with image files)")
+        raise EdgeMTLError(
+            "the parity check needs at least one image (--num-images >= 1, --images with image files)"
+        )
     modules = {g.method: g.reference if g.reference is not None else g.module for g in graphs}
     size = tuple(io["methods"][graphs[0].method]["inputs"][0]["shape"][2:])
     atol, rtol = tolerance(precision)
@@ -115,8 +125,10 @@ def numeric_parity(graphs: list[Graph], io: dict[str, Any], run: Runner, images:
             ref = select_output(io, task, ref_list)
             got = select_output(io, task, run(method, [x, *extra]))
             if got.shape != ref.shape:
-                failures.append(f"task '{task}' output '{io['task_outputs'][task]['output']}': shape "
-                                f"{list(got.shape)} != PyTorch {list(ref.shape)}")
+                failures.append(
+                    f"task '{task}' output '{io['task_outputs'][task]['output']}': shape "
+                    f"{list(got.shape)} != PyTorch {list(ref.shape)}"
+                )
                 continue
             finite = bool(np.isfinite(got).all())
             diff = float(np.abs(got.astype(np.float64) - ref).max()) if finite else float("inf")
@@ -125,39 +137,64 @@ def numeric_parity(graphs: list[Graph], io: dict[str, Any], run: Runner, images:
                 if sq <= worst["sqnr_db"]:
                     worst = {"max_abs_diff": diff, "sqnr_db": sq, "min_sqnr_db": MIN_SQNR_DB, "image": name}
                 if not sq >= MIN_SQNR_DB:
-                    failures.append(f"task '{task}' output '{io['task_outputs'][task]['output']}' "
-                                    f"(method '{method}'): SQNR {sq:.1f} dB < {MIN_SQNR_DB:g} dB against the "
-                                    f"PyTorch reference on image {name}")
+                    failures.append(
+                        f"task '{task}' output '{io['task_outputs'][task]['output']}' "
+                        f"(method '{method}'): SQNR {sq:.1f} dB < {MIN_SQNR_DB:g} dB against the "
+                        f"PyTorch reference on image {name}"
+                    )
                 continue
             tol = atol + rtol * float(np.abs(ref).max())
             if diff >= worst["max_abs_diff"]:
                 worst = {"max_abs_diff": diff, "tolerance": tol, "image": name}
             if not diff <= tol:
-                failures.append(f"task '{task}' output '{io['task_outputs'][task]['output']}' "
-                                f"(method '{method}'): max |artifact - pytorch| = {diff:.3g} > tolerance "
-                                f"{tol:.3g} on image {name}")
-        per_task[task] = {"output": io["task_outputs"][task]["output"], "method": io["task_outputs"][task]["method"],
-                          **worst, "images": len(images)}
+                failures.append(
+                    f"task '{task}' output '{io['task_outputs'][task]['output']}' "
+                    f"(method '{method}'): max |artifact - pytorch| = {diff:.3g} > tolerance "
+                    f"{tol:.3g} on image {name}"
+                )
+        per_task[task] = {
+            "output": io["task_outputs"][task]["output"],
+            "method": io["task_outputs"][task]["method"],
+            **worst,
+            "images": len(images),
+        }
     if int8 and failures and "onnx" in runtime.lower():
         from edgemtl.profile.cpu import x86_without_vnni
 
         if x86_without_vnni():
-            failures.append("this x86 CPU has no VNNI: ONNX Runtime's int8 kernels sum uint8 x int8 products in "
-                            "int16 here and saturate with 8-bit weights. The ORT quantizer avoids it with "
-                            "--option reduce_range=true (the default on such hosts); a PT2E program runs exactly "
-                            "on ExecuTorch, or in ONNX Runtime on ARM / VNNI CPUs")
-    rule = (f"SQNR(artifact vs reference) >= {MIN_SQNR_DB:g} dB per task and image" if int8
-            else "max|artifact-pytorch| <= atol + rtol*max|pytorch| per task and image")
-    return {"runtime": runtime, "precision_checked": precision, "atol": atol, "rtol": rtol, "rule": rule,
-            "tasks": per_task, "failures": failures, "passed": not failures}
+            failures.append(
+                "this x86 CPU has no VNNI: ONNX Runtime's int8 kernels sum uint8 x int8 products in "
+                "int16 here and saturate with 8-bit weights. The ORT quantizer avoids it with "
+                "--option reduce_range=true (the default on such hosts); a PT2E program runs exactly "
+                "on ExecuTorch, or in ONNX Runtime on ARM / VNNI CPUs"
+            )
+    rule = (
+        f"SQNR(artifact vs reference) >= {MIN_SQNR_DB:g} dB per task and image"
+        if int8
+        else "max|artifact-pytorch| <= atol + rtol*max|pytorch| per task and image"
+    )
+    return {
+        "runtime": runtime,
+        "precision_checked": precision,
+        "atol": atol,
+        "rtol": rtol,
+        "rule": rule,
+        "tasks": per_task,
+        "failures": failures,
+        "passed": not failures,
+    }
 
 
-def raise_if_failed(report: dict[str, Any], artifact: str | os.PathLike,
-                    kept: str | os.PathLike | None = None) -> None:
-    problems = list(report.get("structure", {}).get("problems", [])) + list(report.get("numeric", {}).get("failures", []))
+def raise_if_failed(
+    report: dict[str, Any], artifact: str | os.PathLike, kept: str | os.PathLike | None = None
+) -> None:
+    problems = list(report.get("structure", {}).get("problems", [])) + list(
+        report.get("numeric", {}).get("failures", [])
+    )
     if problems:
         previous = f"; the previous {kept} is left as it was" if kept else ""
         raise VerificationError(
-            f"export verification failed: the new artifact is kept as {artifact} for inspection (its manifest "
+            f"export verification failed: the new artifact is kept as {artifact} for inspection (its "
+            "manifest "
             f"records verification.passed=false){previous}:\n  " + "\n  ".join(problems)
         )

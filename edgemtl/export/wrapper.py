@@ -36,8 +36,10 @@ def check_scheme(model: nn.Module, scheme: str | None) -> str:
     valid = valid_schemes(model)
     if scheme not in valid:
         if model.conditional:
-            kind = ("task-conditional with a task-modulated encoder (an all-tasks graph would run the "
-                    "encoder once per task anyway)")
+            kind = (
+                "task-conditional with a task-modulated encoder (an all-tasks graph would run the "
+                "encoder once per task anyway)"
+            )
         else:
             kind = "multi-output (it computes every task in one pass)"
         raise UnsupportedError(
@@ -128,8 +130,12 @@ def _spec(name: str, t: Tensor) -> dict[str, Any]:
     return {"name": name, "dtype": str(t.dtype).replace("torch.", ""), "shape": list(t.shape)}
 
 
-def build_graphs(model: nn.Module, scheme: str, size: tuple[int, int] | None = None,
-                 per_task_models: dict[str, nn.Module] | None = None) -> list[Graph]:
+def build_graphs(
+    model: nn.Module,
+    scheme: str,
+    size: tuple[int, int] | None = None,
+    per_task_models: dict[str, nn.Module] | None = None,
+) -> list[Graph]:
     """Wrap ``model`` (eval mode, batch 1, input ``size`` or the config's) into the graphs of ``scheme``.
 
     ``per_task_models`` (per-task scheme): the module to export for each task, e.g. the model
@@ -147,20 +153,51 @@ def build_graphs(model: nn.Module, scheme: str, size: tuple[int, int] | None = N
         if scheme == "onehot":
             task[0, 0] = 1
         module = OneHotWrapper(model) if scheme == "onehot" else IndexWrapper(model)
-        return [Graph("forward", module, (image, task), [_spec("image", image), _spec("task", task)], [_spec("out", out)])]
+        return [
+            Graph(
+                "forward",
+                module,
+                (image, task),
+                [_spec("image", image), _spec("task", task)],
+                [_spec("out", out)],
+            )
+        ]
     if scheme == "per-task":
         graphs = []
         for n in names:
             inner = (per_task_models or {}).get(n, model)
-            ref = FixedTaskWrapper(model, n) if inner is not model and getattr(inner, "stage", None) is None else None
-            graphs.append(Graph(n, FixedTaskWrapper(inner, n), (image,), [_spec("image", image)],
-                                [_spec(n, torch.zeros(1, model.out_channels[n], h, w))], ref))
+            ref = (
+                FixedTaskWrapper(model, n)
+                if inner is not model and getattr(inner, "stage", None) is None
+                else None
+            )
+            graphs.append(
+                Graph(
+                    n,
+                    FixedTaskWrapper(inner, n),
+                    (image,),
+                    [_spec("image", image)],
+                    [_spec(n, torch.zeros(1, model.out_channels[n], h, w))],
+                    ref,
+                )
+            )
         return graphs
-    return [Graph("forward", AllTasksWrapper(model), (image,), [_spec("image", image)],
-                  [_spec(n, torch.zeros(1, model.out_channels[n], h, w)) for n in names])]
+    return [
+        Graph(
+            "forward",
+            AllTasksWrapper(model),
+            (image,),
+            [_spec("image", image)],
+            [_spec(n, torch.zeros(1, model.out_channels[n], h, w)) for n in names],
+        )
+    ]
 
 
 def task_io(model: nn.Module, scheme: str, graphs: list[Graph]) -> dict[str, Any]:
     """The manifest's ``task_input`` section for ``model`` exported as ``graphs``."""
-    return signature.task_io(list(model.task_names), dict(model.out_channels), scheme,
-                             {g.method: {"inputs": g.inputs, "outputs": g.outputs} for g in graphs})
+    return signature.task_io(
+        list(model.task_names),
+        dict(model.out_channels),
+        scheme,
+        {g.method: {"inputs": g.inputs, "outputs": g.outputs} for g in graphs},
+    )

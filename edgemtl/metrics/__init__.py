@@ -67,7 +67,9 @@ def _check_finite(x: np.ndarray, name: str, what: str) -> None:
     if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).sum())
         kind = "NaN" if np.isnan(x).any() else "inf"
-        raise EdgeMTLError(f"{what}: {name} contains {bad} non-finite value(s) ({kind}), shape {tuple(x.shape)}")
+        raise EdgeMTLError(
+            f"{what}: {name} contains {bad} non-finite value(s) ({kind}), shape {tuple(x.shape)}"
+        )
 
 
 def _check_unit_range(x: np.ndarray, name: str, what: str) -> None:

@@ -39,11 +39,13 @@ def with_state(template: Any, vec: np.ndarray) -> Any:
     for k in m.STATE:
         ref = getattr(template, k)
         arr = np.asarray(ref)
-        part = vec[at: at + arr.size]
+        part = vec[at : at + arr.size]
         at += arr.size
         if isinstance(ref, np.ndarray):
             value = part.reshape(arr.shape)
-            setattr(m, k, np.rint(value).astype(arr.dtype) if arr.dtype.kind in "iu" else value.astype(arr.dtype))
+            setattr(
+                m, k, np.rint(value).astype(arr.dtype) if arr.dtype.kind in "iu" else value.astype(arr.dtype)
+            )
         elif isinstance(ref, (int, np.integer)):
             setattr(m, k, int(round(float(part[0]))))
         else:
@@ -73,8 +75,9 @@ def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def delta_m_samples(model: dict[str, np.ndarray], base: dict[str, np.ndarray],
-                    higher_is_better: dict[str, bool]) -> np.ndarray:
+def delta_m_samples(
+    model: dict[str, np.ndarray], base: dict[str, np.ndarray], higher_is_better: dict[str, bool]
+) -> np.ndarray:
     """Δm (%) per resample from per-task resampled metrics of a model and of its reference."""
     terms = []
     for t, hib in higher_is_better.items():
@@ -87,5 +90,11 @@ def delta_m_samples(model: dict[str, np.ndarray], base: dict[str, np.ndarray],
 
 def summarize(samples: np.ndarray, point: float, level: float = 0.95) -> dict[str, Any]:
     lo, hi = interval(samples, level)
-    return {"value": float(point), "ci_low": lo, "ci_high": hi, "level": level,
-            "significant": bool(lo > 0 or hi < 0), "n_resamples": int(samples.size)}
+    return {
+        "value": float(point),
+        "ci_low": lo,
+        "ci_high": hi,
+        "level": level,
+        "significant": bool(lo > 0 or hi < 0),
+        "n_resamples": int(samples.size),
+    }

@@ -51,8 +51,9 @@ def delta_m(
     return sum(terms.values()) / len(terms)
 
 
-def acc_mtl(metrics: Mapping[str, Mapping[str, float]],
-            terms: Mapping[str, Sequence[tuple[str, bool, float]]]) -> float:
+def acc_mtl(
+    metrics: Mapping[str, Mapping[str, float]], terms: Mapping[str, Sequence[tuple[str, bool, float]]]
+) -> float:
     """Acc_MTL as the AMTL authors' release computes its summary metric (``merge_metrics`` in
     core/metrics/utils.py of Samsung/Achievement-based-MTL, commit 4e6f39b): per task, the geometric
     mean of its sub-metrics, accuracy-type ones as fractions and error-type ones inverted

@@ -32,8 +32,13 @@ class DepthMeter:
         "delta3": True,
     }
 
-    def __init__(self, image_wise: bool = False, clamp: float | None = None, include_invalid: bool = False,
-                 log_median: bool = False) -> None:
+    def __init__(
+        self,
+        image_wise: bool = False,
+        clamp: float | None = None,
+        include_invalid: bool = False,
+        log_median: bool = False,
+    ) -> None:
         """Peer conventions (edgemtl's own are the defaults):
         ``clamp`` 1e-9: predictions <= 0 become 1e-9 before every term, RMSE included (both peers);
         ``include_invalid``: gt 0 becomes 1e-9 *before* the valid mask is built, so every pixel counts
@@ -104,7 +109,9 @@ class DepthMeter:
         out = {k: float(x) for k, x in zip(_KEYS, v)}
         if self.log_median:
             # NaN on a bootstrap resample rebuilt from STATE, which holds no per-image list
-            out["log_rmse"] = float(np.median(self.img_log)) if len(self.img_log) == self.n_images else float("nan")
+            out["log_rmse"] = (
+                float(np.median(self.img_log)) if len(self.img_log) == self.n_images else float("nan")
+            )
         return out
 
 

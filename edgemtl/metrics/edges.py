@@ -1,9 +1,10 @@
 """Boundary detection benchmark (BSDS / SEISM style) in pure Python: odsF, oisF, AP in %.
 
 Per image and threshold t: binarise ``pred > t``, thin (``skimage.morphology.thin``, MATLAB's
-``bwmorph(.,'thin',inf)``; computed by the bit-identical :func:`fast_thin`), then match predicted to ground-truth edge pixels one-to-one by a
-maximum-cardinality bipartite matching, a pair being allowed when its Euclidean distance is at
-most ``max_dist * image diagonal``. Aggregation follows BSDS ``collect_eval_bdry.m``.
+``bwmorph(.,'thin',inf)``; computed by the bit-identical :func:`fast_thin`), then match predicted
+to ground-truth edge pixels one-to-one by a maximum-cardinality bipartite matching, a pair being
+allowed when its Euclidean distance is at most ``max_dist * image diagonal``. Aggregation
+follows BSDS ``collect_eval_bdry.m``.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def fast_thin(b: np.ndarray) -> np.ndarray:
         for lut in _LUTS:
             code = np.zeros((h, w), dtype=np.uint8)
             for dy, dx, bit in shifts:
-                code |= pad[dy:dy + h, dx:dx + w] * np.uint8(bit)
+                code |= pad[dy : dy + h, dx : dx + w] * np.uint8(bit)
             drop = lut[code].astype(bool) & (inner == 1)
             idx = np.flatnonzero(drop)
             gone.append((idx // w + 1) * wp + idx % w + 1)  # flat indices into pad
@@ -134,8 +135,9 @@ def _luts():
 _LUTS = _luts()
 
 
-def image_counts(prob: np.ndarray, gt: np.ndarray, max_dist: float, thresholds: np.ndarray,
-                 inclusive: bool = False) -> np.ndarray:
+def image_counts(
+    prob: np.ndarray, gt: np.ndarray, max_dist: float, thresholds: np.ndarray, inclusive: bool = False
+) -> np.ndarray:
     """[T,4] counts (cntR, sumR, cntP, sumP) for one probability map [H,W] and gt [H,W] (0/1/255).
     ``inclusive``: binarise ``prob >= t`` (MTL-PyTorch's SEISM reader) instead of ``prob > t``."""
     from scipy.ndimage import distance_transform_edt
@@ -259,8 +261,14 @@ class EdgeMeter:
     STATE: ClassVar[tuple[str, ...]] = ("n_images", "total", "ois")  # additive (merge adds it)
     higher_is_better: ClassVar[dict[str, bool]] = {"odsF": True, "oisF": True, "AP": True}
 
-    def __init__(self, max_dist: float = 0.0075, thresholds: int | Sequence[float] = 25,
-                 workers: int | None = None, seism: bool = False, inclusive: bool = False) -> None:
+    def __init__(
+        self,
+        max_dist: float = 0.0075,
+        thresholds: int | Sequence[float] = 25,
+        workers: int | None = None,
+        seism: bool = False,
+        inclusive: bool = False,
+    ) -> None:
         """``seism``: SEISM's summaries as the peers ran them (P = 1 / R = 0 at a threshold without
         predictions, R = 1 / P = 0 without gt boundaries; odsF is the best F over the thresholds, not
         interpolated between them). ``inclusive``: binarise with ``>=`` (MTL-PyTorch's reader)."""
@@ -299,9 +307,16 @@ class EdgeMeter:
         _check_binary_gt(g, _WHAT)
         for pi, gi in zip(p, g):
             if self.workers > 1:
-                self._pending.append(_pool(self.workers).submit(image_counts, np.ascontiguousarray(pi),
-                                                                np.ascontiguousarray(gi), self.max_dist,
-                                                                self.thresholds, self.inclusive))
+                self._pending.append(
+                    _pool(self.workers).submit(
+                        image_counts,
+                        np.ascontiguousarray(pi),
+                        np.ascontiguousarray(gi),
+                        self.max_dist,
+                        self.thresholds,
+                        self.inclusive,
+                    )
+                )
                 self._drain(keep=4 * self.workers)  # bounded memory: a few images in flight per worker
             else:
                 self._add(image_counts(pi, gi, self.max_dist, self.thresholds, self.inclusive))

@@ -86,7 +86,9 @@ class SaliencyMeter:
     STATE: ClassVar[tuple[str, ...]] = ("n_images", "sums")  # additive (merge adds it)
     higher_is_better: ClassVar[dict[str, bool]] = {"maxF": True, "max_mIoU": True}
 
-    def __init__(self, thresholds: Sequence[float] | None = None, beta2: float = 0.3, peer: bool = False) -> None:
+    def __init__(
+        self, thresholds: Sequence[float] | None = None, beta2: float = 0.3, peer: bool = False
+    ) -> None:
         """``peer=True``: the image statistics of ASTMT / MTL-PyTorch (:func:`peer_image_stats`) and
         their F = (1+β²)PR / (β²P + R + 1e-12); pass ``thresholds=peer_thresholds(), beta2=1`` too."""
         self.thresholds = _thresholds(thresholds)
@@ -106,7 +108,11 @@ class SaliencyMeter:
         _check_unit_range(p, "pred", _WHAT)
         _check_binary_gt(g, _WHAT)
         for pi, gi in zip(p, g):
-            s = peer_image_stats(pi, gi, self.thresholds) if self.peer else per_image_stats(pi, gi, self.thresholds)
+            s = (
+                peer_image_stats(pi, gi, self.thresholds)
+                if self.peer
+                else per_image_stats(pi, gi, self.thresholds)
+            )
             if s is not None:
                 self.sums += s
                 self.n_images += 1

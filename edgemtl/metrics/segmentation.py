@@ -39,8 +39,13 @@ class ConfusionMeter:
     STATE: ClassVar[tuple[str, ...]] = ("cm",)  # additive: merge() adds it (bootstrap resamples it)
     higher_is_better: ClassVar[dict[str, bool]] = {"mIoU": True, "pixel_acc": True}
 
-    def __init__(self, num_classes: int, ignore_index: int | None = 255, absent: str = "skip",
-                 skip_uniform_images: bool = False) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        ignore_index: int | None = 255,
+        absent: str = "skip",
+        skip_uniform_images: bool = False,
+    ) -> None:
         """``absent``: "skip" (edgemtl: mIoU over classes with a non-empty union) or "zero" (ASTMT /
         MTL-PyTorch: every class of the dataset, a class never annotated nor predicted scoring 0).
         ``skip_uniform_images``: leave out images whose gt holds a single value, 0 or the ignore index
@@ -66,7 +71,9 @@ class ConfusionMeter:
         p, g = _load_maps(pred, gt, _WHAT)
         p, g = _class_ids(p, "pred"), _class_ids(g, "gt")
         if self.skip_uniform_images:
-            keep = [i for i in range(g.shape[0]) if not (np.unique(g[i]).tolist() in ([0], [self.ignore_index]))]
+            keep = [
+                i for i in range(g.shape[0]) if np.unique(g[i]).tolist() not in ([0], [self.ignore_index])
+            ]
             if len(keep) < g.shape[0]:
                 if not keep:
                     return

@@ -45,7 +45,9 @@ class MultiTaskModel(nn.Module):
         from edgemtl.models.backbones import Backbone
 
         cfg = self.config
-        backbone = Backbone(cfg.backbone, cfg.output_stride, cfg.pad_type, cfg.pretrained, cfg.se, cfg.se_reduction)
+        backbone = Backbone(
+            cfg.backbone, cfg.output_stride, cfg.pad_type, cfg.pretrained, cfg.se, cfg.se_reduction
+        )
         self._set_normalization(backbone.pretrained_cfg)
         return backbone
 

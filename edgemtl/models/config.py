@@ -59,7 +59,9 @@ class ModelConfig:
             raise EdgeMTLError("model.tasks is empty: a model needs at least one task")
         for name, info in {**self.tasks, **self.aux_tasks}.items():
             if int(info.get("out_channels", 0)) < 1:
-                raise EdgeMTLError(f"model.tasks.{name}.out_channels must be >= 1 (got {info.get('out_channels')})")
+                raise EdgeMTLError(
+                    f"model.tasks.{name}.out_channels must be >= 1 (got {info.get('out_channels')})"
+                )
         if self.output_stride not in (8, 16, 32):
             raise EdgeMTLError(f"model.output_stride must be 8, 16 or 32 (got {self.output_stride})")
         arch_cls = ARCHITECTURES.get(self.arch)
@@ -70,7 +72,8 @@ class ModelConfig:
         if self.se not in arch_cls.supported_se:
             raise EdgeMTLError(
                 f"model.se='{self.se}' is not available for arch '{self.arch}' "
-                f"(valid: {', '.join(arch_cls.supported_se)}); per-task SE needs a task-conditional arch such as astmt"
+                f"(valid: {', '.join(arch_cls.supported_se)}); per-task SE needs a task-conditional arch "
+                "such as astmt"
             )
         for key, value, choices in (
             ("se", self.se, SE_MODES),
@@ -107,7 +110,10 @@ class ModelConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         for key in d:
             if key not in names:
-                raise EdgeMTLError(f"unknown model config key '{key}'.{did_you_mean(key, names)} Valid keys: {', '.join(sorted(names))}")
+                raise EdgeMTLError(
+                    f"unknown model config key '{key}'.{did_you_mean(key, names)} Valid keys: "
+                    f"{', '.join(sorted(names))}"
+                )
         return cls(**d)
 
     def replace(self, **changes: Any) -> ModelConfig:

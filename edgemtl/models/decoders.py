@@ -40,10 +40,20 @@ class DeepLabV3PlusLite(nn.Module):
     Returns stride-4 decoder features ``[B, D, H/4, W/4]``; prediction layers are separate.
     """
 
-    def __init__(self, channels: list[int], reductions: list[int], width: int = 64, low_width: int = 32,
-                 rates: tuple[int, ...] = (6, 12, 18), output_stride: int = 16, se: str = "none",
-                 se_reduction: int = 4, ctx: TaskContext | None = None, per_task_bn: bool = False,
-                 per_task_aspp: bool = False) -> None:
+    def __init__(
+        self,
+        channels: list[int],
+        reductions: list[int],
+        width: int = 64,
+        low_width: int = 32,
+        rates: tuple[int, ...] = (6, 12, 18),
+        output_stride: int = 16,
+        se: str = "none",
+        se_reduction: int = 4,
+        ctx: TaskContext | None = None,
+        per_task_bn: bool = False,
+        per_task_aspp: bool = False,
+    ) -> None:
         super().__init__()
         norm = bn_factory(ctx, per_task_bn)
         # Rates are given for output stride 16; at 8 the receptive field doubles them (DeepLab).
@@ -76,8 +86,13 @@ class LightHeads(nn.Module):
     """UberNet-style light heads: per task, a 1x1 conv on each of the stride 4/8/deepest levels,
     upsampled to stride 4 and summed. No shared decoder; the cheap alternative to ASPP."""
 
-    def __init__(self, channels: list[int], reductions: list[int], out_channels: list[int],
-                 ctx: TaskContext | None = None) -> None:
+    def __init__(
+        self,
+        channels: list[int],
+        reductions: list[int],
+        out_channels: list[int],
+        ctx: TaskContext | None = None,
+    ) -> None:
         super().__init__()
         self.levels = sorted({_level(reductions, 4), _level(reductions, 8), len(channels) - 1})
         self.conditional = ctx is not None

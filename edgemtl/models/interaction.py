@@ -18,7 +18,9 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
-        self.down = None if cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.down = (
+            None if cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        )
         self.relu = nn.ReLU()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -60,7 +62,9 @@ class Distillation(nn.Module):
     def __init__(self, tasks: list[str], sources: list[str], width: int) -> None:
         super().__init__()
         self.tasks, self.sources = tasks, sources
-        self.sa = nn.ModuleDict({f"{a}_to_{t}": SABlock(width, width) for t in tasks for a in sources if a != t})
+        self.sa = nn.ModuleDict(
+            {f"{a}_to_{t}": SABlock(width, width) for t in tasks for a in sources if a != t}
+        )
 
     def forward(self, feats: dict[str, Tensor]) -> dict[str, Tensor]:
         out = {}
@@ -83,8 +87,9 @@ class FPM(nn.Module):
         n = len(tasks)
         self.tasks, self.width = tasks, width
         hidden = max(n * width // 4, 1)
-        self.non_linear = nn.Sequential(BasicBlock(n * width, hidden), BasicBlock(hidden, hidden),
-                                        nn.Conv2d(hidden, n * width, 1))
+        self.non_linear = nn.Sequential(
+            BasicBlock(n * width, hidden), BasicBlock(hidden, hidden), nn.Conv2d(hidden, n * width, 1)
+        )
         self.reduce = BasicBlock(n * width, width)
         self.se = nn.ModuleDict({t: SE(width, 16) for t in tasks})
 

@@ -35,9 +35,16 @@ class TaskConv2d(nn.Module):
         super().__init__()
         t = ctx.num_tasks
         self.ctx = [ctx]
-        self.stride, self.padding, self.dilation, self.groups = conv.stride, conv.padding, conv.dilation, conv.groups
+        self.stride, self.padding, self.dilation, self.groups = (
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            conv.groups,
+        )
         self.weight = per_task(nn.Parameter(conv.weight.detach().repeat(t, 1, 1, 1, 1).clone()))
-        self.bias = per_task(nn.Parameter(conv.bias.detach().repeat(t, 1).clone())) if conv.bias is not None else None
+        self.bias = (
+            per_task(nn.Parameter(conv.bias.detach().repeat(t, 1).clone())) if conv.bias is not None else None
+        )
         self.out_channels = conv.out_channels
 
     def forward(self, x: Tensor) -> Tensor:
@@ -58,8 +65,14 @@ def conv_factory(ctx: TaskContext | None = None, per_task_conv: bool = False) ->
 class SepConv(nn.Sequential):
     """Depthwise-separable 3x3 (dilated) conv: dw -> BN+ReLU6 -> pw -> BN+ReLU6."""
 
-    def __init__(self, cin: int, cout: int, dilation: int = 1, norm: NormFactory | None = None,
-                 conv: Callable[..., nn.Module] = nn.Conv2d) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        dilation: int = 1,
+        norm: NormFactory | None = None,
+        conv: Callable[..., nn.Module] = nn.Conv2d,
+    ) -> None:
         norm = norm or bn_factory()
         super().__init__(
             conv(cin, cin, 3, padding=dilation, dilation=dilation, groups=cin, bias=False),
@@ -70,8 +83,14 @@ class SepConv(nn.Sequential):
 
 
 class ConvBNAct(nn.Sequential):
-    def __init__(self, cin: int, cout: int, k: int = 1, norm: NormFactory | None = None,
-                 conv: Callable[..., nn.Module] = nn.Conv2d) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        k: int = 1,
+        norm: NormFactory | None = None,
+        conv: Callable[..., nn.Module] = nn.Conv2d,
+    ) -> None:
         norm = norm or bn_factory()
         super().__init__(conv(cin, cout, k, padding=k // 2, bias=False), norm(cout))
 

@@ -98,8 +98,11 @@ class TaskBatchNorm(nn.Module):
             mean = x.mean((0, 2, 3))
             var = x.var((0, 2, 3), unbiased=False)
             with torch.no_grad():
-                sel = (ctx.onehot[0] if ctx.onehot is not None
-                       else F.one_hot(ctx.index[0], self.weight.shape[0]).to(x.dtype))[:, None]
+                sel = (
+                    ctx.onehot[0]
+                    if ctx.onehot is not None
+                    else F.one_hot(ctx.index[0], self.weight.shape[0]).to(x.dtype)
+                )[:, None]
                 n = x.numel() / x.shape[1]
                 unbiased = var * (n / max(n - 1, 1))
                 self.running_mean.add_(self.momentum * sel * (mean - self.running_mean))

@@ -30,5 +30,7 @@ def param_owners(model: nn.Module) -> dict[str, str | None]:
     aux = list(getattr(model.config, "aux_tasks", {}) or {})
     owners = {}
     for name, p in model.named_parameters():
-        owners[name] = STACKED if getattr(p, "_edgemtl_per_task", False) else owner_from_path(name, tasks, aux)
+        owners[name] = (
+            STACKED if getattr(p, "_edgemtl_per_task", False) else owner_from_path(name, tasks, aux)
+        )
     return owners

@@ -57,8 +57,16 @@ def _replacement(mod: nn.Module, t: int, channels: int | None) -> nn.Module | No
         return nn.Sequential(bn, mod.drop, mod.act).eval()
     if isinstance(mod, TaskConv2d):
         w = mod.weight[t].detach()
-        conv = nn.Conv2d(w.shape[1] * mod.groups, w.shape[0], w.shape[2:], mod.stride, mod.padding, mod.dilation,
-                         mod.groups, bias=mod.bias is not None)
+        conv = nn.Conv2d(
+            w.shape[1] * mod.groups,
+            w.shape[0],
+            w.shape[2:],
+            mod.stride,
+            mod.padding,
+            mod.dilation,
+            mod.groups,
+            bias=mod.bias is not None,
+        )
         conv.weight.data.copy_(w)
         if mod.bias is not None:
             conv.bias.data.copy_(mod.bias[t])
@@ -69,7 +77,12 @@ def _replacement(mod: nn.Module, t: int, channels: int | None) -> nn.Module | No
     if isinstance(mod, TaskAdapter):
         a = mod.weight[t].detach()
         conv = _specialize_children(copy.deepcopy(mod.conv), t, None)
-        plain = isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1) and conv.groups == 1 and conv.padding == (0, 0)
+        plain = (
+            isinstance(conv, nn.Conv2d)
+            and conv.kernel_size == (1, 1)
+            and conv.groups == 1
+            and conv.padding == (0, 0)
+        )
         if plain and conv.dilation == (1, 1):
             # A 1x1 conv with stride s reads x[::s, ::s]: the adapter adds to the same weights.
             conv.weight.data.add_(a[:, :, None, None])
@@ -93,7 +106,9 @@ def specialize(model: nn.Module, task: str) -> nn.Module:
     if not getattr(model, "conditional", False):
         raise EdgeMTLError(f"specialize: arch '{model.config.arch}' is not task-conditional")
     if getattr(model, "stage", None) is not None:
-        raise EdgeMTLError("specialize: quantize after specializing (a quantized graph has no task modules left)")
+        raise EdgeMTLError(
+            "specialize: quantize after specializing (a quantized graph has no task modules left)"
+        )
     if task not in model.task_names:
         from edgemtl.errors import unknown_choice
 

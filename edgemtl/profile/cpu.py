@@ -10,8 +10,11 @@ WANTED = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_
 def cpu_features() -> list[str]:
     """The SIMD extensions that decide int8 speed (VNNI/AMX: int8 dot products; AVX2 alone: none)."""
     try:
-        flags = next(line.split(":", 1)[1].split() for line in open("/proc/cpuinfo")
-                     if line.startswith(("flags", "Features")))
+        flags = next(
+            line.split(":", 1)[1].split()
+            for line in open("/proc/cpuinfo")
+            if line.startswith(("flags", "Features"))
+        )
     except (OSError, StopIteration):
         return []
     return [f for f in WANTED if f in flags]

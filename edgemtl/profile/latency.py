@@ -33,8 +33,13 @@ def _time(call: Callable[[], Any], warmup: int, runs: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         call()
         times[i] = (time.perf_counter() - t0) * 1e3
-    return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
-            "min_ms": float(times.min()), "runs": runs, "warmup": warmup}
+    return {
+        "median_ms": float(np.median(times)),
+        "p90_ms": float(np.percentile(times, 90)),
+        "min_ms": float(times.min()),
+        "runs": runs,
+        "warmup": warmup,
+    }
 
 
 def _input(model: Any, image: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -46,49 +51,86 @@ def _input(model: Any, image: np.ndarray | None) -> tuple[np.ndarray, np.ndarray
     return image, preprocess(image, (h, w))
 
 
-def measure(model: Any, task: str, warmup: int = 5, runs: int = 30, include_processing: bool = False,
-            image: np.ndarray | None = None) -> dict[str, Any]:
+def measure(
+    model: Any,
+    task: str,
+    warmup: int = 5,
+    runs: int = 30,
+    include_processing: bool = False,
+    image: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Median and p90 latency in milliseconds of ``runs`` calls of one task after ``warmup`` calls."""
     image, x = _input(model, image)
     call = (lambda: model.predict(image, task)) if include_processing else (lambda: model.run(x, task))
-    return {**_time(call, warmup, runs), "threads": model.threads, "backend": model.backend.name, "task": task,
-            "input_size": list(model.input_size), "includes_processing": include_processing}
+    return {
+        **_time(call, warmup, runs),
+        "threads": model.threads,
+        "backend": model.backend.name,
+        "task": task,
+        "input_size": list(model.input_size),
+        "includes_processing": include_processing,
+    }
 
 
-def measure_all_tasks(model: Any, warmup: int = 5, runs: int = 30, image: np.ndarray | None = None) -> dict[str, Any]:
+def measure_all_tasks(
+    model: Any, warmup: int = 5, runs: int = 30, image: np.ndarray | None = None
+) -> dict[str, Any]:
     """Latency of producing every task for one image: one call of an all-tasks graph (``--task-input
     all``, where the encoder runs once), else one call per task in sequence."""
     _, x = _input(model, image)
     one_call = model.io["scheme"] == "all"
     if one_call:
+
         def call() -> None:
             model.backend.run("forward", [x])
     else:
+
         def call() -> None:
             for t in model.tasks:
                 model.run(x, t)
-    return {**_time(call, warmup, runs), "threads": model.threads, "backend": model.backend.name,
-            "calls_per_image": 1 if one_call else len(model.tasks), "task_input": model.io["scheme"],
-            "input_size": list(model.input_size)}
+
+    return {
+        **_time(call, warmup, runs),
+        "threads": model.threads,
+        "backend": model.backend.name,
+        "calls_per_image": 1 if one_call else len(model.tasks),
+        "task_input": model.io["scheme"],
+        "input_size": list(model.input_size),
+    }
 
 
-def profile_artifact(path: str | os.PathLike, threads: int | None, warmup: int = 5, runs: int = 30) -> dict[str, Any]:
+def profile_artifact(
+    path: str | os.PathLike, threads: int | None, warmup: int = 5, runs: int = 30
+) -> dict[str, Any]:
     """Per-task and all-tasks latency of one artifact on its own runtime, plus its size on disk."""
     from edgemtl import runtime
     from edgemtl.artifact.manifest import artifact_size
 
     rt = runtime.load(path, threads=threads)
-    out = {"artifact": str(path), "runtime": rt.backend.name, "bytes": artifact_size(path),
-           "target": rt.metadata.get("target"), "precision": rt.metadata.get("precision"),
-           "task_input": rt.io["scheme"], "threads": threads,
-           "per_task": {t: measure(rt, t, warmup, runs) for t in rt.tasks}}
+    out = {
+        "artifact": str(path),
+        "runtime": rt.backend.name,
+        "bytes": artifact_size(path),
+        "target": rt.metadata.get("target"),
+        "precision": rt.metadata.get("precision"),
+        "task_input": rt.io["scheme"],
+        "threads": threads,
+        "per_task": {t: measure(rt, t, warmup, runs) for t in rt.tasks},
+    }
     out["all_tasks"] = measure_all_tasks(rt, warmup, runs)
     return out
 
 
-def profile_runtimes(model: Any, runtimes: list[str], threads: int | None, precision: str = "fp32",
-                     warmup: int = 5, runs: int = 30, workdir: str | os.PathLike | None = None,
-                     progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def profile_runtimes(
+    model: Any,
+    runtimes: list[str],
+    threads: int | None,
+    precision: str = "fp32",
+    warmup: int = 5,
+    runs: int = 30,
+    workdir: str | os.PathLike | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Export ``model`` to each runtime (verified as usual), then time every task and all tasks.
 
     For astmt with a task-independent encoder, a second ``all`` artifact gives the all-tasks
@@ -112,11 +154,15 @@ def profile_runtimes(model: Any, runtimes: list[str], threads: int | None, preci
             if model.conditional and "all" in valid_schemes(model) and precision == "fp32":
                 if progress:
                     progress(f"exporting the all-tasks graph to {name} (encoder once)")
-                res_all = export(model, target, Path(tmp) / f"model_all{suffix}", precision=precision, task_input="all")
+                res_all = export(
+                    model, target, Path(tmp) / f"model_all{suffix}", precision=precision, task_input="all"
+                )
                 from edgemtl import runtime
 
                 entry["all_tasks_sequential"] = entry["all_tasks"]
-                entry["all_tasks"] = measure_all_tasks(runtime.load(res_all.path, threads=threads), warmup, runs)
+                entry["all_tasks"] = measure_all_tasks(
+                    runtime.load(res_all.path, threads=threads), warmup, runs
+                )
             entry["artifact"] = None  # a temporary file
             results[name] = entry
     return results

@@ -5,16 +5,25 @@ Nothing else in edgemtl knows about quantization: training reuses the trainer on
 """
 
 from edgemtl.quant.pt2e import (
-           QuantConfig,
-           calibrate,
-           convert,
-           export_for_quant,
-           load_program,
-           prepare_qat,
-           ptq,
-           save_program,
+    QuantConfig,
+    calibrate,
+    convert,
+    export_for_quant,
+    load_program,
+    prepare_qat,
+    ptq,
+    save_program,
 )
 from edgemtl.quant.wrapper import QuantizedModel
 
-__all__ = ["QuantConfig", "QuantizedModel", "calibrate", "convert", "export_for_quant", "load_program",
-           "prepare_qat", "ptq", "save_program"]
+__all__ = [
+    "QuantConfig",
+    "QuantizedModel",
+    "calibrate",
+    "convert",
+    "export_for_quant",
+    "load_program",
+    "prepare_qat",
+    "ptq",
+    "save_program",
+]

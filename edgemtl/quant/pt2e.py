@@ -79,8 +79,10 @@ def float_module_types(model: nn.Module, names: list[str]):
             if name not in modules:
                 from edgemtl.errors import did_you_mean
 
-                raise EdgeMTLError(f"float module '{name}' not in the model.{did_you_mean(name, modules)} "
-                                   "Per-task heads are named heads.<task> (hard_sharing) or aggregate.<task> (mtinet)")
+                raise EdgeMTLError(
+                    f"float module '{name}' not in the model.{did_you_mean(name, modules)} "
+                    "Per-task heads are named heads.<task> (hard_sharing) or aggregate.<task> (mtinet)"
+                )
             mod = modules[name]
             cls = mod.__class__
             mod.__class__ = type(f"Float_{cls.__name__}_{len(patched)}", (cls,), {})
@@ -159,8 +161,13 @@ def convert(prepared: nn.Module) -> nn.Module:
 PROGRAM_INFO = "edgemtl.json"  # extra file inside a .pt2: model config, stage, dataset
 
 
-def save_program(module: nn.Module, model_like, path: str | os.PathLike, stage: str = "converted",
-                 dataset: dict[str, Any] | None = None) -> None:
+def save_program(
+    module: nn.Module,
+    model_like,
+    path: str | os.PathLike,
+    stage: str = "converted",
+    dataset: dict[str, Any] | None = None,
+) -> None:
     """Save a converted module as a torch.export program (.pt2), batch 1, atomically.
 
     The model config travels inside the file, so ``edgemtl export`` can rebuild task names,
@@ -193,7 +200,9 @@ def load_program(path: str | os.PathLike, with_info: bool = False):
     if not with_info:
         return ep
     if not extra[PROGRAM_INFO]:
-        raise EdgeMTLError(f"{path} has no edgemtl model info (saved by an older edgemtl): re-run 'edgemtl qat'")
+        raise EdgeMTLError(
+            f"{path} has no edgemtl model info (saved by an older edgemtl): re-run 'edgemtl qat'"
+        )
     return ep, json.loads(extra[PROGRAM_INFO])
 
 

@@ -18,8 +18,9 @@ from edgemtl.tasks import build_tasks
 from edgemtl.train.data import eval_split, make_loader, resolve_data_root
 
 
-def run_quantization(checkpoint: str, recipe: Recipe, out: Path, qcfg: QuantConfig, do_qat: bool = True,
-                     progress: bool = True) -> dict[str, Any]:
+def run_quantization(
+    checkpoint: str, recipe: Recipe, out: Path, qcfg: QuantConfig, do_qat: bool = True, progress: bool = True
+) -> dict[str, Any]:
     model, ckpt = load_checkpoint(checkpoint)
     root = resolve_data_root(recipe.data, progress)
     meta = json.loads((root / "dataset.json").read_text())
@@ -59,11 +60,19 @@ def run_quantization(checkpoint: str, recipe: Recipe, out: Path, qcfg: QuantConf
         results["qat"] = score(converted)
         save_program(converted.gm, model, out / "qat_int8.pt2", "converted", ckpt.get("dataset"))
         artifacts["qat"] = str(out / "qat_int8.pt2")
-    prim = {k: {n: results[k][n][t.primary_metric] for n, t in tasks.items()} for k in ("fp32", "ptq", "qat") if k in results}
+    prim = {
+        k: {n: results[k][n][t.primary_metric] for n, t in tasks.items()}
+        for k in ("fp32", "ptq", "qat")
+        if k in results
+    }
     hib = {n: t.higher_is_better for n, t in tasks.items()}
     report = {
-        "checkpoint": checkpoint, "protocol": protocol.describe(tasks), "quant_config": vars(qcfg),
-        "metrics": {k: results[k] for k in prim}, "primary": prim, "artifacts": artifacts,
+        "checkpoint": checkpoint,
+        "protocol": protocol.describe(tasks),
+        "quant_config": vars(qcfg),
+        "metrics": {k: results[k] for k in prim},
+        "primary": prim,
+        "artifacts": artifacts,
         # Δm of each int8 model relative to its own fp32 model (0 = no loss from quantization).
         "delta_vs_fp32": {k: delta_m(prim[k], prim["fp32"], hib) for k in prim if k != "fp32"},
         "model_config": ckpt["model_config"],

@@ -24,11 +24,18 @@ class QuantizedModel(MultiTaskModel):
     def encoder_shared(self) -> bool:
         return False  # the graph is one piece: every task runs it whole
 
-    def forward(self, image: Tensor, task: Tensor | None = None, return_features: bool = False,
-                return_aux: bool = False):
+    def forward(
+        self,
+        image: Tensor,
+        task: Tensor | None = None,
+        return_features: bool = False,
+        return_aux: bool = False,
+    ):
         if return_features or return_aux:
-            raise EdgeMTLError("adversarial training and deep supervision are not available on a quantized "
-                               "graph: set train.adversarial=false (QAT finetunes the task losses only)")
+            raise EdgeMTLError(
+                "adversarial training and deep supervision are not available on a quantized "
+                "graph: set train.adversarial=false (QAT finetunes the task losses only)"
+            )
         if self.conditional:
             if task is not None and not task.dtype.is_floating_point:  # graphs take the one-hot input
                 task = torch.nn.functional.one_hot(task, len(self.task_names)).float()

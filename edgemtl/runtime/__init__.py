@@ -39,16 +39,20 @@ class Model:
         self.threads = backend.threads
 
     def __repr__(self) -> str:
-        return (f"edgemtl.runtime.Model({self.path.name}, {self.backend.name}, tasks={self.tasks}, "
-                f"input={self.input_size[0]}x{self.input_size[1]}, task_input={self.io['scheme']})")
+        return (
+            f"edgemtl.runtime.Model({self.path.name}, {self.backend.name}, tasks={self.tasks}, "
+            f"input={self.input_size[0]}x{self.input_size[1]}, task_input={self.io['scheme']})"
+        )
 
     def run(self, x: np.ndarray, task: str | int) -> np.ndarray:
         """Raw graph call: float32 [1, 3, H, W] in [0, 1] -> the task's raw output [1, C, H, W]."""
         h, w = self.input_size
         if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.shape != (1, 3, h, w):
             got = f"{x.dtype} {list(x.shape)}" if isinstance(x, np.ndarray) else type(x).__name__
-            raise EdgeMTLError(f"run() takes float32 [1, 3, {h}, {w}] (RGB in [0,1]), got {got}; "
-                               "predict() takes uint8 HxWx3 images of any size")
+            raise EdgeMTLError(
+                f"run() takes float32 [1, 3, {h}, {w}] (RGB in [0,1]), got {got}; "
+                "predict() takes uint8 HxWx3 images of any size"
+            )
         method, extra = encode_task(self.io, task)
         return select_output(self.io, task_name(self.io, task), self.backend.run(method, [x, *extra]))
 
@@ -63,8 +67,14 @@ class Model:
         raw = self.run(preprocess(image, self.input_size, resize), name)
         full = resize_output(raw, image.shape[:2])
         info = self.task_info(name)
-        pred = {"task": name, "raw": raw[0], "prediction": decoding.decode(full, info), "decoding": info.get("decoding"),
-                "unit": info.get("unit"), "kind": info.get("kind")}
+        pred = {
+            "task": name,
+            "raw": raw[0],
+            "prediction": decoding.decode(full, info),
+            "decoding": info.get("decoding"),
+            "unit": info.get("unit"),
+            "kind": info.get("kind"),
+        }
         if info.get("class_names"):
             pred["class_names"] = info["class_names"]
         return pred
@@ -74,7 +84,9 @@ class Model:
         name = task or pred["task"]
         if name not in self.tasks:
             raise unknown_choice("task", name, self.tasks)
-        return np.ascontiguousarray(decoding.visualize(pred["prediction"], self.task_info(name)), dtype=np.uint8)
+        return np.ascontiguousarray(
+            decoding.visualize(pred["prediction"], self.task_info(name)), dtype=np.uint8
+        )
 
     def task_info(self, name: str) -> dict[str, Any]:
         """The task's manifest entry (kind, decoding, visual, unit, class names, ...)."""
@@ -95,22 +107,30 @@ def load(path: str | os.PathLike, threads: int | None = None, allow_unverified: 
         check_manifest(meta, f"{path} (embedded metadata)")
     digest = meta.get("artifact_sha256")
     if digest and file_digest(path) != digest:
-        raise EdgeMTLError(f"{path} does not match its manifest (sha256 differs): the file is truncated, corrupt or "
-                           "was replaced; copy the artifact and its .json together, or re-export")
+        raise EdgeMTLError(
+            f"{path} does not match its manifest (sha256 differs): the file is truncated, corrupt or "
+            "was replaced; copy the artifact and its .json together, or re-export"
+        )
     ver = meta.get("verification", {})
     if ver and not ver.get("passed", False) and not allow_unverified:
-        raise EdgeMTLError(f"{path} failed its export verification ({'; '.join(_failures(ver))[:300]}); "
-                           "re-export, or load(..., allow_unverified=True) to inspect it")
+        raise EdgeMTLError(
+            f"{path} failed its export verification ({'; '.join(_failures(ver))[:300]}); "
+            "re-export, or load(..., allow_unverified=True) to inspect it"
+        )
     backend = target_class(path, meta.get("target")).open(path, threads)
     missing = sorted(set(meta["task_input"]["methods"]) - set(backend.methods))
     if missing:
-        raise EdgeMTLError(f"{path} lacks method(s) {missing} that its manifest lists: manifest and artifact "
-                           "come from different exports")
+        raise EdgeMTLError(
+            f"{path} lacks method(s) {missing} that its manifest lists: manifest and artifact "
+            "come from different exports"
+        )
     return Model(path, backend, meta)
 
 
 def _failures(ver: dict[str, Any]) -> list[str]:
-    return list(ver.get("structure", {}).get("problems", [])) + list(ver.get("numeric", {}).get("failures", []))
+    return list(ver.get("structure", {}).get("problems", [])) + list(
+        ver.get("numeric", {}).get("failures", [])
+    )
 
 
 __all__ = ["Model", "UnsupportedError", "load"]

@@ -177,6 +177,9 @@ class ClassMapTask(Task):
         if protocol == "edgemtl":
             return ConfusionMeter(self.out_channels, ignore_index=IGNORE)
         # ASTMT / MTL-PyTorch: mean over every class, a class never annotated nor predicted scores 0
-        return ConfusionMeter(self.out_channels, ignore_index=IGNORE, absent="zero",
-                              skip_uniform_images=self.peer_skips_uniform_images)
-
+        return ConfusionMeter(
+            self.out_channels,
+            ignore_index=IGNORE,
+            absent="zero",
+            skip_uniform_images=self.peer_skips_uniform_images,
+        )

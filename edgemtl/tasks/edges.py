@@ -53,7 +53,9 @@ class Edges(Task):
 
         if protocol == "mtl-pytorch":  # its SEISM reader: 99 thresholds 0.01..0.99, prob >= t
             return EdgeMeter(self.max_dist, np.round(np.arange(1, 100) * 0.01, 2), seism=True, inclusive=True)
-        if protocol == "astmt":  # SEISM's HED parameters: 0.001, 0.01..0.99, 0.999, prob > t (NMS not reproduced)
+        if (
+            protocol == "astmt"
+        ):  # SEISM's HED parameters: 0.001, 0.01..0.99, 0.999, prob > t (NMS not reproduced)
             th = np.concatenate([[0.001], np.round(np.arange(1, 100) * 0.01, 2), [0.999]])
             return EdgeMeter(self.max_dist, th, seism=True)
         return EdgeMeter(max_dist=self.max_dist, thresholds=edge_thresholds)

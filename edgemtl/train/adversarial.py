@@ -48,8 +48,9 @@ class TaskDiscriminator(nn.Module):
         return self.net(x)
 
 
-def discriminator_loss(loss: Tensor, features: Tensor, task_idx: int, valid: Tensor,
-                       disc: TaskDiscriminator, alpha: float) -> Tensor:
+def discriminator_loss(
+    loss: Tensor, features: Tensor, task_idx: int, valid: Tensor, disc: TaskDiscriminator, alpha: float
+) -> Tensor:
     """``valid`` ([B, H, W] bool) marks pixels with ground truth: only those are classified."""
     """CE of the discriminator on the reversed, normalised task gradient at ``features``."""
     (g,) = torch.autograd.grad(loss, features, create_graph=True)

@@ -48,8 +48,14 @@ def record_baseline(key: str, entry: dict[str, Any], path: str | os.PathLike | N
     return p
 
 
-def lookup_baselines(dataset: str, backbone: str, size: tuple[int, int], seed: int, tasks: list[str],
-                     path: str | os.PathLike | None = None) -> dict[str, dict[str, float]] | None:
+def lookup_baselines(
+    dataset: str,
+    backbone: str,
+    size: tuple[int, int],
+    seed: int,
+    tasks: list[str],
+    path: str | os.PathLike | None = None,
+) -> dict[str, dict[str, float]] | None:
     """Test metrics per task if the registry has every task's baseline, else None."""
     reg = load_registry(path)
     out = {}

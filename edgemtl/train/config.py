@@ -46,17 +46,24 @@ class TrainConfig:
     edge_thresholds: int = 15  # validation edge metric thresholds (fewer = faster)
     deterministic: bool = True
     # Speed (edgemtl.train.speed): none of these changes results beyond floating-point rounding.
-    precision: str = "auto"  # fp32 | bf16 | fp16 | auto (bf16 on CUDA and on CPUs with native bf16, else fp32)
+    precision: str = (
+        "auto"  # fp32 | bf16 | fp16 | auto (bf16 on CUDA and on CPUs with native bf16, else fp32)
+    )
     channels_last: bool | None = None  # None: on for CPU and CUDA (NHWC activations)
     compile: bool = False  # torch.compile the model
-    data_cache: float = 4.0  # GiB of decoded images and labels kept in memory per split (0 = decode every time)
+    data_cache: float = (
+        4.0  # GiB of decoded images and labels kept in memory per split (0 = decode every time)
+    )
 
     def __post_init__(self) -> None:
         from edgemtl.typed import coerce_fields
 
         coerce_fields(self, "train")  # YAML reads 1e-4 as a string; --set train.epochs=two must be refused
-        for key, value, choices in (("loop", self.loop, LOOPS), ("optimizer", self.optimizer, OPTIMIZERS),
-                                    ("schedule", self.schedule, SCHEDULES)):
+        for key, value, choices in (
+            ("loop", self.loop, LOOPS),
+            ("optimizer", self.optimizer, OPTIMIZERS),
+            ("schedule", self.schedule, SCHEDULES),
+        ):
             if value not in choices:
                 raise unknown_choice(f"train.{key}", value, choices)
         from edgemtl.balancers import BALANCERS
@@ -75,7 +82,9 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise unknown_choice("train.precision", self.precision, PRECISIONS)
         if self.data_cache < 0:
-            raise EdgeMTLError(f"train.data_cache must be >= 0 GiB (got {self.data_cache}); 0 turns the cache off")
+            raise EdgeMTLError(
+                f"train.data_cache must be >= 0 GiB (got {self.data_cache}); 0 turns the cache off"
+            )
         if self.num_workers < 0:
             raise EdgeMTLError(f"train.num_workers must be >= 0 (got {self.num_workers})")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
@@ -89,8 +98,10 @@ class TrainConfig:
         names = [f.name for f in dataclasses.fields(cls)]
         for key in d:
             if key not in names:
-                raise EdgeMTLError(f"unknown train config key 'train.{key}'.{did_you_mean(key, names)} "
-                                   f"Valid keys: {', '.join(names)}")
+                raise EdgeMTLError(
+                    f"unknown train config key 'train.{key}'.{did_you_mean(key, names)} "
+                    f"Valid keys: {', '.join(names)}"
+                )
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:

@@ -25,27 +25,46 @@ def resolve_data_root(data: dict[str, Any], progress: bool = True) -> Path:
         return Path(root)
     synth = data.get("synth")
     if synth is None:
-        raise EdgeMTLError(f"data.root {root} has no dataset.json and the recipe has no data.synth to render one"
-                           if root else "the recipe needs data.root (a dataset folder) or data.synth")
+        raise EdgeMTLError(
+            f"data.root {root} has no dataset.json and the recipe has no data.synth to render one"
+            if root
+            else "the recipe needs data.root (a dataset folder) or data.synth"
+        )
     unknown = set(synth) - {"preset", "num", "size", "seed", "splits"}
     if unknown:
-        raise EdgeMTLError(f"data.synth: unknown key(s) {sorted(unknown)}; valid: preset, num, size, seed, splits")
-    params = {"preset": synth.get("preset", "nyud"), "num": int(synth.get("num", 1000)),
-              "size": synth_size(synth.get("size", (128, 128)), "data.synth"), "seed": int(synth.get("seed", 0))}
+        raise EdgeMTLError(
+            f"data.synth: unknown key(s) {sorted(unknown)}; valid: preset, num, size, seed, splits"
+        )
+    params = {
+        "preset": synth.get("preset", "nyud"),
+        "num": int(synth.get("num", 1000)),
+        "size": synth_size(synth.get("size", (128, 128)), "data.synth"),
+        "seed": int(synth.get("seed", 0)),
+    }
     splits = synth.get("splits")  # [train, val, test] fractions; default 0.8/0.1/0.1
     sizes = params["size"]
     if not root:
         tag = "+".join(f"{h}x{w}" for h, w in sizes)
         split_tag = "" if splits is None else "-" + "-".join(str(f) for f in splits)
-        root = cache_dir() / "data" / f"synth-{params['preset']}-n{params['num']}-{tag}-s{params['seed']}{split_tag}"
+        root = (
+            cache_dir()
+            / "data"
+            / f"synth-{params['preset']}-n{params['num']}-{tag}-s{params['seed']}{split_tag}"
+        )
     root = Path(root)
     if not (root / "dataset.json").is_file():
         from edgemtl.data.synth import generate
 
         # generate() resumes an interrupted render with the same parameters and refuses anything else.
-        generate(root, params["num"], sizes[0] if len(sizes) == 1 else sizes, seed=params["seed"],
-                 preset=params["preset"], progress=progress,
-                 **({"splits": tuple(splits)} if splits is not None else {}))
+        generate(
+            root,
+            params["num"],
+            sizes[0] if len(sizes) == 1 else sizes,
+            seed=params["seed"],
+            preset=params["preset"],
+            progress=progress,
+            **({"splits": tuple(splits)} if splits is not None else {}),
+        )
     return root
 
 
@@ -69,27 +88,49 @@ class EpochRandomSampler(torch.utils.data.Sampler):
         self.epoch = epoch
 
     def __iter__(self):
-        return iter(torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100003 + self.epoch)).tolist())
+        return iter(
+            torch.randperm(
+                self.n, generator=torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+            ).tolist()
+        )
 
     def __len__(self) -> int:
         return self.n
 
 
-def make_loader(ds, batch_size: int, shuffle: bool, seed: int, epoch: int, num_workers: int,
-                distributed: bool = False, drop_last: bool = False, pin_memory: bool = False):
+def make_loader(
+    ds,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    epoch: int,
+    num_workers: int,
+    distributed: bool = False,
+    drop_last: bool = False,
+    pin_memory: bool = False,
+):
     """A loader whose order depends only on (seed, epoch): resuming at an epoch replays it exactly.
     Its workers persist; call :func:`set_loader_epoch` to reuse it for another epoch."""
     if distributed:
-        sampler = torch.utils.data.distributed.DistributedSampler(ds, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        sampler = torch.utils.data.distributed.DistributedSampler(
+            ds, shuffle=shuffle, seed=seed, drop_last=drop_last
+        )
     elif shuffle:
         sampler = EpochRandomSampler(len(ds), seed)
     else:
         sampler = torch.utils.data.SequentialSampler(ds)
     from edgemtl.data.dataset import collate
 
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                                         drop_last=drop_last, persistent_workers=num_workers > 0,
-                                         pin_memory=pin_memory, collate_fn=collate)
+    loader = torch.utils.data.DataLoader(
+        ds,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        drop_last=drop_last,
+        persistent_workers=num_workers > 0,
+        pin_memory=pin_memory,
+        collate_fn=collate,
+    )
     set_loader_epoch(loader, epoch)
     return loader
 

@@ -32,16 +32,22 @@ class RunLock:
                 if owner is not None and owner.get("pid") == me["pid"] and owner.get("host") == me["host"]:
                     self.held = True  # re-entrant within one process (e.g. a Trainer built twice)
                     return self
-                if owner is not None and (owner.get("host") != me["host"] or pid_alive(int(owner.get("pid", -1)))):
+                if owner is not None and (
+                    owner.get("host") != me["host"] or pid_alive(int(owner.get("pid", -1)))
+                ):
                     raise EdgeMTLError(
                         f"{self.path.parent} is in use by another edgemtl run (pid {owner.get('pid')} on "
-                        f"{owner.get('host')}): wait for it to finish, or choose another --out. If that run is "
-                        f"gone, delete {self.path}") from None
+                        f"{owner.get('host')}): wait for it to finish, or choose another --out. If that run "
+                        "is "
+                        f"gone, delete {self.path}"
+                    ) from None
                 self.path.unlink(missing_ok=True)  # stale: its process died without releasing it
                 continue
             except PermissionError:
-                raise EdgeMTLError(f"--out {self.path.parent}: cannot write there (permission denied); "
-                                   "choose a writable folder") from None
+                raise EdgeMTLError(
+                    f"--out {self.path.parent}: cannot write there (permission denied); "
+                    "choose a writable folder"
+                ) from None
             with os.fdopen(fd, "w") as f:
                 json.dump(me, f)
             self.held = True

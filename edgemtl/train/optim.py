@@ -11,7 +11,9 @@ from edgemtl.models.ownership import param_owners
 from edgemtl.train.config import TrainConfig
 
 
-def param_groups(model: nn.Module, cfg: TrainConfig, single_tasking: bool, extra: list[dict] | None = None) -> list[dict]:
+def param_groups(
+    model: nn.Module, cfg: TrainConfig, single_tasking: bool, extra: list[dict] | None = None
+) -> list[dict]:
     """Shared parameters get lr / T in the single-tasking loop: they take T steps per batch
     (one per task), task-specific ones take one (ASTMT's ``lr_tsk`` multiplier)."""
     owners = param_owners(model)
@@ -20,8 +22,10 @@ def param_groups(model: nn.Module, cfg: TrainConfig, single_tasking: bool, extra
         if p.requires_grad:
             (shared if owners[name] is None else specific).append(p)
     t = len(model.task_names) if single_tasking else 1
-    groups = [{"params": shared, "lr": cfg.lr / t, "name": "shared"},
-              {"params": specific, "lr": cfg.lr, "name": "task_specific"}]
+    groups = [
+        {"params": shared, "lr": cfg.lr / t, "name": "shared"},
+        {"params": specific, "lr": cfg.lr, "name": "task_specific"},
+    ]
     return [g for g in groups + (extra or []) if g["params"]]
 
 
@@ -33,7 +37,9 @@ def make_optimizer(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimize
     return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+def make_schedule(
+    opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     total = max(cfg.epochs * steps_per_epoch, 1)
     warm = cfg.warmup_epochs * steps_per_epoch
 

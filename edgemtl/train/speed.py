@@ -64,8 +64,10 @@ class Amp:
         if p == "fp16":
             if getattr(balancer, "kind", "loss") != "loss" or type(balancer).backward is not _loss_backward():
                 raise EdgeMTLError(
-                    f"train.precision=fp16 needs loss scaling, which the '{name}' balancer (it reads per-task "
-                    "gradients) does not support: use train.precision=bf16 (no scaling needed) or fp32")
+                    f"train.precision=fp16 needs loss scaling, which the '{name}' balancer (it reads "
+                    "per-task "
+                    "gradients) does not support: use train.precision=bf16 (no scaling needed) or fp32"
+                )
             scaler = torch.amp.GradScaler(device.type)
         return cls(p, device.type, scaler)
 
@@ -115,8 +117,14 @@ def use_channels_last(setting, device: torch.device) -> bool:
 # ------------------------------------------------------------------ dilated depthwise fast path
 class _DilatedDepthwise(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, padding: tuple[int, int],
-                dilation: tuple[int, int]) -> Tensor:
+    def forward(
+        ctx,
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        padding: tuple[int, int],
+        dilation: tuple[int, int],
+    ) -> Tensor:
         ctx.save_for_backward(x, weight)
         ctx.padding, ctx.dilation, ctx.has_bias = padding, dilation, bias is not None
         return F.conv2d(x, weight, bias, 1, padding, dilation, x.shape[1])
@@ -124,12 +132,22 @@ class _DilatedDepthwise(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         x, weight = ctx.saved_tensors
-        return (*_dw_backward(grad, x, weight, ctx.padding, ctx.dilation, ctx.needs_input_grad[:2]),
-                grad.sum((0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None, None, None)
+        return (
+            *_dw_backward(grad, x, weight, ctx.padding, ctx.dilation, ctx.needs_input_grad[:2]),
+            grad.sum((0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None,
+            None,
+            None,
+        )
 
 
-def _dw_backward(grad: Tensor, x: Tensor, weight: Tensor, padding: tuple[int, int], dilation: tuple[int, int],
-                 need: tuple[bool, bool]) -> tuple[Tensor | None, Tensor | None]:
+def _dw_backward(
+    grad: Tensor,
+    x: Tensor,
+    weight: Tensor,
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    need: tuple[bool, bool],
+) -> tuple[Tensor | None, Tensor | None]:
     """Gradients of a stride-1, "same"-padded depthwise conv.
 
     Input: the transposed conv of a stride-1 conv with symmetric padding p = d (k - 1) / 2 is the
@@ -144,8 +162,11 @@ def _dw_backward(grad: Tensor, x: Tensor, weight: Tensor, padding: tuple[int, in
         kh, kw = weight.shape[-2:]
         h, w = grad.shape[-2:]
         xp = F.pad(x, (pw, pw, ph, ph))
-        taps = [(grad * xp[:, :, i * dh:i * dh + h, j * dw:j * dw + w]).sum((0, 2, 3))
-                for i in range(kh) for j in range(kw)]
+        taps = [
+            (grad * xp[:, :, i * dh : i * dh + h, j * dw : j * dw + w]).sum((0, 2, 3))
+            for i in range(kh)
+            for j in range(kw)
+        ]
         grad_w = torch.stack(taps, 1).view_as(weight).to(weight.dtype)
     return grad_x, grad_w
 

@@ -108,8 +108,14 @@ def single_tasking_step(s: StepContext, batch: dict[str, Any], where: str) -> di
             if initial is not None:
                 total = total + _aux_loss(s, {k: {n: v[n]} for k, v in initial.items()}, batch)
             if s.disc is not None:
-                d = discriminator_loss(loss, feats[n], s.model.task_names.index(n),
-                                       s.tasks[n].valid_mask(batch[n]), s.disc, s.alpha)
+                d = discriminator_loss(
+                    loss,
+                    feats[n],
+                    s.model.task_names.index(n),
+                    s.tasks[n].valid_mask(batch[n]),
+                    s.disc,
+                    s.alpha,
+                )
                 total = (1 - s.cfg.adv_weight) * total + s.cfg.adv_weight * d
         s.amp.scale(total).backward()
         _clip(s)
@@ -139,8 +145,17 @@ def joint_step(s: StepContext, batch: dict[str, Any], where: str) -> dict[str, f
         if initial is not None:
             extra = _aux_loss(s, initial, batch)
         if s.disc is not None:
-            d = sum(discriminator_loss(losses[n], feats[n], s.model.task_names.index(n),
-                                       s.tasks[n].valid_mask(batch[n]), s.disc, s.alpha) for n in names)
+            d = sum(
+                discriminator_loss(
+                    losses[n],
+                    feats[n],
+                    s.model.task_names.index(n),
+                    s.tasks[n].valid_mask(batch[n]),
+                    s.disc,
+                    s.alpha,
+                )
+                for n in names
+            )
             extra = (extra or 0) + s.cfg.adv_weight * d
             losses = {n: (1 - s.cfg.adv_weight) * v for n, v in losses.items()}
     saved = None

@@ -2,8 +2,8 @@
 
 torch's ``SyncBatchNorm`` is CUDA-only (DDP rejects it on CPU), so CPU/gloo runs use this: batch
 sums, sums of squares and counts are all-reduced by a differentiable all-reduce, so gradients
-flow through the global statistics exactly as with single-process BN on the concatenated batch. The forward of each BN *instance* is
-replaced, leaving module paths and state_dict keys unchanged.
+flow through the global statistics exactly as with single-process BN on the concatenated batch.
+The forward of each BN *instance* is replaced, leaving module paths and state_dict keys unchanged.
 """
 
 from __future__ import annotations
@@ -35,15 +35,23 @@ class _AllReduceSum(torch.autograd.Function):
 
 def _synced_forward(self: nn.BatchNorm2d, x: Tensor) -> Tensor:
     if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        y = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                         self.training or not self.track_running_stats, self.momentum or 0.1, self.eps)
+        y = F.batch_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            self.training or not self.track_running_stats,
+            self.momentum or 0.1,
+            self.eps,
+        )
     else:
         c = x.shape[1]
         count = torch.full((1,), x.numel() / c, dtype=x.dtype, device=x.device)
         packed = _AllReduceSum.apply(torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), count]))
         n = packed[-1]
         mean = packed[:c] / n
-        var = packed[c: 2 * c] / n - mean * mean
+        var = packed[c : 2 * c] / n - mean * mean
         if self.track_running_stats:
             with torch.no_grad():
                 m = self.momentum if self.momentum is not None else 0.1

@@ -56,8 +56,15 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 class Trainer:
-    def __init__(self, recipe: Recipe, out: str | os.PathLike, resume: bool = False, progress: bool = True,
-                 baselines_path: str | None = None, model: torch.nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        recipe: Recipe,
+        out: str | os.PathLike,
+        resume: bool = False,
+        progress: bool = True,
+        baselines_path: str | None = None,
+        model: torch.nn.Module | None = None,
+    ) -> None:
         """``model`` replaces the recipe's model (QAT finetunes a fake-quant graph this way)."""
         self.recipe, self.out, self.progress = recipe, Path(out), progress
         self.cfg = TrainConfig.from_dict(recipe.train)
@@ -87,11 +94,15 @@ class Trainer:
         recipe, cfg = self.recipe, self.cfg
         self.baselines_path = baselines_path
         if self.out.exists() and (self.out / "last.pt").exists() and not resume:
-            raise EdgeMTLError(f"{self.out} already holds a run: pass --resume to continue it, or choose another --out")
+            raise EdgeMTLError(
+                f"{self.out} already holds a run: pass --resume to continue it, or choose another --out"
+            )
         if resume and not (self.out / "last.pt").exists():
             raise EdgeMTLError(f"--resume: {self.out}/last.pt not found (nothing to resume)")
         seed_everything(cfg.seed, cfg.deterministic)
-        self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+        self.device = torch.device(
+            ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+        )
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device(f"cuda:{self.dist.local_rank}")
 
@@ -121,37 +132,66 @@ class Trainer:
         conditional = self.model.conditional
         self.loop = cfg.loop if cfg.loop != "auto" else ("single_tasking" if conditional else "joint")
         fixed = {n: float(cfg.loss_weights.get(n, t.loss_weight)) for n, t in self.tasks.items()}
-        self.balancer = build_balancer(cfg.balancer, list(self.tasks), fixed_weights=fixed, **cfg.balancer_params)
+        self.balancer = build_balancer(
+            cfg.balancer, list(self.tasks), fixed_weights=fixed, **cfg.balancer_params
+        )
         if self.loop == "single_tasking" and cfg.balancer not in SINGLE_TASKING_BALANCERS:
             raise EdgeMTLError(
-                f"train.balancer={cfg.balancer} combines all task losses of one step, but the single-tasking loop "
-                f"steps one task at a time: set train.loop=joint, or use one of {', '.join(sorted(SINGLE_TASKING_BALANCERS))}"
+                f"train.balancer={cfg.balancer} combines all task losses of one step, but the "
+                "single-tasking loop "
+                "steps one task at a time: set train.loop=joint, or use one of "
+                f"{', '.join(sorted(SINGLE_TASKING_BALANCERS))}"
             )
         self.balancer.to(self.device)  # before the optimizer sees its parameters
         self.disc = None
         extra_groups = []
         if cfg.adversarial:
             if self.model.one_pass_all_tasks or self.model.config.decoder != "aspp_lite":
-                raise EdgeMTLError("train.adversarial needs the task interface features of an astmt/hard_sharing/"
-                                   "single_task model with decoder aspp_lite")
-            self.disc = TaskDiscriminator(self.model.config.decoder_channels, len(self.tasks), cfg.adv_hidden).to(self.device)
-            extra_groups.append({"params": list(self.disc.parameters()), "lr": cfg.lr * cfg.adv_lr_mult, "name": "discriminator"})
+                raise EdgeMTLError(
+                    "train.adversarial needs the task interface features of an astmt/hard_sharing/"
+                    "single_task model with decoder aspp_lite"
+                )
+            self.disc = TaskDiscriminator(
+                self.model.config.decoder_channels, len(self.tasks), cfg.adv_hidden
+            ).to(self.device)
+            extra_groups.append(
+                {
+                    "params": list(self.disc.parameters()),
+                    "lr": cfg.lr * cfg.adv_lr_mult,
+                    "name": "discriminator",
+                }
+            )
         if self.balancer.parameters():
             extra_groups.append({"params": self.balancer.parameters(), "lr": cfg.lr, "name": "balancer"})
         self.net = self.dist.wrap(self.model, self.device)
         if cfg.compile:
             self.net = torch.compile(self.net)
         # A model passed in (QAT's fake-quant graph) trains in fp32: observers and fake-quant need it.
-        self.amp = Amp.create("fp32" if model is not None else cfg.precision, self.device, self.balancer, cfg.balancer)
+        self.amp = Amp.create(
+            "fp32" if model is not None else cfg.precision, self.device, self.balancer, cfg.balancer
+        )
         groups = param_groups(self.model, cfg, self.loop == "single_tasking", extra_groups)
         self.optimizer = make_optimizer(groups, cfg)
         self.schedule = make_schedule(self.optimizer, cfg, self.steps_per_epoch)
         owners = param_owners(self.model)
         shared = [p for n, p in self.model.named_parameters() if owners[n] is None and p.requires_grad]
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
-        self.bctx = BalanceContext(shared_params=shared, last_shared=_last_shared(self.model, owners), generator=self.gen)
-        self.step_ctx = StepContext(self.net, self.model, self.tasks, self.aux_tasks, self.balancer, self.optimizer,
-                                    cfg, MaskedStep(self.model), self.bctx, self.disc, self.amp)
+        self.bctx = BalanceContext(
+            shared_params=shared, last_shared=_last_shared(self.model, owners), generator=self.gen
+        )
+        self.step_ctx = StepContext(
+            self.net,
+            self.model,
+            self.tasks,
+            self.aux_tasks,
+            self.balancer,
+            self.optimizer,
+            cfg,
+            MaskedStep(self.model),
+            self.bctx,
+            self.disc,
+            self.amp,
+        )
         self._loaders: dict[str, Any] = {}
         self.epoch, self.global_step, self.best_score, self.first_val = 0, 0, -float("inf"), None
         if last is not None:
@@ -191,9 +231,12 @@ class Trainer:
         if run_root and Path(run_root).resolve() != Path(self.root).resolve():
             diffs.append(f"data: run {run_root} -> recipe {self.root}")
         if diffs:
-            raise EdgeMTLError(f"--resume {self.out}: the recipe differs from the run it would continue: "
-                               + "; ".join(diffs) + ". Resume with the run's settings, or start a new run with "
-                               "another --out")
+            raise EdgeMTLError(
+                f"--resume {self.out}: the recipe differs from the run it would continue: "
+                + "; ".join(diffs)
+                + ". Resume with the run's settings, or start a new run with "
+                "another --out"
+            )
         if applied and self.progress:
             print(f"resume: applying {', '.join(applied)}", flush=True)
         return run_model
@@ -208,25 +251,41 @@ class Trainer:
             tf = default_train_transform(self.crop, scales=cfg.scales, base=self.input_size)
         else:
             tf = default_eval_transform(self.input_size)
-        self.train_ds = MultiTaskDataset(self.root, "train", tasks=names, transform=tf, seed=cfg.seed,
-                                         cache_gib=cfg.data_cache)
-        self.val_ds = MultiTaskDataset(self.root, cfg.val_split, tasks=list(self.tasks), seed=cfg.seed,
-                                       input_size=self.input_size, cache_gib=cfg.data_cache)
+        self.train_ds = MultiTaskDataset(
+            self.root, "train", tasks=names, transform=tf, seed=cfg.seed, cache_gib=cfg.data_cache
+        )
+        self.val_ds = MultiTaskDataset(
+            self.root,
+            cfg.val_split,
+            tasks=list(self.tasks),
+            seed=cfg.seed,
+            input_size=self.input_size,
+            cache_gib=cfg.data_cache,
+        )
         n = len(self.train_ds) // (cfg.batch_size * self.dist.world_size)
         if n < 1:
-            raise EdgeMTLError(f"the train split of {self.root} has {len(self.train_ds)} images: fewer than "
-                               f"train.batch_size={cfg.batch_size} x {self.dist.world_size} process(es)")
+            raise EdgeMTLError(
+                f"the train split of {self.root} has {len(self.train_ds)} images: fewer than "
+                f"train.batch_size={cfg.batch_size} x {self.dist.world_size} process(es)"
+            )
         self.steps_per_epoch = min(n, cfg.max_steps_per_epoch or n)
 
     # ---------------------------------------------------------------- state
     def _state(self) -> dict[str, Any]:
         return {
-            "epoch": self.epoch, "global_step": self.global_step, "best_score": self.best_score,
-            "first_val": self.first_val, "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(), "balancer": self.balancer.state_dict(),
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "best_score": self.best_score,
+            "first_val": self.first_val,
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "balancer": self.balancer.state_dict(),
             "disc": self.disc.state_dict() if self.disc is not None else None,
-            "rng_torch": torch.get_rng_state(), "rng_gen": self.gen.get_state(),
-            "loop": self.loop, "grad_scaler": self.amp.state_dict(), "precision": self.amp.precision,
+            "rng_torch": torch.get_rng_state(),
+            "rng_gen": self.gen.get_state(),
+            "loop": self.loop,
+            "grad_scaler": self.amp.state_dict(),
+            "precision": self.amp.precision,
         }
 
     def _load_state(self, ckpt: dict[str, Any]) -> None:
@@ -239,8 +298,10 @@ class Trainer:
             self.disc.load_state_dict(st["disc"])
         ran = st.get("precision", "fp32")  # runs from before train.precision trained in fp32
         if ran != self.amp.precision:  # 'auto' resolves per machine: resuming elsewhere must not switch
-            raise EdgeMTLError(f"--resume {self.out}: the run trained in {ran}, this machine would continue in "
-                               f"{self.amp.precision}; resume with --set train.precision={ran}")
+            raise EdgeMTLError(
+                f"--resume {self.out}: the run trained in {ran}, this machine would continue in "
+                f"{self.amp.precision}; resume with --set train.precision={ran}"
+            )
         self.amp.load_state_dict(st.get("grad_scaler") or {})
         torch.set_rng_state(st["rng_torch"])
         self.gen.set_state(st["rng_gen"])
@@ -250,10 +311,18 @@ class Trainer:
     def _save(self, name: str, metrics: dict | None = None) -> None:
         if self.dist.rank != 0:
             return
-        save_checkpoint(self.out / name, self.model, self.meta,
-                        extra={"train_state": self._state(), "recipe": self.recipe.path,
-                               "train_config": self.cfg.to_dict(), "val": metrics or {},
-                               "data_root": str(Path(self.root).resolve())})
+        save_checkpoint(
+            self.out / name,
+            self.model,
+            self.meta,
+            extra={
+                "train_state": self._state(),
+                "recipe": self.recipe.path,
+                "train_config": self.cfg.to_dict(),
+                "val": metrics or {},
+                "data_root": str(Path(self.root).resolve()),
+            },
+        )
 
     # ---------------------------------------------------------------- loop
     def fit(self) -> dict[str, Any]:
@@ -261,8 +330,11 @@ class Trainer:
             return self._fit()
         except NonFiniteLoss as e:
             last = self.out / "last.pt"
-            where = (f"the last good checkpoint is {last} (after epoch {self.epoch})" if last.is_file()
-                     else "no checkpoint was written (it diverged in the first epoch)")
+            where = (
+                f"the last good checkpoint is {last} (after epoch {self.epoch})"
+                if last.is_file()
+                else "no checkpoint was written (it diverged in the first epoch)"
+            )
             raise NonFiniteLoss(f"{e}; {where}") from None
         finally:
             self.release()
@@ -271,17 +343,29 @@ class Trainer:
         cfg = self.cfg
         if self.dist.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
-            resolved = {"description": self.recipe.description, "model": self.model.config.to_dict(),
-                        "tasks": list(self.tasks), "aux_tasks": list(self.aux_tasks),
-                        "data": {**self.recipe.data, "resolved_root": str(self.root)}, "train": cfg.to_dict(),
-                        "loop": self.loop, "world_size": self.dist.world_size}
+            resolved = {
+                "description": self.recipe.description,
+                "model": self.model.config.to_dict(),
+                "tasks": list(self.tasks),
+                "aux_tasks": list(self.aux_tasks),
+                "data": {**self.recipe.data, "resolved_root": str(self.root)},
+                "train": cfg.to_dict(),
+                "loop": self.loop,
+                "world_size": self.dist.world_size,
+            }
             atomic_write_bytes(self.out / "config.yaml", yaml.safe_dump(resolved, sort_keys=False).encode())
         while self.epoch < cfg.epochs:
             t0 = time.perf_counter()
             train_losses = self._train_epoch()
             self.balancer.epoch_end(self.epoch, train_losses)
-            record = {"epoch": self.epoch, "step": self.global_step, "lr": self.optimizer.param_groups[0]["lr"],
-                      "loop": self.loop, "train_loss": train_losses, "weights": dict(self.balancer.last_weights)}
+            record = {
+                "epoch": self.epoch,
+                "step": self.global_step,
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "loop": self.loop,
+                "train_loss": train_losses,
+                "weights": dict(self.balancer.last_weights),
+            }
             is_best = False
             if (self.epoch + 1) % cfg.eval_every == 0 or self.epoch + 1 == cfg.epochs:
                 val = self.validate()
@@ -300,8 +384,12 @@ class Trainer:
                     f.write(json.dumps(record, default=float) + "\n")
                 if self.progress:
                     loss_txt = " ".join(f"{k}={v:.3f}" for k, v in train_losses.items())
-                    print(f"epoch {self.epoch}/{cfg.epochs} {loss_txt} score={record.get('score', float('nan')):.4g} "
-                          f"({record['time_s']:.1f}s)", flush=True)
+                    print(
+                        f"epoch {self.epoch}/{cfg.epochs} {loss_txt} "
+                        f"score={record.get('score', float('nan')):.4g} "
+                        f"({record['time_s']:.1f}s)",
+                        flush=True,
+                    )
         return self.finish()
 
     def finetune(self) -> list[dict[str, Any]]:
@@ -318,8 +406,11 @@ class Trainer:
             self.balancer.epoch_end(self.epoch, losses)
             history.append({"epoch": self.epoch, "train_loss": losses})
             if self.progress:
-                print(f"finetune epoch {self.epoch + 1}/{self.cfg.epochs} "
-                      + " ".join(f"{k}={v:.3f}" for k, v in losses.items()), flush=True)
+                print(
+                    f"finetune epoch {self.epoch + 1}/{self.cfg.epochs} "
+                    + " ".join(f"{k}={v:.3f}" for k, v in losses.items()),
+                    flush=True,
+                )
             self.epoch += 1
         return history
 
@@ -329,9 +420,17 @@ class Trainer:
         if name not in self._loaders:
             if self.cfg.num_workers > 0 and self.cfg.data_cache > 0:
                 ds.preload()
-            self._loaders[name] = make_loader(ds, self.cfg.batch_size, shuffle, self.cfg.seed if shuffle else 0, 0,
-                                              self.cfg.num_workers, self.dist.enabled and shuffle, drop_last=shuffle,
-                                              pin_memory=self.device.type == "cuda")
+            self._loaders[name] = make_loader(
+                ds,
+                self.cfg.batch_size,
+                shuffle,
+                self.cfg.seed if shuffle else 0,
+                0,
+                self.cfg.num_workers,
+                self.dist.enabled and shuffle,
+                drop_last=shuffle,
+                pin_memory=self.device.type == "cuda",
+            )
         return self._loaders[name]
 
     def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -353,7 +452,9 @@ class Trainer:
         if self.progress and self.dist.rank == 0:
             from tqdm import tqdm
 
-            it = tqdm(loader, total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False)
+            it = tqdm(
+                loader, total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False
+            )
         count = 0
         for i, batch in enumerate(it):
             if i >= self.steps_per_epoch:
@@ -373,8 +474,9 @@ class Trainer:
         val = None
         if self.dist.rank == 0:
             loader = self._loader("val", self.val_ds, False)
-            protocol = Protocol(self.cfg.val_split, edge_thresholds=self.cfg.edge_thresholds,
-                                input_size=self.input_size)
+            protocol = Protocol(
+                self.cfg.val_split, edge_thresholds=self.cfg.edge_thresholds, input_size=self.input_size
+            )
             val = evaluate(self.model, loader, self.tasks, protocol, self.device)
         val = self.dist.broadcast_object(val)
         self.balancer.update_kpi({n: val[n][t.kpi_metric] / 100.0 for n, t in self.tasks.items()})
@@ -403,18 +505,39 @@ class Trainer:
             ds = MultiTaskDataset(self.root, split, tasks=list(self.tasks), input_size=self.input_size)
             protocol = Protocol(split, edge_thresholds=self.cfg.edge_thresholds, input_size=self.input_size)
             states: dict[str, Any] = {}
-            test = evaluate(best, make_loader(ds, self.cfg.batch_size, False, 0, 0, self.cfg.num_workers),
-                            self.tasks, protocol, self.device, image_states=states)
+            test = evaluate(
+                best,
+                make_loader(ds, self.cfg.batch_size, False, 0, 0, self.cfg.num_workers),
+                self.tasks,
+                protocol,
+                self.device,
+                image_states=states,
+            )
             save_image_states(self.out / "test_states.npz", states)
-            summary.update(split=split, protocol=protocol.describe(self.tasks), metrics=test,
-                           primary={n: test[n][t.primary_metric] for n, t in self.tasks.items()})
-            key_fields = (f"{self.meta.get('name', self.root.name)}@{dataset_fingerprint(self.root)}",
-                          self.model.config.backbone, tuple(self.crop), self.cfg.seed)
+            summary.update(
+                split=split,
+                protocol=protocol.describe(self.tasks),
+                metrics=test,
+                primary={n: test[n][t.primary_metric] for n, t in self.tasks.items()},
+            )
+            key_fields = (
+                f"{self.meta.get('name', self.root.name)}@{dataset_fingerprint(self.root)}",
+                self.model.config.backbone,
+                tuple(self.crop),
+                self.cfg.seed,
+            )
             if self.model.config.arch == "single_task":
                 n = self.model.task_names[0]
-                path = bl.record_baseline(bl.baseline_key(*key_fields, n), {
-                    "metrics": test[n], "checkpoint": str((self.out / "best.pt").resolve()),
-                    "recipe": self.recipe.path, "protocol": summary["protocol"]}, self.baselines_path)
+                path = bl.record_baseline(
+                    bl.baseline_key(*key_fields, n),
+                    {
+                        "metrics": test[n],
+                        "checkpoint": str((self.out / "best.pt").resolve()),
+                        "recipe": self.recipe.path,
+                        "protocol": summary["protocol"],
+                    },
+                    self.baselines_path,
+                )
                 summary["baseline_recorded"] = str(path)
             else:
                 base = bl.lookup_baselines(*key_fields, list(self.tasks), self.baselines_path)
@@ -441,8 +564,11 @@ def save_image_states(path: Path, states: dict[str, Any]) -> None:
     import io
 
     buf = io.BytesIO()
-    np.savez_compressed(buf, _ids=np.asarray(states["_ids"], dtype=str),
-                        **{f"task_{k}": v for k, v in states.items() if k != "_ids"})
+    np.savez_compressed(
+        buf,
+        _ids=np.asarray(states["_ids"], dtype=str),
+        **{f"task_{k}": v for k, v in states.items() if k != "_ids"},
+    )
     atomic_write_bytes(path, buf.getvalue())
 
 

@@ -16,5 +16,21 @@ from edgemtl.data.synth.presets import PRESETS, Preset, get_preset
 from edgemtl.data.synth.renderer import TASKS, edges_from_instances, render, render_scene
 from edgemtl.data.synth.scene import Camera, Scene, sample_scene
 
-__all__ = ["PRESETS", "TASKS", "VERSION", "Camera", "Preset", "Scene", "edges_from_instances", "generate",
-           "get_preset", "image_rng", "preset_meta", "render", "render_index", "render_scene", "sample_scene", "split_ids"]
+__all__ = [
+    "PRESETS",
+    "TASKS",
+    "VERSION",
+    "Camera",
+    "Preset",
+    "Scene",
+    "edges_from_instances",
+    "generate",
+    "get_preset",
+    "image_rng",
+    "preset_meta",
+    "render",
+    "render_index",
+    "render_scene",
+    "sample_scene",
+    "split_ids",
+]

@@ -69,7 +69,7 @@ def split_ids(ids: list[str], seed: int, fractions) -> dict[str, list[str]]:
     out, a = {}, 0
     for name, c in zip(layout.SPLITS, counts):
         if c > 0:
-            out[name] = sorted(ids[j] for j in perm[a:a + c])
+            out[name] = sorted(ids[j] for j in perm[a : a + c])
         a += c
     return out
 
@@ -85,14 +85,16 @@ def _check_args(num, size, seed, preset, workers, splits) -> tuple[list[tuple[in
         workers = os.cpu_count() or 1
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise EdgeMTLError(
-            f"--workers: expected a whole number >= 1 (or leave it out for all cores), got {workers!r}.")
+            f"--workers: expected a whole number >= 1 (or leave it out for all cores), got {workers!r}."
+        )
     try:
         fr = [float(v) for v in splits]
     except (TypeError, ValueError):
         fr = []
     if len(fr) != 3 or min(fr) < 0 or not abs(sum(fr) - 1.0) < 1e-6:
         raise EdgeMTLError(
-            f"splits: expected three fractions (train, val, test) >= 0 summing to 1, got {splits!r}.")
+            f"splits: expected three fractions (train, val, test) >= 0 summing to 1, got {splits!r}."
+        )
     return sizes, int(workers)
 
 
@@ -134,21 +136,32 @@ def _prepare_out(root: Path, params: dict[str, Any]) -> bool:
         except (OSError, ValueError):
             previous = None
         if previous != params:
-            why = ("it holds a synth dataset made with different parameters" if previous is not None
-                   else "it is not empty")
+            why = (
+                "it holds a synth dataset made with different parameters"
+                if previous is not None
+                else "it is not empty"
+            )
             raise EdgeMTLError(
                 f"--out: '{root}' cannot be used: {why}. Synth writes into a new or empty folder, or "
                 "re-runs into the folder of an earlier (possibly interrupted) run with the same --num, "
-                "--size, --seed and --preset. Choose another --out or delete the folder.")
+                "--size, --seed and --preset. Choose another --out or delete the folder."
+            )
         return True
     root.mkdir(parents=True, exist_ok=True)
     layout.atomic_write_bytes(root / MARKER, (json.dumps(params, indent=2) + "\n").encode())
     return False
 
 
-def generate(out: str | os.PathLike, num: int, size=(128, 128), seed: int = 0,
-             preset: str = "nyud", workers: int | None = None, splits=(0.8, 0.1, 0.1),
-             progress: bool = True) -> dict[str, Any]:
+def generate(
+    out: str | os.PathLike,
+    num: int,
+    size=(128, 128),
+    seed: int = 0,
+    preset: str = "nyud",
+    workers: int | None = None,
+    splits=(0.8, 0.1, 0.1),
+    progress: bool = True,
+) -> dict[str, Any]:
     """Render ``num`` scenes into ``out`` in the generic layout and return the dataset meta.
 
     ``size`` is one (H, W), or a list of them for a mixed-size dataset (image ``i`` gets
@@ -161,8 +174,15 @@ def generate(out: str | os.PathLike, num: int, size=(128, 128), seed: int = 0,
     P = get_preset(preset)
     root = Path(out)
     size_rec = list(sizes[0]) if len(sizes) == 1 else [list(v) for v in sizes]
-    params = {"generator": "edgemtl.data.synth", "version": VERSION, "num": int(num), "size": size_rec,
-              "seed": int(seed), "preset": P.name, "splits": [float(v) for v in splits]}
+    params = {
+        "generator": "edgemtl.data.synth",
+        "version": VERSION,
+        "num": int(num),
+        "size": size_rec,
+        "seed": int(seed),
+        "preset": P.name,
+        "splits": [float(v) for v in splits],
+    }
     resume = _prepare_out(root, params)
     num, seed = int(num), int(seed)
     ids = [sample_id(i, num) for i in range(num)]
@@ -172,7 +192,7 @@ def generate(out: str | os.PathLike, num: int, size=(128, 128), seed: int = 0,
 
     workers = max(1, min(workers, len(todo)))
     chunk = max(1, min(16, len(todo) // (workers * 8) if todo else 1))
-    jobs = [(str(root), seed, sizes, P.name, num, todo[a:a + chunk]) for a in range(0, len(todo), chunk)]
+    jobs = [(str(root), seed, sizes, P.name, num, todo[a : a + chunk]) for a in range(0, len(todo), chunk)]
     bar = _progress(len(todo), progress)
     try:
         if workers == 1:
@@ -191,9 +211,18 @@ def generate(out: str | os.PathLike, num: int, size=(128, 128), seed: int = 0,
 
     layout.write_splits(root, split_ids(ids, seed, splits))
     meta = preset_meta(P.name, sizes[0] if len(sizes) == 1 else None)
-    meta.update(num_samples=num, generator={
-        "name": "edgemtl.data.synth", "seed": seed, "num": num, "version": VERSION,
-        "preset": P.name, "size": size_rec, "splits": [float(v) for v in splits]})
+    meta.update(
+        num_samples=num,
+        generator={
+            "name": "edgemtl.data.synth",
+            "seed": seed,
+            "num": num,
+            "version": VERSION,
+            "preset": P.name,
+            "size": size_rec,
+            "splits": [float(v) for v in splits],
+        },
+    )
     layout.write_meta(root, meta)
     return json.loads((root / layout.DATASET_JSON).read_text())
 

@@ -111,8 +111,14 @@ def ell(c, s, part="", slot=0, R=None) -> Prim:
 
 def cyl(c, r, hh, part="", slot=0, R=None, rz=None) -> Prim:
     """Capped cylinder around the local y axis: radius r (x) / rz (z), half height hh."""
-    return Prim("cylinder", np.asarray(c, float), np.eye(3) if R is None else R,
-                np.array([r, hh, r if rz is None else rz], float), part, slot)
+    return Prim(
+        "cylinder",
+        np.asarray(c, float),
+        np.eye(3) if R is None else R,
+        np.array([r, hh, r if rz is None else rz], float),
+        part,
+        slot,
+    )
 
 
 def cyl_between(a, b, r, part="", slot=0) -> Prim:
@@ -202,12 +208,24 @@ def sofa(rng) -> Proto:
     prims = _legs(rng, hx, hz, leg_h, 0.05, slot=1) if leg_h else []
     prims.append(box((0, (leg_h + seat_h) / 2, 0), (hx, (seat_h - leg_h) / 2, hz), "top", 0))
     back_t, back_h = rng.uniform(0.08, 0.12), rng.uniform(0.3, 0.45)
-    prims.append(box((0, (leg_h + seat_h + back_h) / 2, -hz + back_t),
-                     (hx, (seat_h + back_h - leg_h) / 2, back_t), "back", 0))
+    prims.append(
+        box(
+            (0, (leg_h + seat_h + back_h) / 2, -hz + back_t),
+            (hx, (seat_h + back_h - leg_h) / 2, back_t),
+            "back",
+            0,
+        )
+    )
     arm_w, arm_h = rng.uniform(0.05, 0.1), rng.uniform(0.15, 0.25)
     for sx in (-1, 1):
-        prims.append(box((sx * (hx + arm_w), (leg_h + seat_h + arm_h) / 2, 0),
-                         (arm_w, (seat_h + arm_h - leg_h) / 2, hz), "arm", 0))
+        prims.append(
+            box(
+                (sx * (hx + arm_w), (leg_h + seat_h + arm_h) / 2, 0),
+                (arm_w, (seat_h + arm_h - leg_h) / 2, hz),
+                "arm",
+                0,
+            )
+        )
     if rng.random() < 0.5:  # seat cushions
         n = int(rng.integers(2, 4))
         for i in range(n):
@@ -226,9 +244,11 @@ def table(rng, low_ok: bool = True) -> Proto:
         sup = (h, hx, hz)
     else:
         r = rng.uniform(0.35, 0.6)
-        prims = [cyl((0, h - th, 0), r, th, "top", 0),
-                 cyl((0, h / 2, 0), rng.uniform(0.03, 0.06), h / 2 - th, "leg", 1),
-                 cyl((0, 0.015, 0), rng.uniform(0.18, 0.3), 0.015, "leg", 1)]
+        prims = [
+            cyl((0, h - th, 0), r, th, "top", 0),
+            cyl((0, h / 2, 0), rng.uniform(0.03, 0.06), h / 2 - th, "leg", 1),
+            cyl((0, 0.015, 0), rng.uniform(0.18, 0.3), 0.015, "leg", 1),
+        ]
         sup = (h, r * 0.7, r * 0.7)
     return Proto("table", prims, against_wall=0.2, support=sup, slots=2)
 
@@ -238,8 +258,10 @@ def lamp(rng, small: bool | None = None) -> Proto:
     H = rng.uniform(0.3, 0.5) if small else rng.uniform(1.2, 1.7)
     br = rng.uniform(0.06, 0.1) if small else rng.uniform(0.12, 0.2)
     bh = rng.uniform(0.01, 0.025)
-    prims = [cyl((0, bh, 0), br, bh, "stand", 1),
-             cyl((0, H / 2, 0), rng.uniform(0.008, 0.02), H / 2, "stand", 1)]
+    prims = [
+        cyl((0, bh, 0), br, bh, "stand", 1),
+        cyl((0, H / 2, 0), rng.uniform(0.008, 0.02), H / 2, "stand", 1),
+    ]
     sr = rng.uniform(0.1, 0.15) if small else rng.uniform(0.15, 0.25)
     sh = sr * rng.uniform(0.5, 0.8)
     if rng.random() < 0.7:
@@ -262,16 +284,18 @@ def person(rng) -> Proto:
     if rng.random() < 0.5:
         prims.append(box((0, (leg_len + sh_y) / 2, 0), (tw, (sh_y - leg_len) / 2 + 0.01 * h, td), "torso", 0))
     else:
-        prims.append(cyl((0, (leg_len + sh_y) / 2, 0), tw, (sh_y - leg_len) / 2 + 0.01 * h, "torso", 0,
-                         rz=td))
+        prims.append(
+            cyl((0, (leg_len + sh_y) / 2, 0), tw, (sh_y - leg_len) / 2 + 0.01 * h, "torso", 0, rz=td)
+        )
     # neck + head
     hy = sh_y + 0.09 * h
     prims.append(cyl((0, sh_y + 0.02 * h, 0), 0.025 * h, 0.03 * h, "head", 2))
     tilt = rot_x(rng.uniform(-0.3, 0.3)) @ rot_z(rng.uniform(-0.2, 0.2))
     prims.append(ell((0, hy, 0.005 * h), (0.055 * h, 0.068 * h, 0.062 * h), "head", 2, R=tilt))
     if rng.random() < 0.3:  # hat / hair cap
-        prims.append(ell((0, hy + 0.025 * h, -0.005 * h), (0.058 * h, 0.05 * h, 0.064 * h), "head", 3,
-                         R=tilt))
+        prims.append(
+            ell((0, hy + 0.025 * h, -0.005 * h), (0.058 * h, 0.05 * h, 0.064 * h), "head", 3, R=tilt)
+        )
     # legs: walking / standing stance
     stride = rng.uniform(0.0, 0.18) * h
     lr = rng.uniform(0.035, 0.045) * h
@@ -328,8 +352,15 @@ def animal(rng) -> Proto:
     prims.append(ell(head_c + R @ np.array([0, 0, hs * 0.5]), (hs * 0.6, hs * 0.6, hs), "head", 2, R=R))
     if rng.random() < 0.6:  # ears
         for sx in (-1, 1):
-            prims.append(ell(head_c + R @ np.array([sx * hs * 0.45, hs * 0.55, 0.0]),
-                             (hs * 0.12, hs * 0.3, hs * 0.08), "head", 2, R=R))
+            prims.append(
+                ell(
+                    head_c + R @ np.array([sx * hs * 0.45, hs * 0.55, 0.0]),
+                    (hs * 0.12, hs * 0.3, hs * 0.08),
+                    "head",
+                    2,
+                    R=R,
+                )
+            )
     # tail
     tail_a = np.array([0, by + 0.3 * b, -a * 0.9])
     ang = rng.uniform(-1.2, 0.8)

@@ -39,8 +39,19 @@ class Preset:
 
 NYUD = Preset(
     name="nyud",
-    classes=("wall", "floor", "ceiling", "cabinet", "bed", "chair", "sofa", "table", "lamp", "box",
-             "picture"),
+    classes=(
+        "wall",
+        "floor",
+        "ceiling",
+        "cabinet",
+        "bed",
+        "chair",
+        "sofa",
+        "table",
+        "lamp",
+        "box",
+        "picture",
+    ),
     parts=("background", "top", "back", "leg", "arm", "shade", "stand"),
     part_classes=frozenset({"bed", "chair", "sofa", "table", "lamp"}),
     room_classes=frozenset({"wall", "floor", "ceiling"}),
@@ -66,8 +77,16 @@ PASCAL = Preset(
     room_classes=frozenset({"background", "ground"}),
     face_class=("background", "background", "ground", "background", "background", "background"),
     face_instance=(1, 1, 2, 1, 1, 1),
-    objects={"person": 3.0, "animal": 1.6, "car": 0.8, "bottle": 0.5, "chair": 1.0, "sofa": 0.6,
-             "table": 0.8, "plant": 0.8},
+    objects={
+        "person": 3.0,
+        "animal": 1.6,
+        "car": 0.8,
+        "bottle": 0.5,
+        "chair": 1.0,
+        "sofa": 0.6,
+        "table": 0.8,
+        "plant": 0.8,
+    },
     supported={"bottle": 1.0, "plant": 0.5},
     n_objects=(3, 8),
     n_pictures=(0, 0),
@@ -88,6 +107,8 @@ def get_preset(name: str | Preset) -> Preset:
     if isinstance(name, Preset):
         return name
     if name not in PRESETS:
-        raise EdgeMTLError(f"--preset: unknown scene preset '{name}'.{did_you_mean(str(name), PRESETS)} "
-                           f"Valid choices: {', '.join(sorted(PRESETS))}.")
+        raise EdgeMTLError(
+            f"--preset: unknown scene preset '{name}'.{did_you_mean(str(name), PRESETS)} "
+            f"Valid choices: {', '.join(sorted(PRESETS))}."
+        )
     return PRESETS[name]

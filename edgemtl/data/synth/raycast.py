@@ -151,8 +151,9 @@ class Packed:
         self.inv_scale = (1.0 / self.scale).astype(np.float32)
 
 
-def screen_rects(pk: Packed, K: tuple[float, ...], cam_R: np.ndarray, cam_pos: np.ndarray,
-                 size: tuple[int, int]) -> np.ndarray:
+def screen_rects(
+    pk: Packed, K: tuple[float, ...], cam_R: np.ndarray, cam_pos: np.ndarray, size: tuple[int, int]
+) -> np.ndarray:
     """Conservative pixel rectangles (k, 4) = (r0, r1, c0, c1) covering each primitive.
 
     Every canonical shape lies inside [-1, 1]^3, so the 8 corners of its oriented box bound it;
@@ -167,7 +168,8 @@ def screen_rects(pk: Packed, K: tuple[float, ...], cam_R: np.ndarray, cam_pos: n
     signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
     R = pk.R.astype(np.float64)
     corners = pk.center.astype(np.float64)[:, None, :] + np.einsum(
-        "kij,kcj->kci", R, signs[None, :, :] * pk.scale.astype(np.float64)[:, None, :])
+        "kij,kcj->kci", R, signs[None, :, :] * pk.scale.astype(np.float64)[:, None, :]
+    )
     cc = (corners - cam_pos) @ cam_R  # camera frame (k, 8, 3)
     zz = -cc[..., 2]
     front = zz.min(axis=1) > 1e-3
@@ -202,8 +204,9 @@ def cast_room(lo: np.ndarray, hi: np.ndarray, o: np.ndarray, d: np.ndarray) -> t
     return t.astype(np.float32), face
 
 
-def cast_primary(pk: Packed, rects: np.ndarray, o: np.ndarray, dirs: np.ndarray,
-                 t: np.ndarray, sid: np.ndarray) -> None:
+def cast_primary(
+    pk: Packed, rects: np.ndarray, o: np.ndarray, dirs: np.ndarray, t: np.ndarray, sid: np.ndarray
+) -> None:
     """Z-buffer every primitive into ``t`` (H, W) / ``sid`` (H, W) in place (surface ids 6+k)."""
     for k in range(pk.n):
         r0, r1, c0, c1 = rects[k]
@@ -256,7 +259,7 @@ def shadow_mask(pk: Packed, P: np.ndarray, L: np.ndarray) -> np.ndarray:
     for k in range(pk.n):
         if lo[k] >= hi[k]:
             continue
-        cand = order[lo[k]:hi[k]]
+        cand = order[lo[k] : hi[k]]
         sel = cand[(np.abs(pv[cand] - cv[k]) < rv[k]) & (pw[cand] < cw[k] + rw[k]) & ~out[cand]]
         if sel.size == 0:
             continue

@@ -26,7 +26,8 @@ def check_size(size) -> tuple[int, int]:
     if not ok or not (MIN_SIZE <= h <= MAX_SIZE and MIN_SIZE <= w <= MAX_SIZE):
         got = f"{h}x{w}" if ok else repr(size)
         raise EdgeMTLError(
-            f"--size: expected HxW with {MIN_SIZE} <= H, W <= {MAX_SIZE} pixels (e.g. 128x128), got {got}.")
+            f"--size: expected HxW with {MIN_SIZE} <= H, W <= {MAX_SIZE} pixels (e.g. 128x128), got {got}."
+        )
     return h, w
 
 
@@ -101,11 +102,21 @@ def render(scene: Scene, size: tuple[int, int], aux: bool = False) -> dict[str, 
             Ps = P[:, lit] + np.float32(SHADOW_OFFSET) * N[:, lit]
             sh[lit] = rc.shadow_mask(pk, Ps, L)
         shadowed.append(sh)
-    rad = shade(scene.materials, surf_mat[sf], P, N, V, scene.lights, scene.ambient, shadowed,
-                noise_table(scene.lattice))
+    rad = shade(
+        scene.materials,
+        surf_mat[sf],
+        P,
+        N,
+        V,
+        scene.lights,
+        scene.ambient,
+        shadowed,
+        noise_table(scene.lattice),
+    )
     s = scene.sensor
-    image = sensor(rad.reshape(h, w, 3), np.random.default_rng(s["seed"]), s["key"], s["gamma"], s["sigma"],
-                   s["wb"])
+    image = sensor(
+        rad.reshape(h, w, 3), np.random.default_rng(s["seed"]), s["key"], s["gamma"], s["sigma"], s["wb"]
+    )
 
     normals_cam = (cam.R.T.astype(np.float32) @ N).T.reshape(h, w, 3)
     out = {
@@ -124,8 +135,9 @@ def render(scene: Scene, size: tuple[int, int], aux: bool = False) -> dict[str, 
     return out
 
 
-def render_scene(rng_or_seed, size: tuple[int, int] = (128, 128), preset: str = "nyud",
-                 aux: bool = False) -> dict[str, np.ndarray]:
+def render_scene(
+    rng_or_seed, size: tuple[int, int] = (128, 128), preset: str = "nyud", aux: bool = False
+) -> dict[str, np.ndarray]:
     """Sample a scene from ``rng_or_seed`` (int, SeedSequence or Generator) and render it."""
     get_preset(preset)
     size = check_size(size)

@@ -115,8 +115,10 @@ class _Rect:
 
     def extent(self) -> tuple[float, float]:
         """Half extents of the rectangle's world-axis-aligned bounding box (x, z)."""
-        return (self.hx * abs(self.ux) + self.hz * abs(self.vx),
-                self.hx * abs(self.uz) + self.hz * abs(self.vz))
+        return (
+            self.hx * abs(self.ux) + self.hz * abs(self.vx),
+            self.hx * abs(self.uz) + self.hz * abs(self.vz),
+        )
 
 
 class _Placer:
@@ -140,8 +142,12 @@ class _Placer:
     def _free(self, r: _Rect) -> bool:
         ex, ez = r.extent()
         g = WALL_GAP / 2
-        if (r.cx - ex < self.lo[0] + g or r.cx + ex > self.hi[0] - g
-                or r.cz - ez < self.lo[2] + g or r.cz + ez > self.hi[2] - g):
+        if (
+            r.cx - ex < self.lo[0] + g
+            or r.cx + ex > self.hi[0] - g
+            or r.cz - ez < self.lo[2] + g
+            or r.cz + ez > self.hi[2] - g
+        ):
             return False
         if r.distance_to(*self.cam_xz) < self.p.camera_clearance:
             return False
@@ -174,8 +180,16 @@ class _Placer:
                 self.rects.append(rect)
                 pos = np.array([x, 0.0, z])
                 if proto.support is not None:
-                    self.supports.append({"pos": pos, "yaw": yaw, "top": proto.support[0],
-                                          "hx": proto.support[1], "hz": proto.support[2], "items": []})
+                    self.supports.append(
+                        {
+                            "pos": pos,
+                            "yaw": yaw,
+                            "top": proto.support[0],
+                            "hx": proto.support[1],
+                            "hz": proto.support[2],
+                            "items": [],
+                        }
+                    )
                 return pos, float(yaw)
         return None
 
@@ -220,8 +234,7 @@ def _camera(preset: Preset, rng, lo: np.ndarray, hi: np.ndarray) -> Camera:
 def _picture(rng) -> Proto:
     hw, hh = rng.uniform(0.2, 0.6), rng.uniform(0.15, 0.45)
     frame = rng.uniform(0.015, 0.05)
-    prims = [box((0, 0, 0.012), (hw, hh, 0.012)),
-             box((0, 0, 0.014), (hw - frame, hh - frame, 0.012), slot=1)]
+    prims = [box((0, 0, 0.012), (hw, hh, 0.012)), box((0, 0, 0.014), (hw - frame, hh - frame, 0.012), slot=1)]
     return Proto("picture", prims, slots=2)
 
 
@@ -306,8 +319,10 @@ def sample_scene(rng_or_seed, preset: str | Preset = "nyud") -> Scene:
                 pos, yaw = np.array([lo[0], y, a]), np.pi / 2
             else:
                 pos, yaw = np.array([hi[0], y, a]), -np.pi / 2
-        if any(w_ == wall and abs(a - a_) < hw + hw_ + 0.05 and abs(y - y_) < hh + hh_ + 0.05
-               for w_, a_, y_, hw_, hh_ in pics):
+        if any(
+            w_ == wall and abs(a - a_) < hw + hw_ + 0.05 and abs(y - y_) < hh + hh_ + 0.05
+            for w_, a_, y_, hw_, hh_ in pics
+        ):
             continue
         pics.append((wall, a, y, hw, hh))
         placed.append((proto, pos, yaw))
@@ -350,15 +365,31 @@ def sample_scene(rng_or_seed, preset: str | Preset = "nyud") -> Scene:
         lights.append(Light(d, inten * (1.0 + rng.uniform(-0.15, 0.15, size=3))))
     ambient = rng.uniform(0.15, 0.45) * (1.0 + rng.uniform(-0.15, 0.15, size=3))
     lattice = rng.random((16, 16, 16)).astype(np.float32)
-    sensor = {"key": float(rng.uniform(0.7, 1.0)), "gamma": float(rng.uniform(1.8, 2.4)),
-              "sigma": float(rng.uniform(0.003, 0.02)), "wb": rng.uniform(0.9, 1.1, size=3),
-              "seed": int(rng.integers(2**63))}
+    sensor = {
+        "key": float(rng.uniform(0.7, 1.0)),
+        "gamma": float(rng.uniform(1.8, 2.4)),
+        "sigma": float(rng.uniform(0.003, 0.02)),
+        "wb": rng.uniform(0.9, 1.1, size=3),
+        "seed": int(rng.integers(2**63)),
+    }
     return Scene(
-        preset=P.name, camera=cam, room_lo=lo, room_hi=hi,
+        preset=P.name,
+        camera=cam,
+        room_lo=lo,
+        room_hi=hi,
         face_class=np.array([P.class_id(c) for c in P.face_class], dtype=np.int32),
-        face_instance=np.array(P.face_instance, dtype=np.int32), face_material=face_material,
-        prims=prims, prim_class=np.array(pc, dtype=np.int32), prim_instance=np.array(pi, dtype=np.int32),
-        prim_part=np.array(pp_, dtype=np.int32), prim_composite=np.array(pcomp, dtype=bool),
-        prim_material=np.array(pm, dtype=np.int32), materials=materials, lights=lights, ambient=ambient,
-        lattice=lattice, sensor=sensor, objects=objects,
+        face_instance=np.array(P.face_instance, dtype=np.int32),
+        face_material=face_material,
+        prims=prims,
+        prim_class=np.array(pc, dtype=np.int32),
+        prim_instance=np.array(pi, dtype=np.int32),
+        prim_part=np.array(pp_, dtype=np.int32),
+        prim_composite=np.array(pcomp, dtype=bool),
+        prim_material=np.array(pm, dtype=np.int32),
+        materials=materials,
+        lights=lights,
+        ambient=ambient,
+        lattice=lattice,
+        sensor=sensor,
+        objects=objects,
     )

@@ -53,11 +53,13 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
     w, x, y, z = rng.normal(size=4) / 1.0
     n = np.sqrt(w * w + x * x + y * y + z * z)
     w, x, y, z = w / n, x / n, y / n, z / n
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def random_material(rng: np.random.Generator, size: float, pattern: int | None = None) -> Material:
@@ -67,24 +69,34 @@ def random_material(rng: np.random.Generator, size: float, pattern: int | None =
     if rng.random() < 0.5:
         c2 = random_colour(rng)
     else:  # same hue family, different lightness
-        c2 = np.clip(c1 * rng.uniform(0.15, 0.7), 0, 1) if rng.random() < 0.5 else np.clip(c1 ** 0.5, 0, 1)
+        c2 = np.clip(c1 * rng.uniform(0.15, 0.7), 0, 1) if rng.random() < 0.5 else np.clip(c1**0.5, 0, 1)
     scale = size * float(np.exp(rng.uniform(np.log(0.08), np.log(0.8))))
     spec = rng.random() < 0.4
     return Material(
-        pattern=pat, c1=c1, c2=c2, scale=scale, rot=random_rotation(rng),
-        origin=rng.uniform(-10, 10, size=3), sharp=float(np.exp(rng.uniform(0, np.log(12)))),
+        pattern=pat,
+        c1=c1,
+        c2=c2,
+        scale=scale,
+        rot=random_rotation(rng),
+        origin=rng.uniform(-10, 10, size=3),
+        sharp=float(np.exp(rng.uniform(0, np.log(12)))),
         grain=float(rng.uniform(0.05, 0.35)) if rng.random() < 0.3 else 0.0,
         grain_scale=float(np.exp(rng.uniform(np.log(0.01), np.log(0.08)))),
-        ks=float(rng.uniform(0.05, 0.35)) if spec else 0.0, shininess=float(rng.uniform(8, 80)),
+        ks=float(rng.uniform(0.05, 0.35)) if spec else 0.0,
+        shininess=float(rng.uniform(8, 80)),
     )
 
 
 def noise_table(lattice: np.ndarray) -> np.ndarray:
     """(LATTICE^3, 8) corner values of every lattice cell, corner c = 4 dx + 2 dy + dz."""
     n = LATTICE
-    cols = [np.roll(lattice, (-dx, -dy, -dz), axis=(0, 1, 2)).reshape(-1)
-            for dx in (0, 1) for dy in (0, 1) for dz in (0, 1)]
-    return np.ascontiguousarray(np.stack(cols, axis=1), dtype=np.float32).reshape(n ** 3, 8)
+    cols = [
+        np.roll(lattice, (-dx, -dy, -dz), axis=(0, 1, 2)).reshape(-1)
+        for dx in (0, 1)
+        for dy in (0, 1)
+        for dz in (0, 1)
+    ]
+    return np.ascontiguousarray(np.stack(cols, axis=1), dtype=np.float32).reshape(n**3, 8)
 
 
 def value_noise(q: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -105,7 +117,7 @@ def value_noise(q: np.ndarray, table: np.ndarray) -> np.ndarray:
 def fbm(q: np.ndarray, table: np.ndarray, octaves: int = 2) -> np.ndarray:
     out, amp, tot = 0.0, 1.0, 0.0
     for o in range(octaves):
-        out = out + amp * value_noise(q * (2.0 ** o) + 3.7 * o, table)
+        out = out + amp * value_noise(q * (2.0**o) + 3.7 * o, table)
         tot += amp
         amp *= 0.5
     return out / tot
@@ -140,9 +152,17 @@ class Light:
     colour: np.ndarray  # linear RGB intensity
 
 
-def shade(materials: list[Material], mat_of_pixel: np.ndarray, P: np.ndarray, N: np.ndarray,
-          V: np.ndarray, lights: list[Light], ambient: np.ndarray, shadowed: list[np.ndarray],
-          table: np.ndarray) -> np.ndarray:
+def shade(
+    materials: list[Material],
+    mat_of_pixel: np.ndarray,
+    P: np.ndarray,
+    N: np.ndarray,
+    V: np.ndarray,
+    lights: list[Light],
+    ambient: np.ndarray,
+    shadowed: list[np.ndarray],
+    table: np.ndarray,
+) -> np.ndarray:
     """Linear radiance (M, 3).
 
     P hit points (3, M), N unit normals facing the viewer (3, M), V unit directions towards the
@@ -189,8 +209,9 @@ def shade(materials: list[Material], mat_of_pixel: np.ndarray, P: np.ndarray, N:
     return rad
 
 
-def sensor(radiance: np.ndarray, rng: np.random.Generator, key: float, gamma: float, sigma: float,
-           wb: np.ndarray) -> np.ndarray:
+def sensor(
+    radiance: np.ndarray, rng: np.random.Generator, key: float, gamma: float, sigma: float, wb: np.ndarray
+) -> np.ndarray:
     """Auto-exposure, white balance, gamma, Gaussian read noise -> uint8 (..., 3)."""
     lum = radiance @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
     flat = lum.reshape(-1)

@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 
 _ARRAY_DTYPES = {65568: "float32", 65552: "float16", 131104: "int32", 65600: "float64"}
 _MIL_FLOAT16, _MIL_FLOAT32 = 10, 11
-_COMPRESSION_OPS = {"int8": ("constexpr_blockwise_shift_scale", "constexpr_affine_dequantize"),
-                    "palettize": ("constexpr_lut_to_dense",)}
+_COMPRESSION_OPS = {
+    "int8": ("constexpr_blockwise_shift_scale", "constexpr_affine_dequantize"),
+    "palettize": ("constexpr_lut_to_dense",),
+}
 _LARGE = 64  # consts with more elements than this are weights (smaller ones are shapes, scalars)
 
 
@@ -69,7 +71,9 @@ def _ops(block, hist: Counter, consts: Counter) -> None:
             t = op.outputs[0].type.tensorType
             n = int(np.prod([d.constant.size for d in t.dimensions])) if t.dimensions else 1
             if n > _LARGE:
-                consts[{_MIL_FLOAT16: "float16", _MIL_FLOAT32: "float32"}.get(t.dataType, f"mil_{t.dataType}")] += n
+                consts[
+                    {_MIL_FLOAT16: "float16", _MIL_FLOAT32: "float32"}.get(t.dataType, f"mil_{t.dataType}")
+                ] += n
         for sub in op.blocks:
             _ops(sub, hist, consts)
 
@@ -79,16 +83,24 @@ class CoreMLTarget(ExportTarget):
     name = "coreml"
     suffix = ".mlpackage"
     default_precision = "fp16"
-    not_runnable = "CoreML packages run on Apple platforms only (Core ML on macOS / iOS; coremltools cannot predict on Linux)"
-    description = "CoreML ML program (.mlpackage), fp16 or fp32 compute, float32 I/O; per-task = multifunction"
+    not_runnable = (
+        "CoreML packages run on Apple platforms only (Core ML on macOS / iOS; coremltools cannot "
+        "predict on Linux)"
+    )
+    description = (
+        "CoreML ML program (.mlpackage), fp16 or fp32 compute, float32 I/O; per-task = multifunction"
+    )
     precisions = ("fp16", "fp32")
     task_inputs = ("onehot", "per-task", "all")
     options = {"minimum_deployment_target": None, "weight_compression": "none", "palette_bits": 6}
-    option_choices = {"minimum_deployment_target": (None, "iOS16", "iOS17", "iOS18"),
-                      "weight_compression": ("none", "int8", "palettize"), "palette_bits": (1, 2, 3, 4, 6, 8)}
+    option_choices = {
+        "minimum_deployment_target": (None, "iOS16", "iOS17", "iOS18"),
+        "weight_compression": ("none", "int8", "palettize"),
+        "palette_bits": (1, 2, 3, 4, 6, 8),
+    }
     unsupported_why = {
-        "index": " (an int64 task id becomes an int32 gather in CoreML, poorly supported on GPU/ANE: use onehot, "
-                 "or per-task for a multifunction package)",
+        "index": " (an int64 task id becomes an int32 gather in CoreML, poorly supported on GPU/ANE: use "
+        "onehot, or per-task for a multifunction package)",
         "int8": " as a compute precision (for int8 weights use options weight_compression: int8)",
     }
 
@@ -97,21 +109,34 @@ class CoreMLTarget(ExportTarget):
         chosen = ctx.options["minimum_deployment_target"]
         if ctx.scheme == "per-task":
             if chosen not in (None, "iOS18"):
-                raise EdgeMTLError(f"coreml --task-input per-task makes a multifunction package, which needs "
-                                   f"minimum_deployment_target iOS18 (got {chosen})")
+                raise EdgeMTLError(
+                    f"coreml --task-input per-task makes a multifunction package, which needs "
+                    f"minimum_deployment_target iOS18 (got {chosen})"
+                )
             chosen = "iOS18"
         return getattr(ct.target, chosen or "iOS17"), chosen or "iOS17"
 
     def _convert(self, program: Any, graph: Graph, ctx: ExportContext):
         ct = _quiet_ct()
         target, _ = self._deployment_target(ctx)
-        inputs = [ct.TensorType(name=s["name"], shape=tuple(s["shape"]), dtype=np.float32) for s in graph.inputs]
+        inputs = [
+            ct.TensorType(name=s["name"], shape=tuple(s["shape"]), dtype=np.float32) for s in graph.inputs
+        ]
         outputs = [ct.TensorType(name=s["name"], dtype=np.float32) for s in graph.outputs]
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
             warnings.simplefilter("ignore")
-            ml = ct.convert(program, inputs=inputs, outputs=outputs, convert_to="mlprogram",
-                            minimum_deployment_target=target,
-                            compute_precision=ct.precision.FLOAT16 if ctx.precision == "fp16" else ct.precision.FLOAT32)
+            ml = ct.convert(
+                program,
+                inputs=inputs,
+                outputs=outputs,
+                convert_to="mlprogram",
+                minimum_deployment_target=target,
+                compute_precision=ct.precision.FLOAT16 if ctx.precision == "fp16" else ct.precision.FLOAT32,
+            )
             return self._compress(ml, ctx)
 
     def _compress(self, ml, ctx: ExportContext):
@@ -121,11 +146,14 @@ class CoreMLTarget(ExportTarget):
         from coremltools.optimize import coreml as cto
 
         if kind == "int8":
-            op_cfg = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel",
-                                                 weight_threshold=_LARGE)
+            op_cfg = cto.OpLinearQuantizerConfig(
+                mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=_LARGE
+            )
             return cto.linear_quantize_weights(ml, cto.OptimizationConfig(global_config=op_cfg))
         # "uniform" needs no scikit-learn (kmeans does, and coremltools 9 disables sklearn 1.9).
-        op_cfg = cto.OpPalettizerConfig(mode="uniform", nbits=int(ctx.options["palette_bits"]), weight_threshold=_LARGE)
+        op_cfg = cto.OpPalettizerConfig(
+            mode="uniform", nbits=int(ctx.options["palette_bits"]), weight_threshold=_LARGE
+        )
         return cto.palettize_weights(ml, cto.OptimizationConfig(global_config=op_cfg))
 
     def write(self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext) -> None:
@@ -156,13 +184,27 @@ class CoreMLTarget(ExportTarget):
         spec = load_spec(ctx.out)
 
         def feats(values) -> list[dict[str, Any]]:
-            return [{"name": f.name, "dtype": _ARRAY_DTYPES.get(f.type.multiArrayType.dataType, "?"),
-                     "shape": list(f.type.multiArrayType.shape)} for f in values]
+            return [
+                {
+                    "name": f.name,
+                    "dtype": _ARRAY_DTYPES.get(f.type.multiArrayType.dataType, "?"),
+                    "shape": list(f.type.multiArrayType.shape),
+                }
+                for f in values
+            ]
 
         if spec.description.functions:
-            found = {f.name: {"inputs": feats(f.input), "outputs": feats(f.output)} for f in spec.description.functions}
+            found = {
+                f.name: {"inputs": feats(f.input), "outputs": feats(f.output)}
+                for f in spec.description.functions
+            }
         else:  # a single-function package calls its function "main"; the manifest calls it "forward"
-            found = {"forward": {"inputs": feats(spec.description.input), "outputs": feats(spec.description.output)}}
+            found = {
+                "forward": {
+                    "inputs": feats(spec.description.input),
+                    "outputs": feats(spec.description.output),
+                }
+            }
         problems = check_io(found, ctx.io["methods"], "coreml")
         hist: Counter = Counter()
         consts: Counter = Counter()
@@ -171,33 +213,51 @@ class CoreMLTarget(ExportTarget):
                 _ops(block, hist, consts)
         gathers = {k: v for k, v in hist.items() if k.startswith("gather")}
         if gathers:
-            problems.append(f"coreml: {gathers} ops in a {ctx.scheme} model (the task must not be selected by a gather)")
+            problems.append(
+                f"coreml: {gathers} ops in a {ctx.scheme} model (the task must not be selected by a gather)"
+            )
         other = "float32" if ctx.precision == "fp16" else "float16"
         if consts.get(other):
             problems.append(f"coreml: {consts[other]} {other} weight values in an {ctx.precision} model")
         kind = ctx.options["weight_compression"]
         if kind != "none" and not any(hist.get(op) for op in _COMPRESSION_OPS[kind]):
-            problems.append(f"coreml: weight_compression={kind} but no {'/'.join(_COMPRESSION_OPS[kind])} ops")
+            problems.append(
+                f"coreml: weight_compression={kind} but no {'/'.join(_COMPRESSION_OPS[kind])} ops"
+            )
         weights = _weights_bytes(ctx.out)
-        report = {"problems": problems, "spec_version": spec.specificationVersion, "io": found,
-                  "ops": dict(hist.most_common()), "weight_values_by_dtype": dict(consts),
-                  "weights_bytes": weights, "bytes": sum(f.stat().st_size for f in ctx.out.rglob("*") if f.is_file()),
-                  "runs_here": False}
+        report = {
+            "problems": problems,
+            "spec_version": spec.specificationVersion,
+            "io": found,
+            "ops": dict(hist.most_common()),
+            "weight_values_by_dtype": dict(consts),
+            "weights_bytes": weights,
+            "bytes": sum(f.stat().st_size for f in ctx.out.rglob("*") if f.is_file()),
+            "runs_here": False,
+        }
         if ctx.scheme == "per-task":
             report["single_function_weights_bytes"] = self.single_weights
             # De-duplicated weights: the package is about one function's size, not T times it.
             if weights > 1.5 * self.single_weights:
-                problems.append(f"coreml: multifunction weights {weights} B vs {self.single_weights} B for one function: "
-                                "weights are not shared")
+                problems.append(
+                    f"coreml: multifunction weights {weights} B vs {self.single_weights} B for one function: "
+                    "weights are not shared"
+                )
         return report
 
-    def numeric(self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext, images) -> dict[str, Any]:
+    def numeric(
+        self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext, images
+    ) -> dict[str, Any]:
         from edgemtl.export.targets.onnx import numeric_via_ort
 
-        ctx.notes.append("coremltools cannot predict on Linux: numbers checked on the converted ExportedProgram "
-                         "(after run_decompositions({})) in ONNX Runtime, fp32; fp16 rounding and CoreML's own "
-                         "conversion are checked structurally only")
-        return numeric_via_ort(self.surrogates, graphs, ctx, images, "the ExportedProgram given to coremltools")
+        ctx.notes.append(
+            "coremltools cannot predict on Linux: numbers checked on the converted ExportedProgram "
+            "(after run_decompositions({})) in ONNX Runtime, fp32; fp16 rounding and CoreML's own "
+            "conversion are checked structurally only"
+        )
+        return numeric_via_ort(
+            self.surrogates, graphs, ctx, images, "the ExportedProgram given to coremltools"
+        )
 
     def embed_metadata(self, path: Path, meta: dict[str, Any]) -> None:
         from edgemtl import __version__
@@ -208,10 +268,14 @@ class CoreMLTarget(ExportTarget):
         md.userDefined[METADATA_KEY] = to_json(meta)
         md.author = "edgemtl"
         md.versionString = __version__
-        md.shortDescription = (f"edgemtl {meta['arch']} tasks={','.join(meta['tasks'])} "
-                               f"task_input={meta['task_input']['scheme']}")
+        md.shortDescription = (
+            f"edgemtl {meta['arch']} tasks={','.join(meta['tasks'])} "
+            f"task_input={meta['task_input']['scheme']}"
+        )
         atomic_write_bytes(_model_file(path), spec.SerializeToString())
 
 
 def _weights_bytes(package: Path) -> int:
-    return sum(f.stat().st_size for f in (package / "Data" / "com.apple.CoreML" / "weights").glob("*") if f.is_file())
+    return sum(
+        f.stat().st_size for f in (package / "Data" / "com.apple.CoreML" / "weights").glob("*") if f.is_file()
+    )

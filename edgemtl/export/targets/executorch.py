@@ -44,9 +44,14 @@ def inspect_pte(data: bytes) -> dict[str, Any]:
     program = deserialize_pte_binary(data).program
     methods: dict[str, Any] = {}
     for plan in program.execution_plan:
+
         def spec(idx: int, name: str, plan=plan) -> dict[str, Any]:
             t = plan.values[idx].val
-            return {"name": name, "dtype": _SCALAR.get(int(t.scalar_type), str(t.scalar_type)), "shape": list(t.sizes)}
+            return {
+                "name": name,
+                "dtype": _SCALAR.get(int(t.scalar_type), str(t.scalar_type)),
+                "shape": list(t.sizes),
+            }
 
         kernels: Counter = Counter()
         delegates: Counter = Counter()
@@ -56,17 +61,28 @@ def inspect_pte(data: bytes) -> dict[str, Any]:
                     kernels[plan.operators[ins.instr_args.op_index].name] += 1
                 elif isinstance(ins.instr_args, DelegateCall):
                     delegates[plan.delegates[ins.instr_args.delegate_index].id] += 1
-        methods[plan.name] = {"inputs": [spec(i, f"input_{k}") for k, i in enumerate(plan.inputs)],
-                              "outputs": [spec(i, f"output_{k}") for k, i in enumerate(plan.outputs)],
-                              "delegate_calls": dict(delegates), "kernels_outside_delegates": dict(kernels)}
+        methods[plan.name] = {
+            "inputs": [spec(i, f"input_{k}") for k, i in enumerate(plan.inputs)],
+            "outputs": [spec(i, f"output_{k}") for k, i in enumerate(plan.outputs)],
+            "delegate_calls": dict(delegates),
+            "kernels_outside_delegates": dict(kernels),
+        }
     return methods
 
 
 def _check(methods: dict[str, Any], ctx: ExportContext) -> list[str]:
     # .pte values carry no names: compare dtypes and shapes by position, names from the manifest.
-    found = {m: {k: [{**s, "name": want["name"]} for s, want in zip(info[k], ctx.io["methods"].get(m, {}).get(k, []))]
-                 + info[k][len(ctx.io["methods"].get(m, {}).get(k, [])):] for k in ("inputs", "outputs")}
-             for m, info in methods.items()}
+    found = {
+        m: {
+            k: [
+                {**s, "name": want["name"]}
+                for s, want in zip(info[k], ctx.io["methods"].get(m, {}).get(k, []))
+            ]
+            + info[k][len(ctx.io["methods"].get(m, {}).get(k, [])) :]
+            for k in ("inputs", "outputs")
+        }
+        for m, info in methods.items()
+    }
     return check_io(found, ctx.io["methods"], "executorch")
 
 
@@ -93,8 +109,10 @@ class EtBackend(Backend):
         try:
             self.program = Runtime.get().load_program(src)
         except Exception as e:  # noqa: BLE001 (each runtime raises its own types)
-            raise EdgeMTLError(f"cannot load ExecuTorch program {'' if isinstance(program, bytes) else program} "
-                               f"(truncated or corrupt?): {str(e)[:300]}") from None
+            raise EdgeMTLError(
+                f"cannot load ExecuTorch program {'' if isinstance(program, bytes) else program} "
+                f"(truncated or corrupt?): {str(e)[:300]}"
+            ) from None
         self.methods = sorted(self.program.method_names)
         self._loaded: dict = {}
 
@@ -108,7 +126,11 @@ class EtBackend(Backend):
             raise UnsupportedError(
                 f"this program is delegated to {name}, which this ExecuTorch runtime does not have "
                 f"(available: {', '.join(registry.registered_backend_names)}); "
-                + ("run it on Apple hardware (iOS/macOS ExecuTorch with the CoreML backend)" if "CoreML" in name else "")
+                + (
+                    "run it on Apple hardware (iOS/macOS ExecuTorch with the CoreML backend)"
+                    if "CoreML" in name
+                    else ""
+                )
             )
 
     def run(self, method: str, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -121,9 +143,14 @@ class EtBackend(Backend):
                     self._loaded[method] = self.program.load_method(method)
             except Exception as e:  # noqa: BLE001 (each runtime raises its own types)
                 msg = (str(e) + (f" [{native.text[-300:]}]" if native.text else ""))[:600]
-                hint = (" (a CoreML-delegated .pte runs on Apple platforms only)" if "CoreML" in msg or "0x:20" in msg
-                        else "")
-                raise EdgeMTLError(f"cannot load method '{method}' of the ExecuTorch program{hint}: {msg}") from None
+                hint = (
+                    " (a CoreML-delegated .pte runs on Apple platforms only)"
+                    if "CoreML" in msg or "0x:20" in msg
+                    else ""
+                )
+                raise EdgeMTLError(
+                    f"cannot load method '{method}' of the ExecuTorch program{hint}: {msg}"
+                ) from None
         outs = self._loaded[method].execute([torch.from_numpy(np.ascontiguousarray(a)) for a in inputs])
         return [o.numpy() if hasattr(o, "numpy") else np.asarray(o) for o in outs]
 
@@ -157,8 +184,10 @@ class ExecuTorchCoreML(ExportTarget):
     default_precision = "fp16"
     backend = EtBackend
     delegate = "CoreMLBackend"  # present in ExecuTorch's Apple builds only
-    description = ("ExecuTorch program, whole graph delegated to CoreML (runs on Apple platforms; "
-                   "verified structurally + the same program in ORT)")
+    description = (
+        "ExecuTorch program, whole graph delegated to CoreML (runs on Apple platforms; "
+        "verified structurally + the same program in ORT)"
+    )
     precisions = ("fp16", "fp32")
     task_inputs = ("onehot", "per-task", "all")
     options = {"minimum_deployment_target": "iOS17"}
@@ -166,7 +195,7 @@ class ExecuTorchCoreML(ExportTarget):
     unsupported_why = {
         "index": " (CoreML has no int64 inputs and the ANE prefers one-hot: use onehot or per-task)",
         "int8": " (the CoreML delegate takes fp16/fp32 graphs here; for int8 on Apple use the coreml target "
-                "with weight_compression: int8, or executorch int8 on XNNPACK)",
+        "with weight_compression: int8, or executorch int8 on XNNPACK)",
     }
 
     def write(self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext) -> None:
@@ -188,16 +217,23 @@ class ExecuTorchCoreML(ExportTarget):
         problems = _check(methods, ctx)
         for name, m in methods.items():
             if m["kernels_outside_delegates"]:
-                problems.append(f"executorch-coreml: method '{name}' runs {m['kernels_outside_delegates']} outside "
-                                "the CoreML delegate (expected the whole graph delegated)")
+                problems.append(
+                    f"executorch-coreml: method '{name}' runs {m['kernels_outside_delegates']} outside "
+                    "the CoreML delegate (expected the whole graph delegated)"
+                )
             if set(m["delegate_calls"]) != {"CoreMLBackend"}:
                 problems.append(f"executorch-coreml: method '{name}' delegates to {m['delegate_calls']}")
-        return {"problems": problems, "methods": methods, "bytes": ctx.out.stat().st_size,
-                "runs_here": False}
+        return {"problems": problems, "methods": methods, "bytes": ctx.out.stat().st_size, "runs_here": False}
 
-    def numeric(self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext, images) -> dict[str, Any]:
+    def numeric(
+        self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext, images
+    ) -> dict[str, Any]:
         from edgemtl.export.targets.onnx import numeric_via_ort
 
-        ctx.notes.append("CoreML-delegated programs cannot run on Linux: numbers checked on the same ExportedProgram "
-                         "in ONNX Runtime (fp32); the delegate's conversion is checked structurally")
-        return numeric_via_ort(self.surrogates, graphs, ctx, images, "the ExportedProgram lowered to the CoreML delegate")
+        ctx.notes.append(
+            "CoreML-delegated programs cannot run on Linux: numbers checked on the same ExportedProgram "
+            "in ONNX Runtime (fp32); the delegate's conversion is checked structurally"
+        )
+        return numeric_via_ort(
+            self.surrogates, graphs, ctx, images, "the ExportedProgram lowered to the CoreML delegate"
+        )

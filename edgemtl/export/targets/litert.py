@@ -61,7 +61,9 @@ class LiteRTBackend(Backend):
             self.interpreter = Interpreter(**src, num_threads=int(threads) if threads else None)
         except Exception as e:  # noqa: BLE001 (the interpreter raises ValueError / RuntimeError of its own)
             where = "LiteRT model" if isinstance(artifact, bytes) else str(artifact)
-            raise EdgeMTLError(f"cannot load {where} with LiteRT (truncated or corrupt?): {str(e)[:300]}") from None
+            raise EdgeMTLError(
+                f"cannot load {where} with LiteRT (truncated or corrupt?): {str(e)[:300]}"
+            ) from None
         self.threads = threads
         self.signatures = self.interpreter.get_signature_list()
         self.methods = sorted(self.signatures)
@@ -73,7 +75,9 @@ class LiteRTBackend(Backend):
         if method not in self._runners:
             self._runners[method] = self.interpreter.get_signature_runner(method)
         names = sorted(self.signatures[method]["inputs"], key=_index)
-        out = self._runners[method](**{n: np.ascontiguousarray(a) for n, a in zip(names, inputs, strict=True)})
+        out = self._runners[method](
+            **{n: np.ascontiguousarray(a) for n, a in zip(names, inputs, strict=True)}
+        )
         return [out[k] for k in sorted(out, key=_index)]
 
     def io(self) -> dict[str, dict[str, list[dict[str, Any]]]]:
@@ -82,10 +86,18 @@ class LiteRTBackend(Backend):
         for method in self.methods:
             runner = self.interpreter.get_signature_runner(method)
             specs = {}
-            for kind, details in (("inputs", runner.get_input_details()), ("outputs", runner.get_output_details())):
-                specs[kind] = [{"name": n, "dtype": _DTYPES.get(d["dtype"], str(d["dtype"])),
-                                "shape": [int(s) for s in d["shape"]]}
-                               for n, d in sorted(details.items(), key=lambda kv: _index(kv[0]))]
+            for kind, details in (
+                ("inputs", runner.get_input_details()),
+                ("outputs", runner.get_output_details()),
+            ):
+                specs[kind] = [
+                    {
+                        "name": n,
+                        "dtype": _DTYPES.get(d["dtype"], str(d["dtype"])),
+                        "shape": [int(s) for s in d["shape"]],
+                    }
+                    for n, d in sorted(details.items(), key=lambda kv: _index(kv[0]))
+                ]
             found[method] = specs
         return found
 
@@ -97,13 +109,15 @@ class LiteRTTarget(ExportTarget):
     backend = LiteRTBackend
     requires = ("litert_torch", "ai_edge_litert")
     install = INSTALL
-    description = ("LiteRT / TensorFlow Lite flatbuffer via litert-torch, one signature per method; fp32, int8 "
-                   "(ai-edge-quantizer dynamic range: int8 weights)")
+    description = (
+        "LiteRT / TensorFlow Lite flatbuffer via litert-torch, one signature per method; fp32, int8 "
+        "(ai-edge-quantizer dynamic range: int8 weights)"
+    )
     precisions = ("fp32", "int8")
     task_inputs = ("onehot", "per-task", "all")
     unsupported_why = {
-        "index": " (LiteRT narrows int64 inputs without enable_x64, and NPU delegates want the one-hot: use onehot "
-                 "or per-task)",
+        "index": " (LiteRT narrows int64 inputs without enable_x64, and NPU delegates want the one-hot: use "
+        "onehot or per-task)",
         "fp16": " (edgemtl exports LiteRT as fp32 or int8; fp16 is a delegate's choice at run time)",
     }
 
@@ -111,11 +125,16 @@ class LiteRTTarget(ExportTarget):
         if precision == "int8":
             if getattr(model, "stage", None) is not None:
                 raise UnsupportedError(
-                    f"litert int8 quantizes the float model with ai-edge-quantizer; this is a PT2E int8 program "
-                    f"({model.stage}), which litert-torch cannot convert here: export the float checkpoint with "
-                    "--precision int8")
-            notes.append("int8: ai-edge-quantizer dynamic_wi8_afp32 (int8 per-channel weights, activations quantized "
-                         "on the fly by the kernels, float32 I/O); verified against the float model (SQNR)")
+                    "litert int8 quantizes the float model with ai-edge-quantizer; this is a PT2E int8 "
+                    "program "
+                    f"({model.stage}), which litert-torch cannot convert here: export the float checkpoint "
+                    "with "
+                    "--precision int8"
+                )
+            notes.append(
+                "int8: ai-edge-quantizer dynamic_wi8_afp32 (int8 per-channel weights, activations quantized "
+                "on the fly by the kernels, float32 I/O); verified against the float model (SQNR)"
+            )
         return model
 
     def write(self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext) -> None:
@@ -138,16 +157,33 @@ class LiteRTTarget(ExportTarget):
     def inspect(self, graphs: list[Graph], ctx: ExportContext) -> dict[str, Any]:
         backend = LiteRTBackend(ctx.out)
         found = backend.io()
-        # LiteRT names tensors args_N / output_N: compare dtypes and shapes by position, names from the manifest.
-        named = {m: {k: [{**s, "name": want["name"]} for s, want in zip(spec[k], ctx.io["methods"].get(m, {}).get(k, []))]
-                     for k in ("inputs", "outputs")} for m, spec in found.items()}
+        # LiteRT names tensors args_N / output_N: compare dtypes and shapes by position, names from the
+        # manifest.
+        named = {
+            m: {
+                k: [
+                    {**s, "name": want["name"]}
+                    for s, want in zip(spec[k], ctx.io["methods"].get(m, {}).get(k, []))
+                ]
+                for k in ("inputs", "outputs")
+            }
+            for m, spec in found.items()
+        }
         problems = check_io(named, ctx.io["methods"], "litert")
         ops = Counter()
         for op in backend.interpreter._get_ops_details():  # noqa: SLF001 (the public API has no op list)
             ops[op["op_name"]] += 1
-        weights = Counter(str(np.dtype(t["dtype"])) for t in backend.interpreter.get_tensor_details()
-                          if int(np.prod(t["shape"])) > 64 and t["name"].startswith(("arith.constant", "edgemtl")))
+        weights = Counter(
+            str(np.dtype(t["dtype"]))
+            for t in backend.interpreter.get_tensor_details()
+            if int(np.prod(t["shape"])) > 64 and t["name"].startswith(("arith.constant", "edgemtl"))
+        )
         if ctx.precision == "int8" and not weights.get("int8"):
             problems.append("litert: an int8 export holds no int8 weights")
-        return {"problems": problems, "signatures": found, "ops": dict(ops.most_common()), "tensors_by_dtype": dict(weights),
-                "bytes": Path(ctx.out).stat().st_size}
+        return {
+            "problems": problems,
+            "signatures": found,
+            "ops": dict(ops.most_common()),
+            "tensors_by_dtype": dict(weights),
+            "bytes": Path(ctx.out).stat().st_size,
+        }

@@ -48,7 +48,9 @@ _PROTO_LIMIT = 2 * 1024**3 - 64 * 1024**2  # leave room for the graph itself
 _DTYPES = {1: "float32", 7: "int64", 10: "float16", 6: "int32"}
 
 
-def export_onnx_bytes(program: Any, graph: Graph, opset: int = 18, optimize: bool = True) -> tuple[bytes, bool]:
+def export_onnx_bytes(
+    program: Any, graph: Graph, opset: int = 18, optimize: bool = True
+) -> tuple[bytes, bool]:
     """ExportedProgram -> (ONNX bytes, external_data). Also used to check CoreML programs in ORT."""
     import torch
 
@@ -60,12 +62,22 @@ def export_onnx_bytes(program: Any, graph: Graph, opset: int = 18, optimize: boo
         import contextlib
 
         with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints progress lines
-            torch.onnx.export(program, graph.example, str(path), dynamo=True, opset_version=opset,
-                              input_names=[s["name"] for s in graph.inputs],
-                              output_names=[s["name"] for s in graph.outputs],
-                              external_data=external, optimize=optimize, verbose=False)
+            torch.onnx.export(
+                program,
+                graph.example,
+                str(path),
+                dynamo=True,
+                opset_version=opset,
+                input_names=[s["name"] for s in graph.inputs],
+                output_names=[s["name"] for s in graph.outputs],
+                external_data=external,
+                optimize=optimize,
+                verbose=False,
+            )
         if external:
-            raise EdgeMTLError("weights over 2 GB need ONNX external data, which edgemtl does not package yet")
+            raise EdgeMTLError(
+                "weights over 2 GB need ONNX external data, which edgemtl does not package yet"
+            )
         return path.read_bytes(), external
 
 
@@ -87,7 +99,9 @@ class OrtBackend(Backend):
             self.session = ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001 (ORT raises its own types: InvalidProtobuf, Fail, ...)
             where = "ONNX model" if isinstance(model, bytes) else str(model)
-            raise EdgeMTLError(f"cannot load {where} with onnxruntime (truncated or corrupt?): {str(e)[:300]}") from None
+            raise EdgeMTLError(
+                f"cannot load {where} with onnxruntime (truncated or corrupt?): {str(e)[:300]}"
+            ) from None
         self.threads = threads
         self.methods = ["forward"]
         self._names = [i.name for i in self.session.get_inputs()]
@@ -111,10 +125,11 @@ class OrtBackend(Backend):
         try:
             sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001 (onnxruntime raises its own Fail / InvalidProtobuf types)
-            raise EdgeMTLError(f"cannot read ONNX file {path} (truncated or corrupt?): {str(e)[:200]}") from None
+            raise EdgeMTLError(
+                f"cannot read ONNX file {path} (truncated or corrupt?): {str(e)[:200]}"
+            ) from None
         props = sess.get_modelmeta().custom_metadata_map
         return json.loads(props[METADATA_KEY]) if METADATA_KEY in props else None
-
 
 
 @TARGETS.register("onnx")
@@ -126,10 +141,15 @@ class OnnxTarget(ExportTarget):
     precisions = ("fp32", "int8")
     task_inputs = ("onehot", "index", "all")
     options = {"opset": 18, "optimize": True, "quantizer": "auto", "reduce_range": "auto"}
-    option_choices = {"opset": (18, 19, 20, 21), "optimize": (True, False), "quantizer": ("auto", "ort", "pt2e"),
-                      "reduce_range": ("auto", True, False)}
+    option_choices = {
+        "opset": (18, 19, 20, 21),
+        "optimize": (True, False),
+        "quantizer": ("auto", "ort", "pt2e"),
+        "reduce_range": ("auto", True, False),
+    }
     unsupported_why = {
-        "per-task": " (an ONNX file holds one graph: use --task-input onehot or index, or one export per task)",
+        "per-task": " (an ONNX file holds one graph: use --task-input onehot or index, or one export per "
+        "task)",
         "fp16": " (fp16 ONNX needs a float16 conversion pass edgemtl does not ship; use coreml for fp16)",
     }
 
@@ -140,8 +160,10 @@ class OnnxTarget(ExportTarget):
             if quantizer == "auto":
                 quantizer = "pt2e" if getattr(model, "stage", None) else "ort"
             if quantizer == "ort" and getattr(model, "stage", None):
-                raise UnsupportedError("onnx quantizer=ort quantizes a float model; this one is already quantized "
-                                       f"({model.stage}): use quantizer=pt2e (keeps its QAT/PTQ ranges)")
+                raise UnsupportedError(
+                    "onnx quantizer=ort quantizes a float model; this one is already quantized "
+                    f"({model.stage}): use quantizer=pt2e (keeps its QAT/PTQ ranges)"
+                )
             ctx_options["quantizer"] = quantizer
             if quantizer == "ort":
                 from edgemtl.profile.cpu import x86_without_vnni
@@ -152,17 +174,23 @@ class OnnxTarget(ExportTarget):
                 rr = x86_without_vnni() if rr == "auto" else bool(rr)
                 ctx_options["reduce_range"] = rr
                 bits = "7-bit (reduce_range: this x86 host has no VNNI)" if rr else "8-bit"
-                notes.append(f"int8: ONNX Runtime static quantization (QDQ, uint8 activations, {bits} per-channel "
-                             "int8 weights; task-selected weights and the task guard fp32) calibrated on "
-                             f"{n} images x every task; verified against the same QDQ graph simulated in float "
-                             "(ONNX Runtime with graph optimisations off), i.e. its fake-quant model")
+                notes.append(
+                    f"int8: ONNX Runtime static quantization (QDQ, uint8 activations, {bits} per-channel "
+                    "int8 weights; task-selected weights and the task guard fp32) calibrated on "
+                    f"{n} images x every task; verified against the same QDQ graph simulated in float "
+                    "(ONNX Runtime with graph optimisations off), i.e. its fake-quant model"
+                )
                 return model
         return super().prepare_model(model, precision, ctx_options, calibration, size, notes)
 
     def write(self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext) -> None:
-        data, _ = export_onnx_bytes(programs["forward"], graphs[0], int(ctx.options["opset"]), bool(ctx.options["optimize"]))
+        data, _ = export_onnx_bytes(
+            programs["forward"], graphs[0], int(ctx.options["opset"]), bool(ctx.options["optimize"])
+        )
         if ctx.precision == "int8" and self.ort_calibration is not None:
-            data = quantize_ort(data, graphs[0], ctx.io, self.ort_calibration, bool(ctx.options["reduce_range"]))
+            data = quantize_ort(
+                data, graphs[0], ctx.io, self.ort_calibration, bool(ctx.options["reduce_range"])
+            )
             graphs[0].reference = QdqSimulation(data)
         atomic_write_bytes(ctx.out, data)
 
@@ -178,8 +206,14 @@ class OnnxTarget(ExportTarget):
             problems.append("onnx: weights were written as external data; expected a single file")
 
         def specs(values) -> list[dict[str, Any]]:
-            return [{"name": v.name, "dtype": _DTYPES.get(v.type.tensor_type.elem_type, str(v.type.tensor_type.elem_type)),
-                     "shape": [d.dim_value for d in v.type.tensor_type.shape.dim]} for v in values]
+            return [
+                {
+                    "name": v.name,
+                    "dtype": _DTYPES.get(v.type.tensor_type.elem_type, str(v.type.tensor_type.elem_type)),
+                    "shape": [d.dim_value for d in v.type.tensor_type.shape.dim],
+                }
+                for v in values
+            ]
 
         found = {"forward": {"inputs": specs(model.graph.input), "outputs": specs(model.graph.output)}}
         problems += check_io(found, ctx.io["methods"], "onnx")
@@ -187,8 +221,14 @@ class OnnxTarget(ExportTarget):
         # The wrapper turns a task id into a one-hot (Equal): a Gather on it would wrap -1 silently.
         if any(n.op_type == "Gather" and "task" in n.input for n in model.graph.node):
             problems.append("onnx: the task input feeds a Gather (out-of-range ids would not be caught)")
-        return {"problems": problems, "opset": opset, "ops": dict(ops.most_common()), "io": found,
-                "single_file": True, "bytes": ctx.out.stat().st_size}
+        return {
+            "problems": problems,
+            "opset": opset,
+            "ops": dict(ops.most_common()),
+            "io": found,
+            "single_file": True,
+            "bytes": ctx.out.stat().st_size,
+        }
 
     def embed_metadata(self, path: Path, meta: dict[str, Any]) -> None:
         import onnx
@@ -200,8 +240,10 @@ class OnnxTarget(ExportTarget):
         entry = model.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, to_json(meta)
         model.producer_name = "edgemtl"
-        model.doc_string = (f"edgemtl {meta['arch']} tasks={','.join(meta['tasks'])} "
-                            f"task_input={meta['task_input']['scheme']}; see metadata_props['{METADATA_KEY}']")
+        model.doc_string = (
+            f"edgemtl {meta['arch']} tasks={','.join(meta['tasks'])} "
+            f"task_input={meta['task_input']['scheme']}; see metadata_props['{METADATA_KEY}']"
+        )
         atomic_write_bytes(path, model.SerializeToString())
 
 
@@ -247,8 +289,9 @@ class QdqSimulation:
         return tuple(torch.from_numpy(o) for o in outs)
 
 
-def quantize_ort(fp32: bytes, graph: Graph, io_spec: dict[str, Any], batches: list,
-                 reduce_range: bool = False) -> bytes:
+def quantize_ort(
+    fp32: bytes, graph: Graph, io_spec: dict[str, Any], batches: list, reduce_range: bool = False
+) -> bytes:
     """ONNX Runtime static quantization (QDQ, U8S8, per-channel) of an fp32 graph."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -285,9 +328,17 @@ def quantize_ort(fp32: bytes, graph: Graph, io_spec: dict[str, Any], batches: li
         except Exception:  # noqa: BLE001 (its failures are optimisation misses, not errors)
             pre = src
         try:
-            quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            reduce_range=reduce_range, nodes_to_exclude=task_dependent_nodes(onnx.load(str(pre))))
+            quantize_static(
+                str(pre),
+                str(dst),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                reduce_range=reduce_range,
+                nodes_to_exclude=task_dependent_nodes(onnx.load(str(pre))),
+            )
         finally:
             root.setLevel(level)
         return dst.read_bytes()
@@ -298,7 +349,9 @@ def ort_surrogates(programs: dict[str, Any], graphs: list[Graph]) -> dict[str, b
     return {g.method: export_onnx_bytes(programs[g.method], g, optimize=False)[0] for g in graphs}
 
 
-def numeric_via_ort(models: dict[str, bytes], graphs: list[Graph], ctx: ExportContext, images, what: str) -> dict[str, Any]:
+def numeric_via_ort(
+    models: dict[str, bytes], graphs: list[Graph], ctx: ExportContext, images, what: str
+) -> dict[str, Any]:
     """Parity of the exact ExportedProgram(s) a non-runnable target converted, run in ONNX Runtime.
 
     Used where the artifact's own runtime is not available on this host (CoreML): it checks the

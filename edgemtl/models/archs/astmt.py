@@ -31,8 +31,15 @@ class ASTMT(MultiTaskModel):
         dec_se = {"none": "none", "shared": "shared", "decoder": "task", "encoder_decoder": "task"}[cfg.se]
         enc_bn = cfg.per_task_bn and (cfg.se == "encoder_decoder" or cfg.adapters)
         self.backbone = Backbone(
-            cfg.backbone, cfg.output_stride, cfg.pad_type, cfg.pretrained, enc_se, cfg.se_reduction,
-            enc_bn, cfg.adapters, self.ctx,
+            cfg.backbone,
+            cfg.output_stride,
+            cfg.pad_type,
+            cfg.pretrained,
+            enc_se,
+            cfg.se_reduction,
+            enc_bn,
+            cfg.adapters,
+            self.ctx,
         )
         self._set_normalization(self.backbone.pretrained_cfg)
         ch, red = self.backbone.channels, self.backbone.reductions
@@ -42,8 +49,17 @@ class ASTMT(MultiTaskModel):
             self.head = None
         else:
             self.decoder = DeepLabV3PlusLite(
-                ch, red, cfg.decoder_channels, cfg.low_level_channels, cfg.aspp_rates, cfg.output_stride,
-                dec_se, cfg.se_reduction, self.ctx, cfg.per_task_bn, cfg.aspp == "per_task",
+                ch,
+                red,
+                cfg.decoder_channels,
+                cfg.low_level_channels,
+                cfg.aspp_rates,
+                cfg.output_stride,
+                dec_se,
+                cfg.se_reduction,
+                self.ctx,
+                cfg.per_task_bn,
+                cfg.aspp == "per_task",
             )
             self.head = TaskHead(self.decoder.out_channels, outs, self.ctx)
 

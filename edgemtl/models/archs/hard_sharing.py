@@ -24,8 +24,16 @@ class HardSharing(MultiTaskModel):
         outs = [self.out_channels[n] for n in self.task_names]
 
         def decoder() -> DeepLabV3PlusLite:
-            return DeepLabV3PlusLite(ch, red, cfg.decoder_channels, cfg.low_level_channels, cfg.aspp_rates,
-                                     cfg.output_stride, cfg.se, cfg.se_reduction)
+            return DeepLabV3PlusLite(
+                ch,
+                red,
+                cfg.decoder_channels,
+                cfg.low_level_channels,
+                cfg.aspp_rates,
+                cfg.output_stride,
+                cfg.se,
+                cfg.se_reduction,
+            )
 
         self.light = cfg.decoder == "light"
         if self.light:
@@ -36,7 +44,9 @@ class HardSharing(MultiTaskModel):
             self.decoder = decoder()
         if not self.light:
             width = cfg.decoder_channels
-            self.heads = nn.ModuleDict({n: nn.Conv2d(width, self.out_channels[n], 1) for n in self.task_names})
+            self.heads = nn.ModuleDict(
+                {n: nn.Conv2d(width, self.out_channels[n], 1) for n in self.task_names}
+            )
 
     def forward_tasks(self, image: Tensor, names: list[str], return_features: bool = False):
         feats = self.backbone(self.normalize(image))

@@ -37,10 +37,14 @@ class MTINet(MultiTaskModel):
         )
         self.fpm = nn.ModuleDict({str(s): FPM(self.all_tasks, width) for s in (1, 2, 3)})
         self.distill = nn.ModuleList(Distillation(self.task_names, self.all_tasks, width) for _ in range(4))
-        self.aggregate = nn.ModuleDict({
-            t: nn.Sequential(ConvBNAct(4 * width, 4 * width, 1), nn.Conv2d(4 * width, self.out_channels[t], 1))
-            for t in self.task_names
-        })
+        self.aggregate = nn.ModuleDict(
+            {
+                t: nn.Sequential(
+                    ConvBNAct(4 * width, 4 * width, 1), nn.Conv2d(4 * width, self.out_channels[t], 1)
+                )
+                for t in self.task_names
+            }
+        )
 
     def forward(self, image: Tensor, return_aux: bool = False):
         feats = self.backbone(self.normalize(image))
@@ -49,7 +53,11 @@ class MTINet(MultiTaskModel):
         distilled: list[dict[str, Tensor]] = [{}] * 4
         prev: dict[str, Tensor] | None = None
         for s in (3, 2, 1, 0):
-            inp = x[s] if prev is None else {t: torch.cat([x[s], upsample_to(prev[t], x[s])], 1) for t in self.all_tasks}
+            inp = (
+                x[s]
+                if prev is None
+                else {t: torch.cat([x[s], upsample_to(prev[t], x[s])], 1) for t in self.all_tasks}
+            )
             task_feats, initial[f"scale_{s}"] = self.initial[s](inp)
             if s > 0:
                 prev = self.fpm[str(s)](task_feats)
@@ -60,5 +68,7 @@ class MTINet(MultiTaskModel):
             agg = torch.cat([ref] + [upsample_to(distilled[s][t], ref) for s in (1, 2, 3)], 1)
             out[t] = upsample_to(self.aggregate[t](agg), image)
         if return_aux:
-            return out, {k: {t: upsample_to(v, image) for t, v in preds.items()} for k, preds in initial.items()}
+            return out, {
+                k: {t: upsample_to(v, image) for t, v in preds.items()} for k, preds in initial.items()
+            }
         return out

@@ -32,10 +32,16 @@ class PADNet(MultiTaskModel):
         self.fuse = ConvBNAct(ch[self.mid] + ch[-1], width, 1)
         self.initial = InitialPrediction(width, width, heads)
         self.distill = Distillation(self.task_names, list(heads), width)
-        self.heads = nn.ModuleDict({
-            t: nn.Sequential(BasicBlock(width, width), BasicBlock(width, width), nn.Conv2d(width, self.out_channels[t], 1))
-            for t in self.task_names
-        })
+        self.heads = nn.ModuleDict(
+            {
+                t: nn.Sequential(
+                    BasicBlock(width, width),
+                    BasicBlock(width, width),
+                    nn.Conv2d(width, self.out_channels[t], 1),
+                )
+                for t in self.task_names
+            }
+        )
 
     def forward(self, image: Tensor, return_aux: bool = False):
         feats = self.backbone(self.normalize(image))
