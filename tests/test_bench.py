@@ -301,3 +301,29 @@ def test_bench_end_to_end_on_a_tiny_suite(mixed_data, tmp_path, capsys):
     for t in direct:
         assert run0["metrics"][t] == pytest.approx(direct[t]), t
     assert run0["metrics_edgemtl"] != run0["metrics"]
+
+
+def test_a_result_set_carried_without_checkpoints_is_reused(mixed_data, tmp_path):
+    """Result sets move between machines as their light files (summary.json, test_states.npz,
+    metrics.jsonl, baselines.json): a table row needs nothing else; a model whose weights the bench
+    needs (int8, export) is trained again, its old results set aside."""
+    import shutil
+
+    from edgemtl.bench.runner import train_model
+    from edgemtl.bench.suite import load_suite
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_SUITE.format(root=mixed_data))
+    suite = load_suite(str(path))
+    first = tmp_path / "machine_a"
+    done = train_model(suite, "hard_sharing", first, progress=False)
+    carried = tmp_path / "machine_b"
+    shutil.copytree(first, carried, ignore=shutil.ignore_patterns("*.pt", ".lock"))
+    reused = train_model(suite, "hard_sharing", carried, progress=False)
+    assert reused["reused"] and reused["metrics"] == done["metrics"]
+    assert reused["run"].startswith(str(carried)), "the run is where it is now, not where it was trained"
+    again = train_model(suite, "hard_sharing", carried, progress=False, need_checkpoint=True)
+    assert "reused" not in again and (Path(again["run"]) / "best.pt").is_file()
+    assert (
+        Path(again["run"]).with_name(Path(again["run"]).name + ".results-without-checkpoint") / "summary.json"
+    ).is_file()

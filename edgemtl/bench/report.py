@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgemtl.bench.suite import Suite
+from edgemtl.data.dataset import load_meta
 from edgemtl.errors import EdgeMTLError
 from edgemtl.profile.cpu import cpu_features
 
@@ -24,7 +25,7 @@ from edgemtl.profile.cpu import cpu_features
 def _tasks(results: dict[str, Any], names: list[str]):
     from edgemtl.tasks import build_tasks
 
-    meta = json.loads((Path(results["data_root"]) / "dataset.json").read_text())
+    meta = load_meta(Path(results["data_root"]))
     return build_tasks(names, meta)
 
 

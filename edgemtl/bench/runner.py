@@ -16,6 +16,7 @@ from typing import Any
 from edgemtl import __version__
 from edgemtl.bench.clock import StageClock
 from edgemtl.bench.suite import Suite
+from edgemtl.data.dataset import load_meta
 from edgemtl.errors import EdgeMTLError, UnsupportedError
 
 # The suite's quant settings that change the int8 programs: a report made with others is redone.
@@ -44,7 +45,7 @@ def amtl_potentials(suite: Suite, trained: dict[str, dict[str, Any]], root: Path
     """AMTL's potentials: each task's single-task KPI in (0, 1], from this suite's baselines."""
     from edgemtl.tasks import build_tasks
 
-    tasks = build_tasks(suite.tasks, json.loads((root / "dataset.json").read_text()))
+    tasks = build_tasks(suite.tasks, load_meta(root))
     out = {}
     for t, task in tasks.items():
         base = trained.get(f"single_task_{t}", {})
@@ -62,8 +63,15 @@ def train_model(
     trained: dict[str, dict[str, Any]] | None = None,
     root: Path | None = None,
     seed: int | None = None,
+    need_checkpoint: bool = False,
 ) -> dict[str, Any]:
-    """Train one model of the suite at ``seed`` (or reuse the finished run with the same recipe hash)."""
+    """Train one model of the suite at ``seed`` (or reuse the finished run with the same recipe hash).
+
+    A finished run is its ``summary.json`` (with ``test_states.npz``, ``metrics.jsonl``): that is all a
+    table row needs, so result sets can be carried to another machine without their checkpoints
+    (benchmarks/README.md). Where the bench needs the weights (``need_checkpoint``: int8, export and
+    peer-protocol rows) and ``best.pt`` was not kept, the run is trained again and replaces them.
+    """
     from edgemtl.train.trainer import Trainer
 
     recipe = suite.recipe(name, seed)
@@ -72,10 +80,24 @@ def train_model(
         # Part of the recipe hash: new baselines retrain the AMTL model.
         recipe.train["balancer_params"] = {**params, "potentials": amtl_potentials(suite, trained, root)}
     run = out / "runs" / f"{name}-{recipe_hash(recipe)}"
-    if (run / "summary.json").is_file():
+    if (run / "summary.json").is_file() and (not need_checkpoint or (run / "best.pt").is_file()):
         summary = json.loads((run / "summary.json").read_text())
         summary["reused"] = True
+        summary["run"] = str(run)  # where it is now (a carried result set moves)
         return {**summary, "seed": recipe.train["seed"]}
+    if (run / "summary.json").is_file():
+        kept = run.with_name(f"{run.name}.results-without-checkpoint")
+        if progress:
+            print(
+                f"    {name}: the weights of the finished run were not kept; training it again "
+                f"(its results move to {kept.name})",
+                flush=True,
+            )
+        if kept.exists():
+            import shutil
+
+            shutil.rmtree(kept)
+        run.rename(kept)
     resume = (run / "last.pt").is_file()  # an interrupted run continues exactly where it stopped
     trainer = Trainer(
         recipe, run, resume=resume, progress=progress, baselines_path=str(out / "baselines.json")
@@ -193,7 +215,7 @@ def evaluate_test(
     from edgemtl.tasks import build_tasks
     from edgemtl.train.data import make_loader
 
-    meta = json.loads((root / "dataset.json").read_text())
+    meta = load_meta(root)
     tasks = build_tasks(model.task_names, meta)
     protocol = _test_protocol(suite, root, model.config.image_size)
     ds = MultiTaskDataset(root, protocol.split, tasks=list(tasks), input_size=protocol.input_size)
@@ -219,7 +241,7 @@ def reevaluate_run(entry: dict[str, Any], suite: Suite, root: Path) -> dict[str,
         states: dict[str, Any] = {}
         metrics = evaluate_test(model, suite, root, states)
         save_image_states(run / states_file(suite.protocol), states)
-        tasks = build_tasks(model.task_names, json.loads((root / "dataset.json").read_text()))
+        tasks = build_tasks(model.task_names, load_meta(root))
         got = {
             "metrics": metrics,
             "protocol": _test_protocol(suite, root, model.config.image_size).describe(tasks),
@@ -263,7 +285,7 @@ def evaluate_artifact(path: str, suite: Suite, root: Path, threads: int) -> dict
     from edgemtl.tasks import build_tasks
     from edgemtl.train.data import eval_split, make_loader
 
-    meta = json.loads((root / "dataset.json").read_text())
+    meta = load_meta(root)
     rt = runtime.load(path, threads=threads)
     tasks = build_tasks(rt.tasks, meta)
     split = eval_split(root)
@@ -283,8 +305,8 @@ def run_suite(
 ) -> dict[str, Any]:
     """Everything the suite names; returns the results (rows + context), also written to out."""
     from edgemtl.bench.report import build_rows
-    from edgemtl.checkpoint import load_checkpoint
     from edgemtl.export import runnable_targets
+    from edgemtl.models import create_model
     from edgemtl.profile.counts import profile_counts
     from edgemtl.profile.latency import profile_artifact
     from edgemtl.train.data import resolve_data_root
@@ -296,10 +318,15 @@ def run_suite(
         root = resolve_data_root(suite.data, progress)
     trained: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
+    # the first seed's weights are read by the int8, export and peer-protocol steps
+    needs_weights = set(suite.quant.get("variants", [])) | set(
+        suite.export.get("models", list(suite.variants))
+    )
     for name in names:
         with clock.stage(f"train {name}", f"train {name}"):
+            keep = name in needs_weights or suite.protocol != "edgemtl"
             try:
-                trained[name] = train_model(suite, name, out, progress, trained, root)
+                trained[name] = train_model(suite, name, out, progress, trained, root, need_checkpoint=keep)
             except EdgeMTLError as e:  # one bad variant is a row, not the end of the bench
                 failed[name] = str(e)
                 print(f"    train {name} failed: {e}", flush=True)
@@ -312,7 +339,18 @@ def run_suite(
         for name in list(trained):
             with clock.stage(f"train {name} seed {seed}", f"train {name} (seed {seed})"):
                 try:
-                    trained_seeds[name].append(train_model(suite, name, out, progress, trained, root, seed))
+                    trained_seeds[name].append(
+                        train_model(
+                            suite,
+                            name,
+                            out,
+                            progress,
+                            trained,
+                            root,
+                            seed,
+                            need_checkpoint=suite.protocol != "edgemtl",
+                        )
+                    )
                 except EdgeMTLError as e:
                     failed[f"{name} (seed {seed})"] = str(e)
                     print(f"    train {name} seed {seed} failed: {e}", flush=True)
@@ -325,8 +363,9 @@ def run_suite(
             }
             trained = {n: runs[0] for n, runs in trained_seeds.items()}
     counts = {}
-    for name in trained:
-        model, _ = load_checkpoint(Path(trained[name]["run"]) / "best.pt")
+    meta = load_meta(root)
+    for name in trained:  # parameters and MACs are the architecture's: no weights needed
+        model = create_model(suite.recipe(name).model_config(meta), pretrained=None).eval()
         counts[name] = profile_counts(model).to_dict()
     quant: dict[str, dict[str, Any]] = {}
     quant_failed: dict[str, str] = {}

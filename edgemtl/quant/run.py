@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from edgemtl.checkpoint import load_checkpoint
-from edgemtl.data.dataset import MultiTaskDataset
+from edgemtl.data.dataset import MultiTaskDataset, load_meta
 from edgemtl.evaluate import Protocol, evaluate
 from edgemtl.metrics import delta_m
 from edgemtl.quant.pt2e import QuantConfig, convert, prepare_qat, ptq, save_program
@@ -23,7 +22,7 @@ def run_quantization(
 ) -> dict[str, Any]:
     model, ckpt = load_checkpoint(checkpoint)
     root = resolve_data_root(recipe.data, progress)
-    meta = json.loads((root / "dataset.json").read_text())
+    meta = load_meta(root)
     tasks = build_tasks(model.task_names, meta)
     train_cfg = recipe.train
     bs = int(train_cfg.get("batch_size", 8))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from edgemtl.data.dataset import load_meta
 from edgemtl.errors import EdgeMTLError
 from edgemtl.recipes import synth_size
 
@@ -149,4 +149,4 @@ def eval_split(root: Path) -> str:
 
 
 def describe(root: Path) -> dict[str, Any]:
-    return json.loads((root / "dataset.json").read_text())
+    return load_meta(root)

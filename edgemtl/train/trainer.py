@@ -15,7 +15,7 @@ import yaml
 
 from edgemtl.balancers import BalanceContext, build_balancer
 from edgemtl.checkpoint import read_checkpoint, save_checkpoint
-from edgemtl.data.dataset import MultiTaskDataset
+from edgemtl.data.dataset import MultiTaskDataset, load_meta
 from edgemtl.data.layout import atomic_write_bytes
 from edgemtl.errors import EdgeMTLError
 from edgemtl.evaluate import Protocol, evaluate
@@ -108,7 +108,7 @@ class Trainer:
 
         self.root = resolve_data_root(recipe.data, self.progress) if self.dist.rank == 0 else None
         self.root = self.dist.broadcast_path(self.root)
-        self.meta = json.loads((self.root / "dataset.json").read_text())
+        self.meta = load_meta(self.root)
         model_cfg = recipe.model_config(self.meta)
         last = read_checkpoint(self.out / "last.pt") if resume else None  # read once: config and state
         if last is not None:  # an edited recipe must not silently diverge from what the run records
