@@ -85,14 +85,7 @@ class Protocol:
             )
         for name, t in tasks.items():
             arrow = "↑" if t.higher_is_better else "↓"
-            extra = ""
-            if name == "depth":
-                extra = f", {'image' if self.depth_image_wise else 'pixel'}-wise"
-            elif name == "edges":
-                extra = f", maxDist={getattr(t, 'max_dist', 0):.4g}·diag, {self.edge_thresholds} thresholds"
-            elif name == "saliency":
-                extra = ", β²=0.3"
-            parts.append(f"{name}: {t.primary_metric}{arrow}{extra}")
+            parts.append(f"{name}: {t.primary_metric}{arrow}{t.protocol_note(self)}")
         return "protocol: " + "; ".join(parts)
 
     def to_dict(self) -> dict:

@@ -26,14 +26,9 @@ from edgemtl.data.layout import (
     FORMAT_VERSION,
     IGNORE_INDEX,
     IMAGE_EXTS,
-    LABEL_EXT,
-    read_label_png,
+    label_ext,
 )
 from edgemtl.errors import EdgeMTLError, unknown_choice
-
-TASKS = ("semseg", "depth", "normals", "edges", "saliency", "parts")
-CLASS_TASKS = ("semseg", "parts")
-BINARY_TASKS = ("edges", "saliency")
 
 Sample = dict[str, Any]
 Transform = Callable[[Sample, np.random.Generator], Sample]
@@ -69,28 +64,20 @@ def load_meta(root: str | os.PathLike) -> dict[str, Any]:
     tasks = meta["tasks"]
     if not isinstance(tasks, list) or not tasks:
         raise _fail(path, "key 'tasks' must be a non-empty list of task names.")
+    from edgemtl.tasks import TASKS
+
     for t in tasks:
         if t not in TASKS:
-            err = unknown_choice("task", str(t), TASKS)
+            err = unknown_choice("task", str(t), TASKS.names())
             raise _fail(path, f"key 'tasks': {err}")
     if len(set(tasks)) != len(tasks):
         raise _fail(path, "key 'tasks' lists a task twice.")
     if meta.setdefault("ignore_index", IGNORE_INDEX) != IGNORE_INDEX:
         raise _fail(path, f"key 'ignore_index' must be {IGNORE_INDEX} (the value the label files use).")
-    classes = meta.get("classes", {})
-    for t in (t for t in tasks if t in CLASS_TASKS):
-        names = classes.get(t) if isinstance(classes, dict) else None
-        if not isinstance(names, list) or not names or len(names) > IGNORE_INDEX:
-            raise _fail(path, f"key 'classes.{t}' must list 1..255 class names for task '{t}'.")
-    if "depth" in tasks:
-        dr = meta.get("depth_range")
-        ok = isinstance(dr, list) and len(dr) == 2 and all(isinstance(v, (int, float)) for v in dr)
-        if not ok or not 0 <= dr[0] < dr[1]:
-            raise _fail(
-                path,
-                "key 'depth_range' must be [min, max] metres with 0 <= min < max "
-                "(required when 'depth' is a task).",
-            )
+    for t in tasks:  # what each task needs from dataset.json (class names, depth range, ...)
+        problem = TASKS.get(t).check_meta(meta)
+        if problem:
+            raise _fail(path, problem)
     emd = meta.get("edge_max_dist")
     if emd is not None and not (isinstance(emd, (int, float)) and 0 < emd < 1):
         raise _fail(
@@ -139,72 +126,28 @@ def load_image(path: Path) -> np.ndarray:
 
 
 def label_path(root: str | os.PathLike, task: str, sample_id: str) -> Path:
-    return Path(root) / task / f"{sample_id}{LABEL_EXT[task]}"
+    return Path(root) / task / f"{sample_id}{label_ext(task)}"
 
 
 def load_label(task: str, path: Path, hw: tuple[int, int], num_classes: int | None = None) -> np.ndarray:
-    """Read one label file and check it (existence, dtype, shape, value range) against ``hw``."""
-    if not path.is_file():
-        raise _fail(path, f"missing {task} label file (every id of a split needs one per task).")
-    if LABEL_EXT[task] == ".png":
-        try:
-            lab = read_label_png(path)  # palette PNGs give class indices, as the reference loaders read them
-        except ValueError as e:
-            raise _fail(path, f"unreadable or corrupt {task} PNG ({e}).") from None
-        if lab.ndim != 2 or lab.dtype != np.uint8:
-            raise _fail(
-                path,
-                f"{task} labels must be a single-channel uint8 PNG (grayscale or palette), got shape "
-                f"{lab.shape} dtype {lab.dtype}.",
-            )
-        _check_hw(path, lab.shape, hw)
-        if task in CLASS_TASKS:
-            bad = (lab >= (num_classes or 0)) & (lab != IGNORE_INDEX)
-            if bad.any():
-                ids = np.unique(lab[bad])[:5].tolist()
-                raise _fail(
-                    path,
-                    f"class id(s) {ids} out of range: {task} has {num_classes} classes "
-                    f"(0..{(num_classes or 1) - 1}, {IGNORE_INDEX} = ignore).",
-                )
-        else:
-            bad = (lab > 1) & (lab != IGNORE_INDEX)
-            if bad.any():
-                vals = np.unique(lab[bad])[:5].tolist()
-                raise _fail(
-                    path,
-                    f"{task} map holds value(s) {vals}; only 0, 1 and {IGNORE_INDEX} (ignore) are allowed.",
-                )
-        return lab
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise _fail(path, f"unreadable or corrupt .npy ({e}).") from None
-    want = "HxW" if task == "depth" else "HxWx3"
-    ok_shape = arr.ndim == 2 if task == "depth" else (arr.ndim == 3 and arr.shape[2] == 3)
-    if not ok_shape or arr.dtype.kind != "f":
-        raise _fail(path, f"{task} must be a float {want} array, got shape {arr.shape} dtype {arr.dtype}.")
-    _check_hw(path, arr.shape[:2], hw)
-    arr = arr.astype(np.float32, copy=False)
-    if not np.isfinite(arr).all():
-        raise _fail(path, f"{task} holds NaN/inf; store invalid pixels as 0.")
-    if task == "depth" and (arr < 0).any():
-        raise _fail(path, "depth holds negative values; store invalid pixels as 0.")
-    return arr
+    """Read one label file and check it (existence, dtype, shape, value range) against ``hw``: the
+    task's own reader (``Task.read_label``)."""
+    from edgemtl.tasks import TASKS
 
-
-def _check_hw(path: Path, shape: tuple[int, ...], hw: tuple[int, int]) -> None:
-    if tuple(shape[:2]) != tuple(hw):
-        raise _fail(path, f"label size {shape[0]}x{shape[1]} does not match its image ({hw[0]}x{hw[1]}).")
+    return TASKS.get(task).read_label(path, hw, num_classes)
 
 
 def to_tensor(task: str, arr: np.ndarray) -> torch.Tensor:
-    """Numpy label -> the item tensor layout documented in the module docstring."""
-    if task in CLASS_TASKS:
-        return torch.from_numpy(arr.astype(np.int64))
-    if task == "normals":
-        return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32))
-    return torch.from_numpy(arr.astype(np.float32))[None]
+    """Numpy label -> the item tensor layout documented in the module docstring (``Task.label_tensor``)."""
+    from edgemtl.tasks import TASKS
+
+    return TASKS.get(task).label_tensor(arr)
+
+
+def is_class_task(task: str) -> bool:
+    from edgemtl.tasks import TASKS
+
+    return TASKS.get(task).kind == "classes"
 
 
 class MultiTaskDataset(Dataset):
@@ -245,9 +188,11 @@ class MultiTaskDataset(Dataset):
             )
         if tasks is None:
             tasks = have + (["edges"] if derive_edges and "edges" not in have and "semseg" in have else [])
+        from edgemtl.tasks import TASKS
+
         for t in tasks:
             if t not in TASKS:
-                raise unknown_choice("task", t, TASKS)
+                raise unknown_choice("task", t, TASKS.names())
             if t in have:
                 continue
             if t == "edges" and derive_edges and "semseg" in have:
@@ -285,8 +230,8 @@ class MultiTaskDataset(Dataset):
         return list(self._tasks)
 
     def class_names(self, task: str) -> list[str]:
-        if task not in CLASS_TASKS:
-            raise EdgeMTLError(f"task '{task}' has no classes; class tasks are {', '.join(CLASS_TASKS)}.")
+        if not is_class_task(task):
+            raise EdgeMTLError(f"task '{task}' has no classes (it is not a per-pixel classification task).")
         if task not in self._meta["tasks"]:
             raise EdgeMTLError(f"dataset {self.root} has no '{task}' task.")
         return list(self._meta["classes"][task])
@@ -360,7 +305,7 @@ class MultiTaskDataset(Dataset):
         return len(self._cache)
 
     def _ncls(self, task: str) -> int | None:
-        return len(self._meta["classes"][task]) if task in CLASS_TASKS else None
+        return len(self._meta["classes"][task]) if is_class_task(task) else None
 
 
 def collate(items: list[Sample]) -> Sample:

@@ -28,15 +28,6 @@ import numpy as np
 IGNORE_INDEX = 255
 SPLITS = ("train", "val", "test")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
-# Which file type holds each task's labels.
-LABEL_EXT = {
-    "semseg": ".png",
-    "parts": ".png",
-    "edges": ".png",
-    "saliency": ".png",
-    "depth": ".npy",
-    "normals": ".npy",
-}
 DATASET_JSON = "dataset.json"
 FORMAT_VERSION = 1
 
@@ -127,8 +118,15 @@ def write_image(root: str | os.PathLike, sample_id: str, rgb: np.ndarray) -> Non
     atomic_write_bytes(Path(root) / "images" / f"{sample_id}.png", encode_png(rgb))
 
 
+def label_ext(task: str) -> str:
+    """The file type that holds ``task``'s labels, as the task declares it (``Task.label_ext``)."""
+    from edgemtl.tasks import TASKS
+
+    return TASKS.get(task).label_ext
+
+
 def write_label(root: str | os.PathLike, task: str, sample_id: str, label: np.ndarray) -> None:
-    ext = LABEL_EXT[task]
+    ext = label_ext(task)
     data = encode_png(label) if ext == ".png" else encode_npy(label)
     atomic_write_bytes(Path(root) / task / f"{sample_id}{ext}", data)
 

@@ -4,12 +4,14 @@ Every transform is called as ``t(sample, rng)`` with a ``numpy.random.Generator`
 new dict; the dataset seeds ``rng`` from (seed, epoch, index), so augmentation is reproducible
 and independent of DataLoader workers. Deterministic transforms ignore ``rng``.
 
-Per-key handling (fill = value used for pixels that come from outside the source image):
+Per-key handling (fill = value used for pixels that come from outside the source image). The
+image is resampled bilinearly (area when shrinking) and filled with 0; it is the only key
+photometric transforms touch. Every other key is a task, which declares its own handling
+(``Task.interp``, ``Task.fill``, ``Task.flip_label``, ``Task.rotate_label``); edgemtl's tasks:
 
 =========  ==============  =======  ==================================================
 key        interpolation   fill     notes
 =========  ==============  =======  ==================================================
-image      bilinear/area   0        the only key photometric transforms touch
 semseg     nearest         255      no new class ids can appear
 parts      nearest         255
 edges      nearest         255      binary maps keep {0, 1, 255}
@@ -33,15 +35,25 @@ import torch
 
 Sample = dict[str, Any]
 
-_SPEC: dict[str, tuple[str, float]] = {
-    "image": ("linear", 0.0),
-    "semseg": ("nearest", 255.0),
-    "parts": ("nearest", 255.0),
-    "edges": ("nearest", 255.0),
-    "saliency": ("nearest", 255.0),
-    "depth": ("nearest", 0.0),
-    "normals": ("nearest", 0.0),
-}
+IMAGE_SPEC = ("linear", 0.0)
+
+
+def _task(key: str):
+    """The task class that owns sample key ``key``."""
+    from edgemtl.tasks import TASKS
+
+    if key not in TASKS:
+        raise ValueError(
+            f"don't know how to transform sample key '{key}'; known: image, {', '.join(TASKS.names())}"
+        )
+    return TASKS.get(key)
+
+
+def _spec(key: str) -> tuple[str, float]:
+    if key == "image":
+        return IMAGE_SPEC
+    task = _task(key)
+    return task.interp, float(task.fill)
 
 
 def _to_hwc(t: torch.Tensor) -> np.ndarray:
@@ -63,9 +75,7 @@ def _apply(sample: Sample, fn) -> Sample:
     for key, val in sample.items():
         if not isinstance(val, torch.Tensor):
             continue
-        if key not in _SPEC:
-            raise ValueError(f"don't know how to transform sample key '{key}'; known: {', '.join(_SPEC)}")
-        interp, fill = _SPEC[key]
+        interp, fill = _spec(key)
         out[key] = _from_hwc(fn(_to_hwc(val), key, interp, fill), val)
     return out
 
@@ -104,7 +114,8 @@ class Compose:
 
 
 class RandomHorizontalFlip:
-    """Mirror every map left-right with probability ``p``; normals' x component is negated."""
+    """Mirror every map left-right with probability ``p``; each task then fixes values with a
+    direction (``Task.flip_label``: normals' x component is negated)."""
 
     def __init__(self, p: float = 0.5) -> None:
         self.p = p
@@ -113,9 +124,9 @@ class RandomHorizontalFlip:
         if rng.random() >= self.p:
             return dict(sample)
         out = {k: (v.flip(-1) if isinstance(v, torch.Tensor) else v) for k, v in sample.items()}
-        if "normals" in out:
-            out["normals"] = out["normals"].clone()
-            out["normals"][0].neg_()
+        for k, v in out.items():
+            if k != "image" and isinstance(v, torch.Tensor):
+                out[k] = _task(k).flip_label(v)
         return out
 
 
@@ -178,10 +189,8 @@ class RandomRotate:
         c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
 
         def fn(a: np.ndarray, key: str, interp: str, fill: float) -> np.ndarray:
-            if key == "normals":
-                a = a.copy()
-                x, y = a[..., 0].copy(), a[..., 1].copy()
-                a[..., 0], a[..., 1] = c * x - s * y, s * x + c * y
+            if key != "image":
+                a = _task(key).rotate_label(a, c, s)
             flag = cv2.INTER_NEAREST if interp == "nearest" else cv2.INTER_LINEAR
             n = a.shape[2] if a.ndim == 3 else 1
             r = cv2.warpAffine(

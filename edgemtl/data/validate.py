@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from edgemtl.data.dataset import (
-    CLASS_TASKS,
     index_images,
+    is_class_task,
     label_path,
     load_image,
     load_label,
@@ -113,7 +113,7 @@ def _check_sample(
     out = []
     for task in tasks:
         path = label_path(root, task, sid)
-        ncls = len(meta["classes"][task]) if task in CLASS_TASKS else None
+        ncls = len(meta["classes"][task]) if is_class_task(task) else None
         try:
             arr = load_label(task, path, hw, ncls)
         except EdgeMTLError as e:

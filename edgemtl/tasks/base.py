@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -43,7 +44,10 @@ class Task:
 
     name: ClassVar[str]
     kind: ClassVar[str]  # "classes" | "depth" | "normals" | "binary"
-    label_ext: ClassVar[str]  # on-disk label format (see edgemtl.data.layout)
+    # Data: how labels are stored, read and augmented; edgemtl.data asks the task, it has no tables.
+    label_ext: ClassVar[str]  # on-disk label format: ".png" (uint8 map) or ".npy" (float array)
+    interp: ClassVar[str] = "nearest"  # resampling of the label map by augmentation
+    fill: ClassVar[float] = float(IGNORE)  # value of pixels that come from outside the source image
     primary_metric: ClassVar[str]  # the metric Δm uses
     higher_is_better: ClassVar[bool]  # direction of the primary metric
     kpi_metric: ClassVar[str]  # accuracy-type metric in [0,100] for the AMTL balancer
@@ -68,6 +72,36 @@ class Task:
     @property
     def out_channels(self) -> int:
         raise NotImplementedError
+
+    # ---- data (class methods: the dataset needs no task instance) ----
+    @classmethod
+    def check_meta(cls, meta: dict[str, Any]) -> str | None:
+        """What ``dataset.json`` lacks for this task, as a sentence (None when complete)."""
+        return None
+
+    @classmethod
+    def read_label(cls, path: Path, hw: tuple[int, int], num_classes: int | None = None) -> np.ndarray:
+        """Read one label file and check it against its image's ``hw`` (edgemtl.tasks.labels)."""
+        raise NotImplementedError
+
+    @classmethod
+    def label_tensor(cls, arr: np.ndarray) -> Tensor:
+        """Numpy label -> the dataset item tensor (default float32 [1, H, W])."""
+        return torch.from_numpy(arr.astype(np.float32))[None]
+
+    @classmethod
+    def flip_label(cls, label: Tensor) -> Tensor:
+        """After a left-right mirror of the map: fix values that have a direction (default none)."""
+        return label
+
+    @classmethod
+    def rotate_label(cls, label: np.ndarray, cos: float, sin: float) -> np.ndarray:
+        """Before an in-plane rotation of the HxW(xC) map: rotate values that have a direction."""
+        return label
+
+    def protocol_note(self, protocol: Any) -> str:
+        """What of the evaluation protocol concerns this task, for the printed protocol line."""
+        return ""
 
     def loss(self, pred: Tensor, target: Tensor) -> Tensor:
         raise NotImplementedError
@@ -124,6 +158,23 @@ class Task:
 
 class ClassMapTask(Task):
     """Per-pixel classification (semseg, parts): CE loss with ignore index, mIoU."""
+
+    @classmethod
+    def check_meta(cls, meta: dict[str, Any]) -> str | None:
+        names = (meta.get("classes") or {}).get(cls.name) if isinstance(meta.get("classes"), dict) else None
+        if not isinstance(names, list) or not names or len(names) > IGNORE:
+            return f"key 'classes.{cls.name}' must list 1..255 class names for task '{cls.name}'."
+        return None
+
+    @classmethod
+    def read_label(cls, path: Path, hw: tuple[int, int], num_classes: int | None = None) -> np.ndarray:
+        from edgemtl.tasks.labels import read_class_png
+
+        return read_class_png(path, hw, cls.name, num_classes)
+
+    @classmethod
+    def label_tensor(cls, arr: np.ndarray) -> Tensor:
+        return torch.from_numpy(arr.astype(np.int64))
 
     kind = "classes"
     label_ext = ".png"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -40,6 +42,28 @@ class Depth(Task):
     @property
     def out_channels(self) -> int:
         return 1
+
+    fill = 0.0  # outside the image: no depth (0 = invalid)
+
+    @classmethod
+    def check_meta(cls, meta: dict[str, Any]) -> str | None:
+        dr = meta.get("depth_range")
+        ok = isinstance(dr, list) and len(dr) == 2 and all(isinstance(v, (int, float)) for v in dr)
+        if not ok or not 0 <= dr[0] < dr[1]:
+            return (
+                "key 'depth_range' must be [min, max] metres with 0 <= min < max (required when 'depth' "
+                "is a task)."
+            )
+        return None
+
+    @classmethod
+    def read_label(cls, path: Path, hw: tuple[int, int], num_classes: int | None = None) -> np.ndarray:
+        from edgemtl.tasks.labels import read_float_npy
+
+        return read_float_npy(path, hw, "depth", channels=1, nonnegative=True)
+
+    def protocol_note(self, protocol: Any) -> str:
+        return f", {'image' if protocol.depth_image_wise else 'pixel'}-wise"
 
     def loss(self, pred: Tensor, target: Tensor) -> Tensor:
         valid = (target > 0) & torch.isfinite(target)

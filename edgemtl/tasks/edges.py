@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,11 +43,20 @@ class Edges(Task):
     def out_channels(self) -> int:
         return 1
 
+    @classmethod
+    def read_label(cls, path: Path, hw: tuple[int, int], num_classes: int | None = None) -> np.ndarray:
+        from edgemtl.tasks.labels import read_binary_png
+
+        return read_binary_png(path, hw, cls.name)
+
     def loss(self, pred: Tensor, target: Tensor) -> Tensor:
         return binary_bce(pred, target, self.pos_weight)
 
     def decode(self, pred: Tensor) -> Tensor:
         return torch.sigmoid(pred[:, 0])
+
+    def protocol_note(self, protocol: Any) -> str:
+        return f", maxDist={self.max_dist:.4g}·diag, {protocol.edge_thresholds} thresholds"
 
     def new_meter(self, edge_thresholds: int = 25, protocol: str = "edgemtl", **_: Any) -> Any:
         from edgemtl.metrics import EdgeMeter

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -29,6 +31,33 @@ class Normals(Task):
     @property
     def out_channels(self) -> int:
         return 3
+
+    fill = 0.0  # outside the image: no normal (all-zero = invalid)
+
+    @classmethod
+    def read_label(cls, path: Path, hw: tuple[int, int], num_classes: int | None = None) -> np.ndarray:
+        from edgemtl.tasks.labels import read_float_npy
+
+        return read_float_npy(path, hw, "normals", channels=3)
+
+    @classmethod
+    def label_tensor(cls, arr: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32))
+
+    @classmethod
+    def flip_label(cls, label: Tensor) -> Tensor:
+        # camera frame x right, y up, z to the camera: a mirror negates x
+        out = label.clone()
+        out[0].neg_()
+        return out
+
+    @classmethod
+    def rotate_label(cls, label: np.ndarray, cos: float, sin: float) -> np.ndarray:
+        # with y up, a counter-clockwise turn maps (1, 0) to (cos a, sin a)
+        a = label.copy()
+        x, y = a[..., 0].copy(), a[..., 1].copy()
+        a[..., 0], a[..., 1] = cos * x - sin * y, sin * x + cos * y
+        return a
 
     def loss(self, pred: Tensor, target: Tensor) -> Tensor:
         # L1 between the unit-normalised prediction and the ground truth (ASTMT's normals loss).

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -28,6 +30,12 @@ class Saliency(Task):
     def out_channels(self) -> int:
         return 1
 
+    @classmethod
+    def read_label(cls, path: Path, hw: tuple[int, int], num_classes: int | None = None) -> np.ndarray:
+        from edgemtl.tasks.labels import read_binary_png
+
+        return read_binary_png(path, hw, cls.name)
+
     def loss(self, pred: Tensor, target: Tensor) -> Tensor:
         return binary_bce(pred, target)
 
@@ -42,6 +50,9 @@ class Saliency(Task):
             return SaliencyMeter()
         # ASTMT / MTL-PyTorch eval_sal: 15 thresholds in [0.2, 0.9], F1, their empty-image rules
         return SaliencyMeter(peer_thresholds(), beta2=1.0, peer=True)
+
+    def protocol_note(self, protocol: Any) -> str:
+        return ", β²=0.3"
 
     def primary(self, protocol: str = "edgemtl") -> str:
         # The peers' Δm (MTL-PyTorch calculate_multi_task_performance, ASTMT's tables) uses max-mIoU.

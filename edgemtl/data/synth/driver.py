@@ -99,7 +99,7 @@ def _check_args(num, size, seed, preset, workers, splits) -> tuple[list[tuple[in
 
 
 def _files(root: Path, sid: str) -> list[Path]:
-    return [root / "images" / f"{sid}.png"] + [root / t / f"{sid}{layout.LABEL_EXT[t]}" for t in TASKS]
+    return [root / "images" / f"{sid}.png"] + [root / t / f"{sid}{layout.label_ext(t)}" for t in TASKS]
 
 
 def _write(root: Path, sid: str, out: dict[str, np.ndarray]) -> None:
