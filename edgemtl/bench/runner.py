@@ -18,6 +18,7 @@ from edgemtl.bench.clock import StageClock
 from edgemtl.bench.suite import Suite
 from edgemtl.data.dataset import load_meta
 from edgemtl.errors import EdgeMTLError, UnsupportedError
+from edgemtl.train.config import TrainConfig
 
 # The suite's quant settings that change the int8 programs: a report made with others is redone.
 QUANT_KEYS = ("qat_epochs", "calib_batches", "lr_scale", "task_weights", "float_modules")
@@ -116,12 +117,10 @@ def quantize_model(suite: Suite, name: str, checkpoint: str, out: Path, progress
         report = json.loads((qdir / "quant_report.json").read_text())
         if report.get("suite_quant") == settings:  # other settings (or none recorded): quantize again
             return report
-    recipe = suite.recipe(name)
-    lr = float(recipe.train.get("lr", 1e-3)) * float(q.get("lr_scale", 0.1))
-    recipe.train.update(epochs=int(q.get("qat_epochs", 1)), lr=lr, adversarial=False, warmup_epochs=0)
     qcfg = QuantConfig(
-        q.get("task_weights", "float"), list(q.get("float_modules", [])), int(q.get("calib_batches", 4))
+        **{k: (list(v) if k == "float_modules" else v) for k, v in settings.items() if v is not None}
     )
+    recipe = qcfg.finetune_recipe(suite.recipe(name))
     report = run_quantization(checkpoint, recipe, qdir, qcfg, do_qat=True, progress=progress)
     report["suite_quant"] = settings
     from edgemtl.report import write_json
@@ -200,7 +199,7 @@ def _test_protocol(suite: Suite, root: Path, input_size):
     split = eval_split(root)
     return Protocol(
         split,
-        edge_thresholds=int(suite.train.get("edge_thresholds", 15)),
+        edge_thresholds=TrainConfig.from_dict(dict(suite.train)).edge_thresholds,
         input_size=tuple(input_size),
         name=suite.protocol,
     )
@@ -219,7 +218,7 @@ def evaluate_test(
     tasks = build_tasks(model.task_names, meta)
     protocol = _test_protocol(suite, root, model.config.image_size)
     ds = MultiTaskDataset(root, protocol.split, tasks=list(tasks), input_size=protocol.input_size)
-    bs = batch_size or int(suite.train.get("batch_size", 8))
+    bs = batch_size or TrainConfig.from_dict(dict(suite.train)).batch_size
     return evaluate(model, make_loader(ds, bs, False, 0, 0, 0), tasks, protocol, image_states=states)
 
 
@@ -293,7 +292,7 @@ def evaluate_artifact(path: str, suite: Suite, root: Path, threads: int) -> dict
     ds = MultiTaskDataset(root, split, tasks=list(tasks), input_size=rt.input_size)
     protocol = Protocol(
         split,
-        edge_thresholds=int(suite.train.get("edge_thresholds", 15)),
+        edge_thresholds=TrainConfig.from_dict(dict(suite.train)).edge_thresholds,
         input_size=rt.input_size,
         name=suite.protocol,
     )

@@ -10,16 +10,28 @@ HELP = "int8: PTQ baseline and QAT finetuning of a checkpoint, fp32 vs PTQ vs QA
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from edgemtl.quant.pt2e import QuantConfig
+
+    d = QuantConfig()  # the defaults the bench and quickstart use too
     p.add_argument("--checkpoint", required=True, help="the fp32 checkpoint to quantize")
     p.add_argument("--recipe", required=True, help="recipe giving data and training settings")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override")
     p.add_argument("--out", help="output folder (default: <checkpoint folder>/quant)")
-    p.add_argument("--epochs", type=int, default=2, help="QAT finetuning epochs (default 2)")
-    p.add_argument("--lr-scale", type=float, default=0.1, help="QAT lr = train.lr x this (default 0.1)")
-    p.add_argument("--calib-batches", type=int, default=8, help="PTQ calibration batches (default 8)")
+    p.add_argument(
+        "--epochs", type=int, default=d.qat_epochs, help=f"QAT finetuning epochs (default {d.qat_epochs})"
+    )
+    p.add_argument(
+        "--lr-scale", type=float, default=d.lr_scale, help=f"QAT lr = train.lr x this (default {d.lr_scale})"
+    )
+    p.add_argument(
+        "--calib-batches",
+        type=int,
+        default=d.calib_batches,
+        help=f"PTQ calibration batches (default {d.calib_batches})",
+    )
     p.add_argument(
         "--task-weights",
-        default="float",
+        default=d.task_weights,
         choices=["float", "per_tensor"],
         help="task-selected weights: keep fp32 (default) or int8 per-tensor",
     )
@@ -35,11 +47,11 @@ def run(args: argparse.Namespace) -> int:
     from edgemtl.quant.run import format_report, run_quantization
     from edgemtl.recipes import load_recipe
 
-    recipe = load_recipe(args.recipe, args.set)
-    lr = float(recipe.train.get("lr", 1e-3)) * args.lr_scale
-    recipe.train.update(epochs=args.epochs, lr=lr, adversarial=False, warmup_epochs=0)
+    qcfg = QuantConfig(
+        args.task_weights, list(args.float_modules), args.calib_batches, args.epochs, args.lr_scale
+    )
+    recipe = qcfg.finetune_recipe(load_recipe(args.recipe, args.set))
     out = Path(args.out or Path(args.checkpoint).resolve().parent / "quant")
-    qcfg = QuantConfig(args.task_weights, list(args.float_modules), args.calib_batches)
     report = run_quantization(
         args.checkpoint, recipe, out, qcfg, do_qat=not args.ptq_only, progress=not args.quiet
     )

@@ -14,6 +14,7 @@ from edgemtl.quant.wrapper import QuantizedModel
 from edgemtl.recipes import Recipe
 from edgemtl.report import write_json
 from edgemtl.tasks import build_tasks
+from edgemtl.train.config import TrainConfig
 from edgemtl.train.data import eval_split, make_loader, resolve_data_root
 
 
@@ -24,14 +25,14 @@ def run_quantization(
     root = resolve_data_root(recipe.data, progress)
     meta = load_meta(root)
     tasks = build_tasks(model.task_names, meta)
-    train_cfg = recipe.train
-    bs = int(train_cfg.get("batch_size", 8))
+    train_cfg = TrainConfig.from_dict(dict(recipe.train))  # typed, with the training defaults
+    bs = train_cfg.batch_size
     split = eval_split(root)
     # One input scale everywhere (docs/metrics.md): the test images and the calibration images are
     # prepared exactly as the deployed artifact prepares them, whatever size they are stored at.
     size = tuple(model.config.image_size)
     test_ds = MultiTaskDataset(root, split, tasks=list(tasks), input_size=size)
-    protocol = Protocol(split, edge_thresholds=int(train_cfg.get("edge_thresholds", 15)), input_size=size)
+    protocol = Protocol(split, edge_thresholds=train_cfg.edge_thresholds, input_size=size)
 
     def score(m) -> dict[str, dict[str, float]]:
         return evaluate(m, make_loader(test_ds, bs, False, 0, 0, 0), tasks, protocol)
