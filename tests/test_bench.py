@@ -327,3 +327,28 @@ def test_a_result_set_carried_without_checkpoints_is_reused(mixed_data, tmp_path
     assert (
         Path(again["run"]).with_name(Path(again["run"]).name + ".results-without-checkpoint") / "summary.json"
     ).is_file()
+
+
+def test_run_key_counts_pretrained_weights_by_content_not_path(tmp_path):
+    """The same weights file at another path (another machine) keys the same runs; other weights do not."""
+    from edgemtl.bench.runner import recipe_hash
+    from edgemtl.recipes import Recipe
+
+    a, b, c = tmp_path / "a.pth", tmp_path / "elsewhere" / "a.pth", tmp_path / "c.pth"
+    b.parent.mkdir()
+    a.write_bytes(b"weights-1")
+    b.write_bytes(b"weights-1")
+    c.write_bytes(b"weights-2")
+
+    def key(path):
+        return recipe_hash(
+            Recipe(
+                "r.yaml",
+                model={"arch": "astmt", "pretrained": str(path)},
+                tasks=["semseg"],
+                data={"synth": {"preset": "pascal"}},
+                train={"epochs": 1},
+            )
+        )
+
+    assert key(a) == key(b) != key(c)

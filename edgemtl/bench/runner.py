@@ -25,11 +25,19 @@ QUANT_KEYS = ("qat_epochs", "calib_batches", "lr_scale", "task_weights", "float_
 
 
 def recipe_hash(recipe) -> str:
+    """The key of a training run: its resolved recipe, edgemtl's version and the evaluation protocol.
+    A pretrained weights file counts by its content, not its path, so that a result set made on one
+    machine is reused on another where the same file lives elsewhere."""
+    from edgemtl.artifact.manifest import file_digest
     from edgemtl.evaluate import EVAL_PROTOCOL
 
+    model = dict(recipe.model)
+    weights = model.get("pretrained")
+    if isinstance(weights, str) and weights != "timm" and Path(weights).is_file():
+        model["pretrained"] = f"sha256:{file_digest(weights)}"
     blob = json.dumps(
         {
-            "model": recipe.model,
+            "model": model,
             "tasks": recipe.tasks,
             "data": recipe.data,
             "train": recipe.train,
