@@ -288,22 +288,15 @@ def evaluate_artifact(path: str, suite: Suite, root: Path, threads: int) -> dict
     from edgemtl import runtime
     from edgemtl.bench.artifact_eval import RuntimeModel
     from edgemtl.data.dataset import MultiTaskDataset
-    from edgemtl.evaluate import Protocol, evaluate
+    from edgemtl.evaluate import evaluate
     from edgemtl.tasks import build_tasks
-    from edgemtl.train.data import eval_split, make_loader
+    from edgemtl.train.data import make_loader
 
-    meta = load_meta(root)
     rt = runtime.load(path, threads=threads)
-    tasks = build_tasks(rt.tasks, meta)
-    split = eval_split(root)
+    tasks = build_tasks(rt.tasks, load_meta(root))
+    protocol = _test_protocol(suite, root, rt.input_size)  # the same protocol as the PyTorch rows
     # Images prepared as the artifact's own predict() prepares them; metrics at label resolution.
-    ds = MultiTaskDataset(root, split, tasks=list(tasks), input_size=rt.input_size)
-    protocol = Protocol(
-        split,
-        edge_thresholds=TrainConfig.from_dict(dict(suite.train)).edge_thresholds,
-        input_size=rt.input_size,
-        name=suite.protocol,
-    )
+    ds = MultiTaskDataset(root, protocol.split, tasks=list(tasks), input_size=rt.input_size)
     return evaluate(RuntimeModel(rt), make_loader(ds, 8, False, 0, 0, 0), tasks, protocol)
 
 
