@@ -353,3 +353,23 @@ def test_specialize_bakes_one_task_in_exactly(kw):
             create_model(arch="hard_sharing", tasks=tasks, backbone="mobilenetv2_tiny", image_size=(32, 32)),
             "depth",
         )
+
+
+def test_building_a_model_leaves_its_config_unchanged():
+    """The backbone's normalisation is resolved into the model's own copy of the config."""
+    from edgemtl.models.config import ModelConfig
+
+    cfg = ModelConfig.from_dict(
+        {
+            "arch": "hard_sharing",
+            "backbone": "mobilenetv2_tiny",
+            "image_size": [32, 32],
+            "decoder_channels": 16,
+            "low_level_channels": 8,
+            "tasks": {"semseg": {"out_channels": 3}},
+        }
+    )
+    before = cfg.to_dict()
+    model = create_model(cfg)
+    assert cfg.to_dict() == before and cfg.mean is None
+    assert model.config.mean is not None and len(model.config.mean) == 3

@@ -60,9 +60,10 @@ class MultiTaskModel(nn.Module):
         cfg = self.config
         mean = cfg.mean or tuple(pretrained_cfg.get("mean", (0.485, 0.456, 0.406)))
         std = cfg.std or tuple(pretrained_cfg.get("std", (0.229, 0.224, 0.225)))
-        cfg.mean, cfg.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
-        self.mean.copy_(torch.tensor(cfg.mean).view(1, 3, 1, 1))
-        self.std.copy_(torch.tensor(cfg.std).view(1, 3, 1, 1))
+        # The model keeps a resolved copy: the caller's config is never changed after construction.
+        self.config = cfg.replace(mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std))
+        self.mean.copy_(torch.tensor(self.config.mean).view(1, 3, 1, 1))
+        self.std.copy_(torch.tensor(self.config.std).view(1, 3, 1, 1))
 
     def normalize(self, image: Tensor) -> Tensor:
         return (image - self.mean) / self.std
