@@ -30,20 +30,15 @@ def format_results(report: dict[str, Any]) -> str:
 def baseline_delta(
     results: dict[str, dict[str, float]], tasks: dict, baselines_path: str, protocol: str = "edgemtl"
 ) -> dict[str, Any]:
-    from edgemtl.metrics import delta_m, per_task_delta
+    from edgemtl.metrics import task_delta_m
 
     try:
         base = json.loads(Path(baselines_path).read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise EdgeMTLError(f"--baselines: cannot read {baselines_path}: {e}") from None
-    mtl, stl, hib = {}, {}, {}
     for n, t in tasks.items():
         key = t.primary(protocol)
         if n not in base or key not in base[n]:
             raise EdgeMTLError(f"--baselines {baselines_path} has no {n}.{key} (the metric Δm uses for {n})")
-        mtl[n], stl[n], hib[n] = results[n][key], float(base[n][key]), t.higher_is_better
-    return {
-        "delta_m": delta_m(mtl, stl, hib),
-        "delta_m_per_task": per_task_delta(mtl, stl, hib),
-        "baselines": baselines_path,
-    }
+    dm, per_task = task_delta_m(tasks, {n: results[n] for n in tasks}, base, protocol, per_task=True)
+    return {"delta_m": dm, "delta_m_per_task": per_task, "baselines": baselines_path}

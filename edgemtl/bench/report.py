@@ -32,7 +32,7 @@ def _tasks(results: dict[str, Any], names: list[str]):
 def _scores(
     row: dict[str, Any], tasks, stl_metrics: dict[str, dict[str, float]], protocol: str = "edgemtl"
 ) -> None:
-    from edgemtl.metrics import acc_mtl, delta_m
+    from edgemtl.metrics import acc_mtl, task_delta_m
 
     metrics = row.get("metrics") or {}
     names = [t for t in tasks if t in metrics]
@@ -40,11 +40,9 @@ def _scores(
         row.update(delta_m=None, acc_mtl=None)
         return
     prim = {t: metrics[t][tasks[t].primary(protocol)] for t in names}
-    stl = {t: stl_metrics[t][tasks[t].primary(protocol)] for t in names}
-    hib = {t: tasks[t].higher_is_better for t in names}
     row["primary"] = prim
     try:
-        row["delta_m"] = delta_m(prim, stl, hib)
+        row["delta_m"] = task_delta_m({t: tasks[t] for t in names}, metrics, stl_metrics, protocol)
     except EdgeMTLError as e:  # a single-task baseline of 0 (e.g. a far too short run)
         row.update(delta_m=None, delta_m_error=str(e))
     try:
@@ -83,23 +81,16 @@ def _seed_spread(
     """Δm of each seed against the single-task models of the same seed: its mean ± std."""
     import numpy as np
 
-    from edgemtl.metrics import delta_m
+    from edgemtl.metrics import task_delta_m
 
     names = [t for t in tasks if t in runs[0]["metrics"]]
-    hib = {t: tasks[t].higher_is_better for t in names}
     per_seed = []
     for r in runs:
         base = stl_by_seed.get(r.get("seed"))
         if base is None or any(t not in base for t in names):
             continue
         try:
-            per_seed.append(
-                delta_m(
-                    {t: r["metrics"][t][tasks[t].primary(protocol)] for t in names},
-                    {t: base[t][tasks[t].primary(protocol)] for t in names},
-                    hib,
-                )
-            )
+            per_seed.append(task_delta_m({t: tasks[t] for t in names}, r["metrics"], base, protocol))
         except EdgeMTLError:
             continue
     if len(per_seed) > 1:
@@ -221,7 +212,7 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
     import numpy as np
 
     from edgemtl.evaluate import Protocol
-    from edgemtl.metrics import delta_m
+    from edgemtl.metrics import task_delta_m
     from edgemtl.metrics.bootstrap import (
         N_RESAMPLES,
         SEED,
@@ -281,11 +272,7 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
         if hs and name != hs and hs in states and trained.get(hs, {}).get("metrics"):
             ref = metric_samples(hs, names)
             hs_mean = _mean_std(seed_runs(results, hs))[0]
-            point = delta_m(
-                {t: row["primary"][t] for t in names},
-                {t: hs_mean[t][tasks[t].primary(suite.protocol)] for t in names},
-                hib,
-            )
+            point = task_delta_m({t: tasks[t] for t in names}, row["metrics"], hs_mean, suite.protocol)
             row["delta_m_vs_hs_ci"] = {**summarize(delta_m_samples(mine, ref, hib), point), "reference": hs}
     return {
         "status": "ok",

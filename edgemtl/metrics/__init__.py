@@ -103,7 +103,7 @@ def _check_merge(a: Any, b: Any, fields: tuple[str, ...]) -> None:
             raise EdgeMTLError(f"cannot merge {type(a).__name__}s with different {f}: {va!r} vs {vb!r}")
 
 
-from edgemtl.metrics.deltam import acc_mtl, delta_m, per_task_delta  # noqa: E402
+from edgemtl.metrics.deltam import acc_mtl, delta_m, per_task_delta, task_delta_m  # noqa: E402
 from edgemtl.metrics.depth import DepthMeter, depth_metrics  # noqa: E402
 from edgemtl.metrics.edges import EdgeMeter, edge_metrics  # noqa: E402
 from edgemtl.metrics.normals import NormalsMeter, normals_metrics  # noqa: E402
@@ -124,5 +124,6 @@ __all__ = [
     "miou",
     "normals_metrics",
     "per_task_delta",
+    "task_delta_m",
     "saliency_metrics",
 ]

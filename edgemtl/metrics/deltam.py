@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +50,24 @@ def delta_m(
     """
     terms = per_task_delta(mtl, stl, higher_is_better)
     return sum(terms.values()) / len(terms)
+
+
+def task_delta_m(
+    tasks: Mapping[str, Any],
+    mine: Mapping[str, Mapping[str, float]],
+    ref: Mapping[str, Mapping[str, float]],
+    protocol: str = "edgemtl",
+    per_task: bool = False,
+) -> Any:
+    """Δm of the metrics ``mine`` against ``ref`` (each: task -> {metric: value}), over the tasks of
+    ``tasks`` that ``mine`` has, each by its primary metric under ``protocol`` (``Task.primary``) and
+    its direction (``Task.higher_is_better``): the one place those choices are made.
+    ``per_task=True`` returns ``(delta_m, per_task_delta)``."""
+    names = [t for t in tasks if t in mine]
+    a = {t: mine[t][tasks[t].primary(protocol)] for t in names}
+    b = {t: float(ref[t][tasks[t].primary(protocol)]) for t in names}
+    hib = {t: tasks[t].higher_is_better for t in names}
+    return (delta_m(a, b, hib), per_task_delta(a, b, hib)) if per_task else delta_m(a, b, hib)
 
 
 def acc_mtl(

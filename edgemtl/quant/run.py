@@ -8,7 +8,7 @@ from typing import Any
 from edgemtl.checkpoint import load_checkpoint
 from edgemtl.data.dataset import MultiTaskDataset, load_meta
 from edgemtl.evaluate import Protocol, evaluate
-from edgemtl.metrics import delta_m
+from edgemtl.metrics import task_delta_m
 from edgemtl.quant.pt2e import QuantConfig, convert, prepare_qat, ptq, save_program
 from edgemtl.quant.wrapper import QuantizedModel
 from edgemtl.recipes import Recipe
@@ -65,7 +65,6 @@ def run_quantization(
         for k in ("fp32", "ptq", "qat")
         if k in results
     }
-    hib = {n: t.higher_is_better for n, t in tasks.items()}
     report = {
         "checkpoint": checkpoint,
         "protocol": protocol.describe(tasks),
@@ -74,7 +73,7 @@ def run_quantization(
         "primary": prim,
         "artifacts": artifacts,
         # Δm of each int8 model relative to its own fp32 model (0 = no loss from quantization).
-        "delta_vs_fp32": {k: delta_m(prim[k], prim["fp32"], hib) for k in prim if k != "fp32"},
+        "delta_vs_fp32": {k: task_delta_m(tasks, results[k], results["fp32"]) for k in prim if k != "fp32"},
         "model_config": ckpt["model_config"],
     }
     write_json(out / "quant_report.json", report)

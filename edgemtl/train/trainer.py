@@ -542,14 +542,13 @@ class Trainer:
             else:
                 base = bl.lookup_baselines(*key_fields, list(self.tasks), self.baselines_path)
                 if base is not None:
-                    from edgemtl.metrics import delta_m, per_task_delta
+                    from edgemtl.metrics import task_delta_m
 
-                    stl = {n: base[n][t.primary_metric] for n, t in self.tasks.items()}
-                    hib = {n: t.higher_is_better for n, t in self.tasks.items()}
-                    summary["baselines"] = stl
+                    summary["baselines"] = {n: base[n][t.primary_metric] for n, t in self.tasks.items()}
                     try:
-                        summary["delta_m"] = delta_m(summary["primary"], stl, hib)
-                        summary["delta_m_per_task"] = per_task_delta(summary["primary"], stl, hib)
+                        summary["delta_m"], summary["delta_m_per_task"] = task_delta_m(
+                            self.tasks, summary["metrics"], base, per_task=True
+                        )
                     except EdgeMTLError as e:  # e.g. a baseline of 0: report it, keep the finished run
                         summary["delta_m_error"] = str(e)
             from edgemtl.report import write_json
