@@ -98,3 +98,21 @@ def test_errors_name_the_task() -> None:
         acc_mtl({"n": {"x": 0.4}}, {})
     with pytest.raises(EdgeMTLError, match="'x'.*Acc_MTL metric of n"):
         acc_mtl({"n": {"y": 0.4}}, {"n": (("x", True, 1.0),)})
+
+
+def test_task_delta_m_takes_each_tasks_primary_metric_and_direction():
+    """Computed by hand: semseg mIoU (higher is better), depth RMSE (lower), saliency maxF under
+    edgemtl's protocol and max-mIoU under the peers' (their Δm term)."""
+    from edgemtl.metrics import task_delta_m
+    from edgemtl.tasks import build_tasks
+
+    tasks = build_tasks(["semseg", "depth", "saliency"], {"classes": {"semseg": ["a", "b"]}})
+    mine = {"semseg": {"mIoU": 44.0}, "depth": {"rmse": 0.6}, "saliency": {"maxF": 70.0, "max_mIoU": 60.0}}
+    ref = {"semseg": {"mIoU": 40.0}, "depth": {"rmse": 0.5}, "saliency": {"maxF": 80.0, "max_mIoU": 50.0}}
+    want = 100 * ((44 - 40) / 40 - (0.6 - 0.5) / 0.5 + (70 - 80) / 80) / 3
+    assert abs(task_delta_m(tasks, mine, ref) - want) < 1e-12
+    peer = 100 * ((44 - 40) / 40 - (0.6 - 0.5) / 0.5 + (60 - 50) / 50) / 3
+    dm, per_task = task_delta_m(tasks, mine, ref, "mtl-pytorch", per_task=True)
+    assert abs(dm - peer) < 1e-12 and abs(per_task["depth"] + 20.0) < 1e-12
+    # only the tasks the model has
+    assert abs(task_delta_m(tasks, {"semseg": mine["semseg"]}, ref) - 10.0) < 1e-12
