@@ -1,4 +1,4 @@
-// Resizing that reproduces edgemtl.runtime.processing (OpenCV's rules), so the browser feeds the
+// Resizing that reproduces edgemtl.artifact.processing (OpenCV's rules), so the browser feeds the
 // model the same pixels as the Python runtime and its results can be compared number for number.
 // The browser's own drawImage scaling is a different filter and would not match.
 
@@ -14,7 +14,7 @@ function rint(x) {
 const clampU8 = (v) => (v < 0 ? 0 : v > 255 ? 255 : v);
 
 // uint8 RGB (packed, 3 per pixel) -> uint8 RGB at dw x dh. Area when shrinking both sides, else
-// bilinear: edgemtl.runtime.processing.resize.
+// bilinear: edgemtl.artifact.processing.resize.
 export function resizeRGB(src, sw, sh, dw, dh) {
   if (sw === dw && sh === dh) return src;
   if (dw < sw && dh < sh) return resizeArea(src, sw, sh, dw, dh);
