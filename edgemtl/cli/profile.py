@@ -67,7 +67,7 @@ def _model(target: str, overrides: list[str]):
     kind = target_class(target.rstrip("/")) if Path(target.rstrip("/")).suffix.lower() in suffixes else None
     if kind is not None and not kind.runs_here():
         raise EdgeMTLError(
-            f"{target}: {kind.not_runnable}; profile the checkpoint it was exported from, or its "
+            f"{target}: {kind.why_not_here()}; profile the checkpoint it was exported from, or its "
             f"{' / '.join(TARGETS.get(n).suffix for n in runnable_targets())} export"
         )
     if kind is not None:

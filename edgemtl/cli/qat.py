@@ -10,7 +10,7 @@ HELP = "int8: PTQ baseline and QAT finetuning of a checkpoint, fp32 vs PTQ vs QA
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from edgemtl.quant.pt2e import QuantConfig
+    from edgemtl.quant.config import QuantConfig
 
     d = QuantConfig()  # the defaults the bench and quickstart use too
     p.add_argument("--checkpoint", required=True, help="the fp32 checkpoint to quantize")

@@ -29,13 +29,11 @@ from edgemtl.data.layout import (
     label_ext,
 )
 from edgemtl.errors import EdgeMTLError, unknown_choice
+from edgemtl.tasks import TASKS
+from edgemtl.tasks.labels import fail as _fail
 
 Sample = dict[str, Any]
 Transform = Callable[[Sample, np.random.Generator], Sample]
-
-
-def _fail(path: Path, what: str) -> EdgeMTLError:
-    return EdgeMTLError(f"{path}: {what}")
 
 
 def load_meta(root: str | os.PathLike) -> dict[str, Any]:
@@ -64,8 +62,6 @@ def load_meta(root: str | os.PathLike) -> dict[str, Any]:
     tasks = meta["tasks"]
     if not isinstance(tasks, list) or not tasks:
         raise _fail(path, "key 'tasks' must be a non-empty list of task names.")
-    from edgemtl.tasks import TASKS
-
     for t in tasks:
         if t not in TASKS:
             err = unknown_choice("task", str(t), TASKS.names())
@@ -132,21 +128,15 @@ def label_path(root: str | os.PathLike, task: str, sample_id: str) -> Path:
 def load_label(task: str, path: Path, hw: tuple[int, int], num_classes: int | None = None) -> np.ndarray:
     """Read one label file and check it (existence, dtype, shape, value range) against ``hw``: the
     task's own reader (``Task.read_label``)."""
-    from edgemtl.tasks import TASKS
-
     return TASKS.get(task).read_label(path, hw, num_classes)
 
 
 def to_tensor(task: str, arr: np.ndarray) -> torch.Tensor:
     """Numpy label -> the item tensor layout documented in the module docstring (``Task.label_tensor``)."""
-    from edgemtl.tasks import TASKS
-
     return TASKS.get(task).label_tensor(arr)
 
 
 def is_class_task(task: str) -> bool:
-    from edgemtl.tasks import TASKS
-
     return TASKS.get(task).kind == "classes"
 
 
@@ -188,8 +178,6 @@ class MultiTaskDataset(Dataset):
             )
         if tasks is None:
             tasks = have + (["edges"] if derive_edges and "edges" not in have and "semseg" in have else [])
-        from edgemtl.tasks import TASKS
-
         for t in tasks:
             if t not in TASKS:
                 raise unknown_choice("task", t, TASKS.names())

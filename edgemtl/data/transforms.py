@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgemtl.tasks import TASKS
+
 Sample = dict[str, Any]
 
 IMAGE_SPEC = ("linear", 0.0)
@@ -40,8 +42,6 @@ IMAGE_SPEC = ("linear", 0.0)
 
 def _task(key: str):
     """The task class that owns sample key ``key``."""
-    from edgemtl.tasks import TASKS
-
     if key not in TASKS:
         raise ValueError(
             f"don't know how to transform sample key '{key}'; known: image, {', '.join(TASKS.names())}"

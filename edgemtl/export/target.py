@@ -95,6 +95,15 @@ class ExportTarget:
         """Whether artifacts of this target run (and are timed and evaluated) on this host."""
         return cls.backend is not None and cls.delegate is None and cls.available()
 
+    @classmethod
+    def why_not_here(cls) -> str:
+        """Why :meth:`runs_here` is False, as the end of a sentence."""
+        if not cls.available():
+            return f"target '{cls.name}' is not installed: {cls.install}"
+        if cls.delegate:
+            return f"its programs need the {cls.delegate} delegate, which this host's runtime lacks"
+        return cls.not_runnable
+
     def write(self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext) -> None:
         """Write the artifact to ``ctx.out`` (programs: method -> torch.export ExportedProgram)."""
         raise NotImplementedError

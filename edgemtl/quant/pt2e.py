@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from edgemtl.errors import EdgeMTLError
+from edgemtl.quant.config import QuantConfig
 
 
 def _quiet_imports():
@@ -34,33 +34,6 @@ def _quiet_imports():
         from torchao.quantization import pt2e as pt2e_mod
         from torchao.quantization.pt2e import quantize_pt2e
     return XNNPACKQuantizer, get_symmetric_quantization_config, pt2e_mod, quantize_pt2e
-
-
-@dataclass
-class QuantConfig:
-    """Every int8 setting, with the defaults `edgemtl qat`, the bench and the quickstart share."""
-
-    task_weights: str = "float"  # "float" | "per_tensor": how task-selected weights are handled
-    float_modules: list[str] = field(default_factory=list)  # module names kept fp32, e.g. heads.depth
-    calib_batches: int = 8  # PTQ calibration batches (of train.batch_size images)
-    qat_epochs: int = 2  # QAT finetuning epochs
-    lr_scale: float = 0.1  # QAT learning rate = train.lr x this
-
-    def finetune_recipe(self, recipe):
-        """A copy of ``recipe`` set up for QAT finetuning: ``qat_epochs`` at ``lr_scale`` x its lr,
-        no warm-up, no adversarial branch (the discriminator is not part of the int8 program)."""
-        import copy
-
-        from edgemtl.train.config import TrainConfig
-
-        out = copy.deepcopy(recipe)
-        lr = TrainConfig.from_dict(dict(out.train)).lr * float(self.lr_scale)
-        out.train.update(epochs=int(self.qat_epochs), lr=lr, adversarial=False, warmup_epochs=0)
-        return out
-
-    def __post_init__(self) -> None:
-        if self.task_weights not in ("float", "per_tensor"):
-            raise EdgeMTLError(f"task_weights must be 'float' or 'per_tensor' (got '{self.task_weights}')")
 
 
 def task_module_types() -> tuple[type, ...]:

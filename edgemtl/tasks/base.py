@@ -161,7 +161,8 @@ class ClassMapTask(Task):
 
     @classmethod
     def check_meta(cls, meta: dict[str, Any]) -> str | None:
-        names = (meta.get("classes") or {}).get(cls.name) if isinstance(meta.get("classes"), dict) else None
+        classes = meta.get("classes")
+        names = classes.get(cls.name) if isinstance(classes, dict) else None
         if not isinstance(names, list) or not names or len(names) > IGNORE:
             return f"key 'classes.{cls.name}' must list 1..255 class names for task '{cls.name}'."
         return None

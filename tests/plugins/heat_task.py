@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from edgemtl.tasks import TASKS
@@ -67,6 +66,3 @@ def heat_label(rng: np.random.Generator, hw: tuple[int, int]) -> np.ndarray:
     heat = 15 + 20 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (0.1 * hw[0] * hw[1]))
     heat[rng.random(hw) < 0.05] = 0
     return heat.astype(np.float32)
-
-
-_ = torch  # the task's tensors are torch tensors; imported as every task file does
