@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edgemtl.data.layout import IGNORE_INDEX, write_label, write_meta, write_splits
-from edgemtl.data.nyud import (
+from edgemtl.data.convert import (
     copy_image,
     find_file,
     find_tree,
@@ -32,6 +31,7 @@ from edgemtl.data.nyud import (
     prepare_output,
     read_splits,
 )
+from edgemtl.data.layout import IGNORE_INDEX, write_label, write_meta, write_splits
 from edgemtl.errors import EdgeMTLError, unknown_choice
 
 VOC21_CLASSES = [
