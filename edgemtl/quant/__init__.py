@@ -1,4 +1,5 @@
-"""Int8 quantization with PT2E (torchao) and the XNNPACK quantizer: PTQ and QAT.
+"""Int8 quantization with PT2E (torchao) and the XNNPACK quantizer: PTQ and QAT; and, for ONNX
+artifacts of float models, ONNX Runtime's static quantizer (edgemtl.quant.ort).
 
 Nothing else in edgemtl knows about quantization: training reuses the trainer on a
 :class:`QuantizedModel` adapter, export lowers the converted program it saves.

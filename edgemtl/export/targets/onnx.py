@@ -6,8 +6,8 @@ goes into ``metadata_props`` under the key ``edgemtl``.
 
 int8, two quantizers (option ``quantizer``):
 
-- ``ort``: ONNX Runtime's static quantizer on the fp32 graph, QDQ with uint8 activations and
-  int8 per-channel weights (U8S8: the fast path of ORT's x86 kernels; S8S8 and PT2E's QDQ run
+- ``ort``: ONNX Runtime's static quantizer on the fp32 graph (edgemtl.quant.ort), QDQ with uint8
+  activations and int8 per-channel weights (U8S8: the fast path of ORT's x86 kernels; S8S8 and PT2E's QDQ run
   slower than fp32 there). Nodes that read the task input or anything derived from it (task
   encoding, selected per-task weights and the ops reading them, the invalid-task guard) stay
   fp32, as in edgemtl.quant. Option ``reduce_range`` (auto | true | false): 7-bit weights.
@@ -188,6 +188,8 @@ class OnnxTarget(ExportTarget):
             programs["forward"], graphs[0], int(ctx.options["opset"]), bool(ctx.options["optimize"])
         )
         if ctx.precision == "int8" and self.ort_calibration is not None:
+            from edgemtl.quant.ort import QdqSimulation, quantize_ort
+
             data = quantize_ort(
                 data, graphs[0], ctx.io, self.ort_calibration, bool(ctx.options["reduce_range"])
             )
@@ -245,103 +247,6 @@ class OnnxTarget(ExportTarget):
             f"task_input={meta['task_input']['scheme']}; see metadata_props['{METADATA_KEY}']"
         )
         atomic_write_bytes(path, model.SerializeToString())
-
-
-def task_dependent_nodes(model: Any, image_input: str = "image") -> list[str]:
-    """Nodes that read anything derived from a non-image input (the task): the task encoding,
-    the task-selected weights and the ops they feed directly (SE matmuls, the invalid-task guard).
-    Kept fp32, as edgemtl.quant keeps task-selected weights fp32: a per-tensor int8 range over
-    selected weights costs accuracy, and ORT cannot fold a non-constant bias."""
-    task_inputs = {i.name for i in model.graph.input if i.name != image_input}
-    derived = set(task_inputs)
-    from_image = {image_input}
-    keep_float = []
-    for node in model.graph.node:  # ONNX graphs are topologically sorted
-        reads_task = any(i in derived for i in node.input)
-        reads_image = any(i in from_image for i in node.input)
-        if reads_task and not reads_image:
-            derived.update(node.output)
-        if reads_image:
-            from_image.update(node.output)
-        if reads_task or not reads_image:
-            keep_float.append(node.name)
-    return keep_float
-
-
-class QdqSimulation:
-    """The fake-quant reference of an ORT-quantized graph: the same QDQ graph run by ONNX Runtime
-    with graph optimisations off, so Quantize/DequantizeLinear execute as float ops instead of
-    being fused into integer kernels. Called like the PyTorch module it stands in for."""
-
-    def __init__(self, data: bytes) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-        self.names = [i.name for i in self.session.get_inputs()]
-
-    def __call__(self, *inputs):
-        import torch
-
-        outs = self.session.run(None, {n: t.numpy() for n, t in zip(self.names, inputs)})
-        return tuple(torch.from_numpy(o) for o in outs)
-
-
-def quantize_ort(
-    fp32: bytes, graph: Graph, io_spec: dict[str, Any], batches: list, reduce_range: bool = False
-) -> bytes:
-    """ONNX Runtime static quantization (QDQ, U8S8, per-channel) of an fp32 graph."""
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from edgemtl.artifact.signature import encode_task
-
-    names = [s["name"] for s in graph.inputs]
-    feeds = []
-    for batch in batches:
-        for x in batch.split(1):
-            for task in io_spec["tasks"] if len(names) > 1 else io_spec["tasks"][:1]:
-                _, extra = encode_task(io_spec, task)
-                feeds.append(dict(zip(names, [x.numpy(), *extra])))
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(feeds)
-
-        def get_next(self):
-            return next(self.it, None)
-
-    import logging
-
-    root = logging.getLogger()
-    level = root.level
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        root.setLevel(logging.ERROR)  # the quantizer logs advice per node through the root logger
-        src, pre, dst = (Path(tmp) / n for n in ("fp32.onnx", "pre.onnx", "int8.onnx"))
-        src.write_bytes(fp32)
-        try:  # shape inference + fusions; the quantizer works without it, just less well
-            quant_pre_process(str(src), str(pre))
-        except Exception:  # noqa: BLE001 (its failures are optimisation misses, not errors)
-            pre = src
-        try:
-            quantize_static(
-                str(pre),
-                str(dst),
-                Reader(),
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                reduce_range=reduce_range,
-                nodes_to_exclude=task_dependent_nodes(onnx.load(str(pre))),
-            )
-        finally:
-            root.setLevel(level)
-        return dst.read_bytes()
 
 
 def ort_surrogates(programs: dict[str, Any], graphs: list[Graph]) -> dict[str, bytes]:

@@ -1,0 +1,112 @@
+"""ONNX Runtime's static int8 quantizer applied to an exported fp32 ONNX graph (the onnx target's
+``quantizer=ort``), and the fake-quant reference its parity is checked against.
+
+Why U8S8, per-channel, and ``reduce_range`` on x86 without VNNI: see edgemtl.export.targets.onnx.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgemtl.export.wrapper import Graph
+
+
+def task_dependent_nodes(model: Any, image_input: str = "image") -> list[str]:
+    """Nodes that read anything derived from a non-image input (the task): the task encoding,
+    the task-selected weights and the ops they feed directly (SE matmuls, the invalid-task guard).
+    Kept fp32, as edgemtl.quant keeps task-selected weights fp32: a per-tensor int8 range over
+    selected weights costs accuracy, and ORT cannot fold a non-constant bias."""
+    task_inputs = {i.name for i in model.graph.input if i.name != image_input}
+    derived = set(task_inputs)
+    from_image = {image_input}
+    keep_float = []
+    for node in model.graph.node:  # ONNX graphs are topologically sorted
+        reads_task = any(i in derived for i in node.input)
+        reads_image = any(i in from_image for i in node.input)
+        if reads_task and not reads_image:
+            derived.update(node.output)
+        if reads_image:
+            from_image.update(node.output)
+        if reads_task or not reads_image:
+            keep_float.append(node.name)
+    return keep_float
+
+
+class QdqSimulation:
+    """The fake-quant reference of an ORT-quantized graph: the same QDQ graph run by ONNX Runtime
+    with graph optimisations off, so Quantize/DequantizeLinear execute as float ops instead of
+    being fused into integer kernels. Called like the PyTorch module it stands in for."""
+
+    def __init__(self, data: bytes) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        self.names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, *inputs):
+        import torch
+
+        outs = self.session.run(None, {n: t.numpy() for n, t in zip(self.names, inputs)})
+        return tuple(torch.from_numpy(o) for o in outs)
+
+
+def quantize_ort(
+    fp32: bytes, graph: Graph, io_spec: dict[str, Any], batches: list, reduce_range: bool = False
+) -> bytes:
+    """ONNX Runtime static quantization (QDQ, U8S8, per-channel) of an fp32 graph."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from edgemtl.artifact.signature import encode_task
+
+    names = [s["name"] for s in graph.inputs]
+    feeds = []
+    for batch in batches:
+        for x in batch.split(1):
+            for task in io_spec["tasks"] if len(names) > 1 else io_spec["tasks"][:1]:
+                _, extra = encode_task(io_spec, task)
+                feeds.append(dict(zip(names, [x.numpy(), *extra])))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(feeds)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        root.setLevel(logging.ERROR)  # the quantizer logs advice per node through the root logger
+        src, pre, dst = (Path(tmp) / n for n in ("fp32.onnx", "pre.onnx", "int8.onnx"))
+        src.write_bytes(fp32)
+        try:  # shape inference + fusions; the quantizer works without it, just less well
+            quant_pre_process(str(src), str(pre))
+        except Exception:  # noqa: BLE001 (its failures are optimisation misses, not errors)
+            pre = src
+        try:
+            quantize_static(
+                str(pre),
+                str(dst),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                reduce_range=reduce_range,
+                nodes_to_exclude=task_dependent_nodes(onnx.load(str(pre))),
+            )
+        finally:
+            root.setLevel(level)
+        return dst.read_bytes()
