@@ -45,6 +45,7 @@ def main() -> None:
     from edgemtl.quant.pt2e import QuantConfig
     from edgemtl.quant.run import format_report, run_quantization
     from edgemtl.recipes import Recipe
+    from edgemtl.tasks import TASKS
     from edgemtl.train.trainer import Trainer
 
     out = Path(args.out)
@@ -113,7 +114,7 @@ def main() -> None:
             {"adversarial": True, "adv_weight": 0.01},
         )
     base = {t: results[f"single_{t}"]["primary"][t] for t in args.tasks}
-    hib = {"semseg": True, "parts": True, "saliency": True, "edges": True, "depth": False, "normals": False}
+    hib = {t: TASKS.get(t).higher_is_better for t in args.tasks}  # each task's own direction
     table = {}
     for name in ("hard_sharing", "astmt", "astmt_adv"):
         if name in results:
@@ -126,13 +127,13 @@ def main() -> None:
     quant = None
     if "quant" not in args.skip and astmt_recipe is not None:
         t0 = time.perf_counter()
-        recipe = astmt_recipe
-        recipe.train.update(epochs=args.qat_epochs, lr=args.lr * 0.1, adversarial=False)
+        qcfg = QuantConfig(qat_epochs=args.qat_epochs)  # QAT at 0.1 x the training lr, as `edgemtl qat`
+        recipe = qcfg.finetune_recipe(astmt_recipe)
         qdir = out / "quant"
         quant = (
             json.loads((qdir / "quant_report.json").read_text())
             if (qdir / "quant_report.json").is_file()
-            else run_quantization(str(out / "runs" / "astmt_adv" / "best.pt"), recipe, qdir, QuantConfig())
+            else run_quantization(str(out / "runs" / "astmt_adv" / "best.pt"), recipe, qdir, qcfg)
         )
         print(format_report(quant))
         for k in ("ptq", "qat"):

@@ -7,6 +7,7 @@ choices. ``--set section.key=value`` overrides any entry (the value is parsed as
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,14 @@ def synth_size(value: Any, where: Any = "recipe") -> list[tuple[int, int]]:
 
 @dataclass
 class Recipe:
+    """A recipe's sections as written (with ``--set`` applied) and their typed, validated forms.
+
+    The written sections are the run's identity (the bench keys runs by their hash, so a default
+    added to TrainConfig later does not orphan finished runs); everything that *uses* a setting
+    reads the typed ``train_config`` / ``model_config()``, whose defaults live in one place. Change
+    a setting with ``with_train``, which returns a new, re-validated recipe.
+    """
+
     path: str
     description: str = ""
     model: dict[str, Any] = field(default_factory=dict)
@@ -57,6 +66,23 @@ class Recipe:
     aux_tasks: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.train_config  # noqa: B018 (validates now: a bad train key fails at load, naming the recipe)
+
+    @property
+    def train_config(self):
+        """The ``train`` section as a TrainConfig (every default filled in)."""
+        from edgemtl.train.config import TrainConfig
+
+        try:
+            return TrainConfig.from_dict(dict(self.train))
+        except EdgeMTLError as e:
+            raise EdgeMTLError(f"{self.path}: {e}") from None
+
+    def with_train(self, **changes: Any) -> Recipe:
+        """A copy with ``train`` settings changed (validated; this recipe is left as it is)."""
+        return dataclasses.replace(self, train={**copy.deepcopy(self.train), **changes})
 
     def dataset_meta(self) -> dict[str, Any]:
         """dataset.json of ``data.root`` if it exists, else the synthetic preset's description."""

@@ -165,6 +165,25 @@ def test_recipe_errors_name_the_key(write_recipe, tmp_path):
         make_trainer(write_recipe, tmp_path, tasks=("semseg", "normal"))
 
 
+def test_recipe_carries_its_typed_train_config(write_recipe):
+    """Bad train settings fail when the recipe loads (naming the file); changes make a new recipe."""
+    from edgemtl.quant.config import QuantConfig
+    from edgemtl.train.config import TrainConfig
+
+    path = write_recipe(train={"lr": "2e-3"})  # YAML 1.1 reads 2e-3 as a string: coerced, not refused
+    recipe = load_recipe(str(path))
+    cfg = recipe.train_config
+    assert isinstance(cfg, TrainConfig) and cfg.lr == 2e-3 and cfg.epochs == 1
+    assert cfg.momentum == TrainConfig().momentum  # defaults from the one place they live
+    with pytest.raises(EdgeMTLError, match=rf"{path}.*train.epochs: expected an integer"):
+        load_recipe(str(path), ["train.epochs=two"])
+    qat = QuantConfig(qat_epochs=3, lr_scale=0.5).finetune_recipe(recipe)
+    assert (qat.train_config.epochs, qat.train_config.lr, qat.train_config.adversarial) == (3, 1e-3, False)
+    assert recipe.train_config.epochs == 1 and recipe.train["lr"] == "2e-3"  # the original is untouched
+    with pytest.raises(EdgeMTLError, match="train.epochs must be >= 1"):
+        recipe.with_train(epochs=0)
+
+
 def test_gradient_reversal_and_schedule():
     x = torch.ones(3, requires_grad=True)
     grad_reverse(x, 0.5).sum().backward()

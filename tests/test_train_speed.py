@@ -178,7 +178,7 @@ def test_resume_refuses_another_precision_than_the_run_trained_in(write_recipe, 
     _trainer(write_recipe, tmp_path, "run", max_steps_per_epoch=1).fit()
     monkeypatch.setattr("edgemtl.train.speed.cpu_has_native_bf16", lambda: True)
     recipe = load_recipe(str(tmp_path / "run.yaml"))
-    recipe.train["epochs"] = 2
+    recipe = recipe.with_train(epochs=2)
     with pytest.raises(EdgeMTLError, match="trained in fp32.*would continue in bf16.*train.precision=fp32"):
         Trainer(
             recipe, tmp_path / "run", resume=True, progress=False, baselines_path=str(tmp_path / "b.json")

@@ -239,7 +239,7 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
         return {"status": "skipped: the runs were tested on different images"}
     weights = resample_weights(len(ids))
     # The meters the runs' test evaluation used (the trainer's protocol), to rebuild resampled states.
-    protocol = Protocol(edge_thresholds=int(suite.train.get("edge_thresholds", 15)), name=suite.protocol)
+    protocol = Protocol(edge_thresholds=suite.train_config.edge_thresholds, name=suite.protocol)
     templates = {t: protocol.new_meter(tasks[t]) for t in suite.tasks}
     hib = {t: tasks[t].higher_is_better for t in suite.tasks}
     samples: dict[str, dict[str, np.ndarray]] = {}

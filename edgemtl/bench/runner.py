@@ -18,7 +18,6 @@ from edgemtl.bench.clock import StageClock
 from edgemtl.bench.suite import Suite
 from edgemtl.data.dataset import load_meta
 from edgemtl.errors import EdgeMTLError, UnsupportedError
-from edgemtl.train.config import TrainConfig
 
 # The suite's quant settings that change the int8 programs: a report made with others is redone.
 QUANT_KEYS = ("qat_epochs", "calib_batches", "lr_scale", "task_weights", "float_modules")
@@ -84,16 +83,17 @@ def train_model(
     from edgemtl.train.trainer import Trainer
 
     recipe = suite.recipe(name, seed)
-    params = recipe.train.get("balancer_params") or {}
-    if recipe.train.get("balancer") == "amtl" and "potentials" not in params and trained is not None and root:
+    params = recipe.train_config.balancer_params
+    if recipe.train_config.balancer == "amtl" and "potentials" not in params and trained is not None and root:
         # Part of the recipe hash: new baselines retrain the AMTL model.
-        recipe.train["balancer_params"] = {**params, "potentials": amtl_potentials(suite, trained, root)}
+        potentials = amtl_potentials(suite, trained, root)
+        recipe = recipe.with_train(balancer_params={**params, "potentials": potentials})
     run = out / "runs" / f"{name}-{recipe_hash(recipe)}"
     if (run / "summary.json").is_file() and (not need_checkpoint or (run / "best.pt").is_file()):
         summary = json.loads((run / "summary.json").read_text())
         summary["reused"] = True
         summary["run"] = str(run)  # where it is now (a carried result set moves)
-        return {**summary, "seed": recipe.train["seed"]}
+        return {**summary, "seed": recipe.train_config.seed}
     if (run / "summary.json").is_file():
         kept = run.with_name(f"{run.name}.results-without-checkpoint")
         if progress:
@@ -111,7 +111,7 @@ def train_model(
     trainer = Trainer(
         recipe, run, resume=resume, progress=progress, baselines_path=str(out / "baselines.json")
     )
-    return {**trainer.fit(), "seed": recipe.train["seed"]}
+    return {**trainer.fit(), "seed": recipe.train_config.seed}
 
 
 def quantize_model(suite: Suite, name: str, checkpoint: str, out: Path, progress: bool) -> dict[str, Any]:
@@ -207,7 +207,7 @@ def _test_protocol(suite: Suite, root: Path, input_size):
     split = eval_split(root)
     return Protocol(
         split,
-        edge_thresholds=TrainConfig.from_dict(dict(suite.train)).edge_thresholds,
+        edge_thresholds=suite.train_config.edge_thresholds,
         input_size=tuple(input_size),
         name=suite.protocol,
     )
@@ -226,7 +226,7 @@ def evaluate_test(
     tasks = build_tasks(model.task_names, meta)
     protocol = _test_protocol(suite, root, model.config.image_size)
     ds = MultiTaskDataset(root, protocol.split, tasks=list(tasks), input_size=protocol.input_size)
-    bs = batch_size or TrainConfig.from_dict(dict(suite.train)).batch_size
+    bs = batch_size or suite.train_config.batch_size
     return evaluate(model, make_loader(ds, bs, False, 0, 0, 0), tasks, protocol, image_states=states)
 
 

@@ -117,6 +117,13 @@ class Suite:
                 f"(got {value!r})"
             )
 
+    @property
+    def train_config(self):
+        """The suite's shared ``train`` section, typed (the defaults every variant starts from)."""
+        from edgemtl.train.config import TrainConfig
+
+        return TrainConfig.from_dict(dict(self.train))
+
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("name", "path", "scale", "protocol", *KEYS) if k != "scales"}
 

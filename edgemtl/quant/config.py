@@ -21,14 +21,8 @@ class QuantConfig:
     def finetune_recipe(self, recipe):
         """A copy of ``recipe`` set up for QAT finetuning: ``qat_epochs`` at ``lr_scale`` x its lr,
         no warm-up, no adversarial branch (the discriminator is not part of the int8 program)."""
-        import copy
-
-        from edgemtl.train.config import TrainConfig
-
-        out = copy.deepcopy(recipe)
-        lr = TrainConfig.from_dict(dict(out.train)).lr * float(self.lr_scale)
-        out.train.update(epochs=int(self.qat_epochs), lr=lr, adversarial=False, warmup_epochs=0)
-        return out
+        lr = recipe.train_config.lr * float(self.lr_scale)
+        return recipe.with_train(epochs=int(self.qat_epochs), lr=lr, adversarial=False, warmup_epochs=0)
 
     def __post_init__(self) -> None:
         if self.task_weights not in ("float", "per_tensor"):

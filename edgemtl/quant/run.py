@@ -14,7 +14,6 @@ from edgemtl.quant.wrapper import QuantizedModel
 from edgemtl.recipes import Recipe
 from edgemtl.report import write_json
 from edgemtl.tasks import build_tasks
-from edgemtl.train.config import TrainConfig
 from edgemtl.train.data import eval_split, make_loader, resolve_data_root
 
 
@@ -25,7 +24,7 @@ def run_quantization(
     root = resolve_data_root(recipe.data, progress)
     meta = load_meta(root)
     tasks = build_tasks(model.task_names, meta)
-    train_cfg = TrainConfig.from_dict(dict(recipe.train))  # typed, with the training defaults
+    train_cfg = recipe.train_config
     bs = train_cfg.batch_size
     split = eval_split(root)
     # One input scale everywhere (docs/metrics.md): the test images and the calibration images are

@@ -25,7 +25,6 @@ from edgemtl.recipes import Recipe
 from edgemtl.tasks import build_tasks
 from edgemtl.train import baselines as bl
 from edgemtl.train.adversarial import TaskDiscriminator, ganin_alpha
-from edgemtl.train.config import TrainConfig
 from edgemtl.train.data import (
     dataset_fingerprint,
     eval_split,
@@ -67,7 +66,7 @@ class Trainer:
     ) -> None:
         """``model`` replaces the recipe's model (QAT finetunes a fake-quant graph this way)."""
         self.recipe, self.out, self.progress = recipe, Path(out), progress
-        self.cfg = TrainConfig.from_dict(recipe.train)
+        self.cfg = recipe.train_config
         self.dist: DistInfo = setup_distributed()
         # One writer per run folder, taken before the folder is inspected (two runs with one --out
         # would overwrite each other's checkpoints); released when fit()/finetune() end.
