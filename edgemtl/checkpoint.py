@@ -3,9 +3,8 @@
 Layout (a plain dict of tensors and builtins, so no pickle code runs on load)::
 
     format: "edgemtl-checkpoint", format_version: 1, edgemtl_version
-    model_config: ModelConfig.to_dict()       (tasks carry their class names, units, decoding)
+    model_config, dataset, task_info: the model card (edgemtl.card), as in .pt2 programs and manifests
     state_dict: the model's weights
-    dataset: dataset.json subset (name, classes, depth_range, edge_max_dist, ...)
     extra: free-form (trainer state, metrics, ...)
 """
 
@@ -24,30 +23,19 @@ from edgemtl.errors import EdgeMTLError
 
 FORMAT = "edgemtl-checkpoint"
 FORMAT_VERSION = 1
-_DATASET_KEYS = (
-    "name",
-    "tasks",
-    "classes",
-    "ignore_index",
-    "depth_range",
-    "edge_max_dist",
-    "image_size",
-    "preset",
-)
 
 
 def save_checkpoint(
     path: str | os.PathLike, model, dataset_meta: dict | None = None, extra: dict | None = None
 ) -> None:
-    cfg = model.config.to_dict()
-    cfg["pretrained"] = None  # the weights are in the file; never re-download on load
+    from edgemtl.card import ModelCard
+
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "edgemtl_version": __version__,
-        "model_config": cfg,
+        **ModelCard.of(model, dataset_meta).to_dict(),  # pretrained: None (the weights are in the file)
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "dataset": {k: v for k, v in (dataset_meta or {}).items() if k in _DATASET_KEYS},
         "extra": extra or {},
     }
     buf = io.BytesIO()
@@ -85,10 +73,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 def load_checkpoint(path: str | os.PathLike):
     """Rebuild the model from a checkpoint; returns ``(model, checkpoint_dict)``."""
-    from edgemtl.models import create_model
+    from edgemtl.card import ModelCard
 
     ckpt = read_checkpoint(path)
-    model = create_model(ckpt["model_config"])
+    model = ModelCard.from_dict(ckpt, path).build_model()
     missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
     if missing or unexpected:
         raise EdgeMTLError(

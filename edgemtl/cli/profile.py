@@ -59,6 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _model(target: str, overrides: list[str]):
     """(model for counting, input size of the target or None)."""
+    from edgemtl.card import ModelCard, read_card
     from edgemtl.errors import EdgeMTLError
     from edgemtl.export import TARGETS, runnable_targets, target_class
     from edgemtl.models import create_model
@@ -75,17 +76,14 @@ def _model(target: str, overrides: list[str]):
 
         meta = runtime.load(target).metadata  # checks the manifest and the file first
         size = (meta.get("preprocessing") or {}).get("size_hw")
-        return create_model(dict(meta["model_config"], pretrained=None)).eval(), tuple(size) if size else None
+        return ModelCard.from_dict(meta, target).build_model(), tuple(size) if size else None
     if target.endswith((".pt", ".pth", ".ckpt")):
         from edgemtl.checkpoint import load_checkpoint
 
         return load_checkpoint(target)[0], None
     if target.endswith(".pt2"):
         # An int8 program from `edgemtl qat`: the counts are those of its float architecture.
-        from edgemtl.quant.pt2e import load_program
-
-        _, info = load_program(target, with_info=True)
-        return create_model(dict(info["model_config"], pretrained=None)).eval(), None
+        return read_card(target).build_model(), None
     if not target.endswith((".yaml", ".yml")) and "." in target.rsplit("/", 1)[-1]:
         raise EdgeMTLError(
             f"{target}: not something edgemtl profile reads; pass a checkpoint (.pt), an int8 "

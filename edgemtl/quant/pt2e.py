@@ -168,7 +168,9 @@ def save_program(
     from edgemtl.data.layout import atomic_write_bytes
 
     ep = torch.export.export(module, example_inputs(model_like, 1))
-    info = {"model_config": model_like.config.to_dict(), "stage": stage, "dataset": dataset or {}}
+    from edgemtl.card import ModelCard
+
+    info = {**ModelCard.of(model_like, dataset).to_dict(), "stage": stage}
     buf = io.BytesIO()
     torch.export.save(ep, buf, extra_files={PROGRAM_INFO: json.dumps(info)})
     atomic_write_bytes(Path(path), buf.getvalue())
@@ -198,10 +200,9 @@ def load_program(path: str | os.PathLike, with_info: bool = False):
 def load_quantized_model(path: str | os.PathLike):
     """A .pt2 from ``edgemtl qat`` as a QuantizedModel (the float model is rebuilt from its config
     for task names, channels and normalisation; its weights are not needed)."""
-    from edgemtl.models import create_model
+    from edgemtl.card import ModelCard
     from edgemtl.quant.wrapper import QuantizedModel
 
     ep, info = load_program(path, with_info=True)
-    cfg = dict(info["model_config"], pretrained=None)
-    reference = create_model(cfg).eval()
+    reference = ModelCard.from_dict(info, path).build_model()
     return QuantizedModel(ep.module(), reference, "ptq" if info.get("stage") == "ptq" else "converted"), info
