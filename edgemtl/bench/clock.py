@@ -6,10 +6,11 @@ by how fast this machine has been so far relative to that reference.
 
 from __future__ import annotations
 
-import sys
 import time
 from contextlib import contextmanager
 from typing import Any
+
+from edgemtl.log import get_logger
 
 
 def _fmt(seconds: float) -> str:
@@ -28,7 +29,7 @@ class StageClock:
         self.planned = list(planned or [])
         self.estimates = dict(estimates or {})
         self.progress = progress
-        self.stream = stream or sys.stdout
+        self.stream = stream  # None: the edgemtl logger (edgemtl.log)
         self.records: list[dict[str, Any]] = []
         self.start = time.perf_counter()
 
@@ -64,11 +65,9 @@ class StageClock:
             est_txt = f"est. {_fmt(est * self._speed())}" if est is not None else "no estimate"
             left = self.remaining()
             left_txt = f", ~{_fmt(left)} left in all" if left is not None else ""
-            print(
+            self._say(
                 f"{self._bar(index, total)} stage {index + 1}/{total}: {label} ({est_txt}; "
-                f"{_fmt(time.perf_counter() - self.start)} elapsed{left_txt})",
-                file=self.stream,
-                flush=True,
+                f"{_fmt(time.perf_counter() - self.start)} elapsed{left_txt})"
             )
         t0 = time.perf_counter()
         try:
@@ -77,7 +76,13 @@ class StageClock:
             seconds = time.perf_counter() - t0
             self.records.append({"key": key, "label": label, "seconds": round(seconds, 2)})
             if self.progress:
-                print(f"    done: {label} in {_fmt(seconds)}", file=self.stream, flush=True)
+                self._say(f"    done: {label} in {_fmt(seconds)}")
+
+    def _say(self, message: str) -> None:
+        if self.stream is None:
+            get_logger(__name__).info(message)
+        else:
+            print(message, file=self.stream, flush=True)
 
     @property
     def elapsed(self) -> float:

@@ -18,6 +18,9 @@ from edgemtl.bench.clock import StageClock
 from edgemtl.bench.suite import Suite
 from edgemtl.data.dataset import load_meta
 from edgemtl.errors import EdgeMTLError, UnsupportedError
+from edgemtl.log import get_logger
+
+log = get_logger(__name__)
 
 # The suite's quant settings that change the int8 programs: a report made with others is redone.
 QUANT_KEYS = ("qat_epochs", "calib_batches", "lr_scale", "task_weights", "float_modules")
@@ -97,10 +100,9 @@ def train_model(
     if (run / "summary.json").is_file():
         kept = run.with_name(f"{run.name}.results-without-checkpoint")
         if progress:
-            print(
+            log.info(
                 f"    {name}: the weights of the finished run were not kept; training it again "
-                f"(its results move to {kept.name})",
-                flush=True,
+                f"(its results move to {kept.name})"
             )
         if kept.exists():
             import shutil
@@ -300,36 +302,24 @@ def evaluate_artifact(path: str, suite: Suite, root: Path, threads: int) -> dict
     return evaluate(RuntimeModel(rt), make_loader(ds, 8, False, 0, 0, 0), tasks, protocol)
 
 
-def run_suite(
-    suite: Suite, out: Path, progress: bool = True, clock: StageClock | None = None
-) -> dict[str, Any]:
-    """Everything the suite names; returns the results (rows + context), also written to out."""
-    from edgemtl.bench.report import build_rows
-    from edgemtl.export import runnable_targets
-    from edgemtl.models import create_model
-    from edgemtl.profile.counts import profile_counts
-    from edgemtl.profile.latency import profile_artifact
-    from edgemtl.train.data import resolve_data_root
-
-    out.mkdir(parents=True, exist_ok=True)
-    clock = clock or StageClock(progress=progress)
-    names = suite.model_names()
-    with clock.stage("data", "render or locate the dataset"):
-        root = resolve_data_root(suite.data, progress)
+def _train_all(
+    suite: Suite, out: Path, root: Path, clock: StageClock, progress: bool
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]], dict[str, str]]:
+    """Every model at the first seed, then every other seed: (first-seed runs, runs per seed, failures)."""
     trained: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
     # the first seed's weights are read by the int8, export and peer-protocol steps
     needs_weights = set(suite.quant.get("variants", [])) | set(
         suite.export.get("models", list(suite.variants))
     )
-    for name in names:
+    for name in suite.model_names():
         with clock.stage(f"train {name}", f"train {name}"):
             keep = name in needs_weights or suite.protocol != "edgemtl"
             try:
                 trained[name] = train_model(suite, name, out, progress, trained, root, need_checkpoint=keep)
             except EdgeMTLError as e:  # one bad variant is a row, not the end of the bench
                 failed[name] = str(e)
-                print(f"    train {name} failed: {e}", flush=True)
+                log.warning(f"    train {name} failed: {e}")
     if any(f"single_task_{t}" in failed for t in suite.tasks):
         raise EdgeMTLError(f"single-task baselines failed, Δm is undefined: {failed}")
     # More seeds: the same models trained again (runs keyed by recipe hash, so they are reused too);
@@ -339,34 +329,19 @@ def run_suite(
         for name in list(trained):
             with clock.stage(f"train {name} seed {seed}", f"train {name} (seed {seed})"):
                 try:
-                    trained_seeds[name].append(
-                        train_model(
-                            suite,
-                            name,
-                            out,
-                            progress,
-                            trained,
-                            root,
-                            seed,
-                            need_checkpoint=suite.protocol != "edgemtl",
-                        )
-                    )
+                    keep = suite.protocol != "edgemtl"
+                    run = train_model(suite, name, out, progress, trained, root, seed, need_checkpoint=keep)
+                    trained_seeds[name].append(run)
                 except EdgeMTLError as e:
                     failed[f"{name} (seed {seed})"] = str(e)
-                    print(f"    train {name} seed {seed} failed: {e}", flush=True)
-    if suite.protocol != "edgemtl":  # every number under the peer's conventions, from the same runs
-        with clock.stage(
-            f"evaluate ({suite.protocol})", f"re-evaluate the test split under {suite.protocol}"
-        ):
-            trained_seeds = {
-                n: [reevaluate_run(r, suite, root) for r in runs] for n, runs in trained_seeds.items()
-            }
-            trained = {n: runs[0] for n, runs in trained_seeds.items()}
-    counts = {}
-    meta = load_meta(root)
-    for name in trained:  # parameters and MACs are the architecture's: no weights needed
-        model = create_model(suite.recipe(name).model_config(meta), pretrained=None).eval()
-        counts[name] = profile_counts(model).to_dict()
+                    log.warning(f"    train {name} seed {seed} failed: {e}")
+    return trained, trained_seeds, failed
+
+
+def _quantize_all(
+    suite: Suite, trained: dict[str, dict[str, Any]], out: Path, root: Path, clock: StageClock, progress: bool
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """PTQ + QAT of the suite's quant variants: (reports, failures); a failure is said in its rows."""
     quant: dict[str, dict[str, Any]] = {}
     quant_failed: dict[str, str] = {}
     for name in [v for v in suite.quant.get("variants", []) if v in trained]:
@@ -377,40 +352,85 @@ def run_suite(
                 quant[name] = reevaluate_quant(q, suite, root) if suite.protocol != "edgemtl" else q
             except Exception as e:  # noqa: BLE001 (its int8 rows say why; the rest of the bench goes on)
                 quant_failed[name] = f"{type(e).__name__}: {e}" if not isinstance(e, EdgeMTLError) else str(e)
-                print(f"    quantize {name} failed: {quant_failed[name]}", flush=True)
+                log.warning(f"    quantize {name} failed: {quant_failed[name]}")
+    return quant, quant_failed
+
+
+def _artifact_row(
+    name: str,
+    fmt: dict[str, Any],
+    suite: Suite,
+    run: Path,
+    quant: dict[str, Any] | None,
+    quant_error: str | None,
+    out: Path,
+    root: Path,
+    lat: dict[str, Any],
+) -> dict[str, Any]:
+    """One exported artifact: exported and verified, then evaluated and timed on its own runtime."""
+    from edgemtl.export import runnable_targets
+    from edgemtl.profile.latency import profile_artifact
+
+    if quant_error is not None and fmt["precision"] in ("int8-ptq", "int8-qat"):
+        return {
+            "model": name,
+            "format": fmt["target"],
+            "precision": fmt["precision"],
+            "status": "export failed",
+            "error": f"quantization failed: {quant_error}",
+        }
+    row = export_row(name, fmt, run, quant, out, root / "images")
+    if row["status"] == "ok" and fmt["target"] in runnable_targets():
+        try:
+            row["metrics"] = evaluate_artifact(row["artifact"], suite, root, int(lat["threads"]))
+            row["latency"] = profile_artifact(
+                row["artifact"], int(lat["threads"]), int(lat["warmup"]), int(lat["runs"])
+            )
+        except Exception as e:  # noqa: BLE001 (a runtime that cannot run it is a row too)
+            trace = traceback.format_exc(limit=6)
+            row.update(status="eval failed", error=f"{type(e).__name__}: {e}", traceback=trace)
+    elif row["status"] == "ok":
+        row["status"] = "ok (structural; does not run on this host)"
+    return row
+
+
+def run_suite(
+    suite: Suite, out: Path, progress: bool = True, clock: StageClock | None = None
+) -> dict[str, Any]:
+    """Everything the suite names; returns the results (rows + context), also written to out."""
+    from edgemtl.bench.report import build_rows
+    from edgemtl.models import create_model
+    from edgemtl.profile.counts import profile_counts
+    from edgemtl.train.data import resolve_data_root
+
+    out.mkdir(parents=True, exist_ok=True)
+    clock = clock or StageClock(progress=progress)
+    with clock.stage("data", "render or locate the dataset"):
+        root = resolve_data_root(suite.data, progress)
+    trained, trained_seeds, failed = _train_all(suite, out, root, clock, progress)
+    if suite.protocol != "edgemtl":  # every number under the peer's conventions, from the same runs
+        with clock.stage(
+            f"evaluate ({suite.protocol})", f"re-evaluate the test split under {suite.protocol}"
+        ):
+            trained_seeds = {
+                n: [reevaluate_run(r, suite, root) for r in runs] for n, runs in trained_seeds.items()
+            }
+            trained = {n: runs[0] for n, runs in trained_seeds.items()}
+    meta = load_meta(root)
+    counts = {}
+    for name in trained:  # parameters and MACs are the architecture's: no weights needed
+        model = create_model(suite.recipe(name).model_config(meta), pretrained=None).eval()
+        counts[name] = profile_counts(model).to_dict()
+    quant, quant_failed = _quantize_all(suite, trained, out, root, clock, progress)
     lat = {"threads": 2, "runs": 10, "warmup": 3, **suite.latency}
     exported = []
     for name in [m for m in suite.export.get("models", list(suite.variants)) if m in trained]:
         for fmt in suite.export.get("formats", []):
             label = f"{fmt['target']} {fmt['precision']}"
             with clock.stage(f"export {name} {label}", f"export {name} to {label}, verify, evaluate, time"):
-                if name in quant_failed and fmt["precision"] in ("int8-ptq", "int8-qat"):
-                    row = {
-                        "model": name,
-                        "format": fmt["target"],
-                        "precision": fmt["precision"],
-                        "status": "export failed",
-                        "error": f"quantization failed: {quant_failed[name]}",
-                    }
-                else:
-                    row = export_row(
-                        name, fmt, Path(trained[name]["run"]), quant.get(name), out, root / "images"
-                    )
-                if row["status"] == "ok" and fmt["target"] in runnable_targets():
-                    try:
-                        row["metrics"] = evaluate_artifact(row["artifact"], suite, root, int(lat["threads"]))
-                        row["latency"] = profile_artifact(
-                            row["artifact"], int(lat["threads"]), int(lat["warmup"]), int(lat["runs"])
-                        )
-                    except Exception as e:  # noqa: BLE001 (a runtime that cannot run it is a row too)
-                        row.update(
-                            status="eval failed",
-                            error=f"{type(e).__name__}: {e}",
-                            traceback=traceback.format_exc(limit=6),
-                        )
-                elif row["status"] == "ok":
-                    row["status"] = "ok (structural; does not run on this host)"
-                exported.append(row)
+                run = Path(trained[name]["run"])
+                q, q_error = quant.get(name), quant_failed.get(name)
+                exported.append(_artifact_row(name, fmt, suite, run, q, q_error, out, root, lat))
     results = {
         "suite": suite.to_dict(),
         "data_root": str(root),

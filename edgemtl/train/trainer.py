@@ -19,6 +19,7 @@ from edgemtl.data.dataset import MultiTaskDataset, load_meta
 from edgemtl.data.layout import atomic_write_bytes
 from edgemtl.errors import EdgeMTLError
 from edgemtl.evaluate import Protocol, evaluate
+from edgemtl.log import get_logger
 from edgemtl.models import create_model
 from edgemtl.models.ownership import param_owners
 from edgemtl.recipes import Recipe
@@ -43,6 +44,8 @@ from edgemtl.train.steps import (
     joint_step,
     single_tasking_step,
 )
+
+log = get_logger(__name__)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -90,32 +93,51 @@ class Trainer:
             self._lock.release()
 
     def _setup(self, resume: bool, baselines_path: str | None, model: torch.nn.Module | None) -> None:
-        recipe, cfg = self.recipe, self.cfg
+        """Everything a run needs, in an order that keeps runs reproducible: the seed is set before
+        the model's weights, the data and the discriminator draw from the generator."""
         self.baselines_path = baselines_path
+        self._check_run_folder(resume)
+        seed_everything(self.cfg.seed, self.cfg.deterministic)
+        self._setup_device()
+        last = self._setup_model(model, resume)
+        self._build_data()
+        self._setup_balancer()
+        self._setup_optimization(model is not None, self._setup_discriminator())
+        self._loaders: dict[str, Any] = {}
+        self.epoch, self.global_step, self.best_score, self.first_val = 0, 0, -float("inf"), None
+        if last is not None:
+            self._load_state(last)
+
+    def _check_run_folder(self, resume: bool) -> None:
         if self.out.exists() and (self.out / "last.pt").exists() and not resume:
             raise EdgeMTLError(
                 f"{self.out} already holds a run: pass --resume to continue it, or choose another --out"
             )
         if resume and not (self.out / "last.pt").exists():
             raise EdgeMTLError(f"--resume: {self.out}/last.pt not found (nothing to resume)")
-        seed_everything(cfg.seed, cfg.deterministic)
+
+    def _setup_device(self) -> None:
+        cfg = self.cfg
         self.device = torch.device(
             ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
         )
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device(f"cuda:{self.dist.local_rank}")
 
-        self.root = resolve_data_root(recipe.data, self.progress) if self.dist.rank == 0 else None
+    def _setup_model(self, model: torch.nn.Module | None, resume: bool) -> dict[str, Any] | None:
+        """The dataset, the model (checked against the run being resumed) and its tasks; returns the
+        run's last checkpoint when resuming."""
+        self.root = resolve_data_root(self.recipe.data, self.progress) if self.dist.rank == 0 else None
         self.root = self.dist.broadcast_path(self.root)
         self.meta = load_meta(self.root)
-        model_cfg = recipe.model_config(self.meta)
+        model_cfg = self.recipe.model_config(self.meta)
         last = read_checkpoint(self.out / "last.pt") if resume else None  # read once: config and state
         if last is not None:  # an edited recipe must not silently diverge from what the run records
             model_cfg = self._check_resume(last, model_cfg, model is not None)
         self.model = (model if model is not None else create_model(model_cfg)).to(self.device)
         # Speed settings (edgemtl.train.speed); the checkpoints' state_dicts are unchanged by them.
         # Not for a model passed in (QAT's fake-quant graph keeps the layout it was exported with).
-        self.channels_last = model is None and use_channels_last(cfg.channels_last, self.device)
+        self.channels_last = model is None and use_channels_last(self.cfg.channels_last, self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         if self.device.type == "cpu" and model is None:
@@ -125,11 +147,14 @@ class Trainer:
         # The model's input size, never the dataset's: the deployed artifact resizes every image to it,
         # so training sees images at that scale (docs/metrics.md, "Input scale").
         self.input_size = tuple(int(v) for v in self.model.config.image_size)
-        self.crop = tuple(cfg.crop) if cfg.crop else self.input_size
-        self._build_data()
+        self.crop = tuple(self.cfg.crop) if self.cfg.crop else self.input_size
+        return last
 
-        conditional = self.model.conditional
-        self.loop = cfg.loop if cfg.loop != "auto" else ("single_tasking" if conditional else "joint")
+    def _setup_balancer(self) -> None:
+        cfg = self.cfg
+        self.loop = (
+            cfg.loop if cfg.loop != "auto" else ("single_tasking" if self.model.conditional else "joint")
+        )
         fixed = {n: float(cfg.loss_weights.get(n, t.loss_weight)) for n, t in self.tasks.items()}
         self.balancer = build_balancer(
             cfg.balancer, list(self.tasks), fixed_weights=fixed, **cfg.balancer_params
@@ -142,6 +167,11 @@ class Trainer:
                 f"{', '.join(sorted(SINGLE_TASKING_BALANCERS))}"
             )
         self.balancer.to(self.device)  # before the optimizer sees its parameters
+
+    def _setup_discriminator(self) -> list[dict[str, Any]]:
+        """ASTMT's task discriminator (train.adversarial); returns the extra optimizer groups
+        (discriminator, learnable balancer weights)."""
+        cfg = self.cfg
         self.disc = None
         extra_groups = []
         if cfg.adversarial:
@@ -162,12 +192,17 @@ class Trainer:
             )
         if self.balancer.parameters():
             extra_groups.append({"params": self.balancer.parameters(), "lr": cfg.lr, "name": "balancer"})
+        return extra_groups
+
+    def _setup_optimization(self, custom_model: bool, extra_groups: list[dict[str, Any]]) -> None:
+        """The wrapped network, mixed precision, optimizer, schedule and the per-step context."""
+        cfg = self.cfg
         self.net = self.dist.wrap(self.model, self.device)
         if cfg.compile:
             self.net = torch.compile(self.net)
         # A model passed in (QAT's fake-quant graph) trains in fp32: observers and fake-quant need it.
         self.amp = Amp.create(
-            "fp32" if model is not None else cfg.precision, self.device, self.balancer, cfg.balancer
+            "fp32" if custom_model else cfg.precision, self.device, self.balancer, cfg.balancer
         )
         groups = param_groups(self.model, cfg, self.loop == "single_tasking", extra_groups)
         self.optimizer = make_optimizer(groups, cfg)
@@ -191,10 +226,6 @@ class Trainer:
             self.disc,
             self.amp,
         )
-        self._loaders: dict[str, Any] = {}
-        self.epoch, self.global_step, self.best_score, self.first_val = 0, 0, -float("inf"), None
-        if last is not None:
-            self._load_state(last)
 
     def _check_resume(self, ckpt: dict[str, Any], model_cfg, custom_model: bool):
         """The run's model and training config must match the recipe; only train.epochs (and settings
@@ -237,7 +268,7 @@ class Trainer:
                 "another --out"
             )
         if applied and self.progress:
-            print(f"resume: applying {', '.join(applied)}", flush=True)
+            log.info("resume: applying %s", ", ".join(applied))
         return run_model
 
     # ---------------------------------------------------------------- data
@@ -383,11 +414,10 @@ class Trainer:
                     f.write(json.dumps(record, default=float) + "\n")
                 if self.progress:
                     loss_txt = " ".join(f"{k}={v:.3f}" for k, v in train_losses.items())
-                    print(
+                    log.info(
                         f"epoch {self.epoch}/{cfg.epochs} {loss_txt} "
                         f"score={record.get('score', float('nan')):.4g} "
-                        f"({record['time_s']:.1f}s)",
-                        flush=True,
+                        f"({record['time_s']:.1f}s)"
                     )
         return self.finish()
 
@@ -405,10 +435,9 @@ class Trainer:
             self.balancer.epoch_end(self.epoch, losses)
             history.append({"epoch": self.epoch, "train_loss": losses})
             if self.progress:
-                print(
+                log.info(
                     f"finetune epoch {self.epoch + 1}/{self.cfg.epochs} "
-                    + " ".join(f"{k}={v:.3f}" for k, v in losses.items()),
-                    flush=True,
+                    + " ".join(f"{k}={v:.3f}" for k, v in losses.items())
                 )
             self.epoch += 1
         return history

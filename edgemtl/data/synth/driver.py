@@ -268,7 +268,9 @@ def _progress(total: int, enabled: bool):
                 return
             state["done"] += n
             if state["done"] / total >= state["next"] or state["done"] == total:
-                print(f"synth: {state['done']}/{total}", file=sys.stderr)
+                from edgemtl.log import get_logger
+
+                get_logger(__name__).info(f"synth: {state['done']}/{total}")
                 state["next"] += 0.1
 
         return bar
