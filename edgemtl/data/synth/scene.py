@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -238,54 +239,61 @@ def _picture(rng) -> Proto:
     return Proto("picture", prims, slots=2)
 
 
-def sample_scene(rng_or_seed, preset: str | Preset = "nyud") -> Scene:
-    """Draw a random scene (geometry, materials, lights, sensor settings) for ``preset``."""
-    rng = as_rng(rng_or_seed)
-    P = get_preset(preset)
+_Placed = tuple[Proto, np.ndarray, float]  # an object's prototype, position and yaw
+
+
+class _Materials(list):
+    """The scene's material table; ``new(size)`` draws one and returns its index."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        super().__init__()
+        self.rng = rng
+
+    def new(self, size: float) -> int:
+        self.append(random_material(self.rng, size))
+        return len(self) - 1
+
+
+def _room(P: Preset, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The scene box (lo, hi corners): a room indoors, a large open area outdoors."""
     if P.indoor:
         w, dep, hgt = rng.uniform(3.0, 6.0), rng.uniform(3.5, 7.0), rng.uniform(2.4, 3.2)
-        lo, hi = np.array([-w / 2, 0.0, -dep]), np.array([w / 2, hgt, 0.0])
-    else:
-        ex = rng.uniform(12.0, 25.0, size=4)
-        lo = np.array([-ex[0], 0.0, -ex[1]])
-        hi = np.array([ex[2], rng.uniform(8.0, 20.0), ex[3]])
-    cam = _camera(P, rng, lo, hi)
+        return np.array([-w / 2, 0.0, -dep]), np.array([w / 2, hgt, 0.0])
+    ex = rng.uniform(12.0, 25.0, size=4)
+    return np.array([-ex[0], 0.0, -ex[1]]), np.array([ex[2], rng.uniform(8.0, 20.0), ex[3]])
 
-    materials: list[Material] = []
 
-    def new_mat(size: float) -> int:
-        materials.append(random_material(rng, size))
-        return len(materials) - 1
-
-    # room surfaces
+def _surfaces(P: Preset, rng: np.random.Generator, hi: np.ndarray, mats: _Materials) -> np.ndarray:
+    """Material of each of the box's six faces: walls (some different), floor and ceiling indoors;
+    a sky (gradient or distant backdrop) and the ground outdoors."""
     face_material = np.zeros(6, dtype=np.int32)
     if P.indoor:
-        wall_mat = new_mat(2.0)
-        face_material[:] = wall_mat
+        face_material[:] = mats.new(2.0)
         for f in (0, 1, 4, 5):
             if rng.random() < 0.25:
-                face_material[f] = new_mat(2.0)
-        face_material[2] = new_mat(2.0)
-        face_material[3] = new_mat(2.0)
+                face_material[f] = mats.new(2.0)
+        face_material[2] = mats.new(2.0)
+        face_material[3] = mats.new(2.0)
+        return face_material
+    sky = random_material(rng, 1.0)
+    if rng.random() < 0.75:  # sky-like vertical gradient; otherwise a distant textured backdrop
+        sky.pattern = GRADIENT
+        up = np.array([0.0, 1.0, 0.0])
+        sky.rot = np.stack([up, [1.0, 0, 0], [0, 0, 1.0]])  # texture x = world y
+        sky.origin = np.array([0.0, hi[1] / 2, 0.0])
+        sky.scale = hi[1] / 2
     else:
-        sky = random_material(rng, 1.0)
-        if rng.random() < 0.75:  # sky-like vertical gradient; otherwise a distant textured backdrop
-            sky.pattern = GRADIENT
-            up = np.array([0.0, 1.0, 0.0])
-            sky.rot = np.stack([up, [1.0, 0, 0], [0, 0, 1.0]])  # texture x = world y
-            sky.origin = np.array([0.0, hi[1] / 2, 0.0])
-            sky.scale = hi[1] / 2
-        else:
-            sky.scale = rng.uniform(2.0, 10.0)
-        sky.unlit, sky.gain, sky.ks = True, float(rng.uniform(0.6, 1.1)), 0.0
-        materials.append(sky)
-        face_material[:] = len(materials) - 1
-        face_material[2] = new_mat(rng.uniform(1.0, 6.0))
+        sky.scale = rng.uniform(2.0, 10.0)
+    sky.unlit, sky.gain, sky.ks = True, float(rng.uniform(0.6, 1.1)), 0.0
+    mats.append(sky)
+    face_material[:] = len(mats) - 1
+    face_material[2] = mats.new(rng.uniform(1.0, 6.0))
+    return face_material
 
-    # objects
-    placer = _Placer(P, lo, hi, cam, rng)
-    ceiling = hi[1] - 0.05 if P.indoor else np.inf
-    placed: list[tuple[Proto, np.ndarray, float]] = []
+
+def _objects(P: Preset, rng: np.random.Generator, placer: _Placer, ceiling: float) -> list[_Placed]:
+    """The preset's objects, drawn by class frequency, on supports or on the floor, never overlapping."""
+    placed: list[_Placed] = []
     n = int(rng.integers(P.n_objects[0], P.n_objects[1] + 1))
     names = list(P.objects)
     weights = np.array([P.objects[k] for k in names])
@@ -302,9 +310,14 @@ def sample_scene(rng_or_seed, preset: str | Preset = "nyud") -> Scene:
             spot = placer.floor(proto, near=(j == 0 and P.hero))
         if spot is not None:
             placed.append((proto, spot[0], spot[1]))
-    # pictures on the walls (indoor only), never overlapping each other
+    return placed
+
+
+def _pictures(P: Preset, rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray) -> list[_Placed]:
+    """Pictures on the back and side walls (indoor presets), never overlapping each other."""
     npic = int(rng.integers(P.n_pictures[0], P.n_pictures[1] + 1)) if P.n_pictures[1] > 0 else 0
     pics: list[tuple[int, float, float, float, float]] = []
+    placed: list[_Placed] = []
     for _ in range(npic):
         proto = _picture(rng)
         hw, hh = proto.prims[0].scale[0], proto.prims[0].scale[1]
@@ -326,8 +339,11 @@ def sample_scene(rng_or_seed, preset: str | Preset = "nyud") -> Scene:
             continue
         pics.append((wall, a, y, hw, hh))
         placed.append((proto, pos, yaw))
+    return placed
 
-    # flatten to world primitives + per-primitive label tables
+
+def _flatten(P: Preset, rng: np.random.Generator, placed: list[_Placed], mats: _Materials) -> dict[str, Any]:
+    """World primitives and their per-primitive label tables (class, instance, part, material)."""
     prims: list[Prim] = []
     pc, pi, pp_, pcomp, pm = [], [], [], [], []
     objects: list[SceneObject] = []
@@ -336,12 +352,12 @@ def sample_scene(rng_or_seed, preset: str | Preset = "nyud") -> Scene:
         inst = 7 + oi
         composite = proto.cls in P.part_classes
         size = max(proto.radius, 0.1)
-        slot_mats = [new_mat(size)]
+        slot_mats = [mats.new(size)]
         for _s in range(1, proto.slots):
-            slot_mats.append(new_mat(size) if rng.random() < 0.6 else slot_mats[0])
+            slot_mats.append(mats.new(size) if rng.random() < 0.6 else slot_mats[0])
         if proto.meta.get("glow"):
-            glow = new_mat(size)
-            materials[glow].unlit, materials[glow].gain = True, float(rng.uniform(1.0, 1.6))
+            glow = mats.new(size)
+            mats[glow].unlit, mats[glow].gain = True, float(rng.uniform(1.0, 1.6))
             slot_mats[0] = glow
         Ry = rot_y(yaw)
         a = len(prims)
@@ -353,8 +369,19 @@ def sample_scene(rng_or_seed, preset: str | Preset = "nyud") -> Scene:
             pcomp.append(composite)
             pm.append(slot_mats[q.slot])
         objects.append(SceneObject(proto.cls, cid, inst, composite, pos, yaw, (a, len(prims))))
+    return {
+        "prims": prims,
+        "prim_class": np.array(pc, dtype=np.int32),
+        "prim_instance": np.array(pi, dtype=np.int32),
+        "prim_part": np.array(pp_, dtype=np.int32),
+        "prim_composite": np.array(pcomp, dtype=bool),
+        "prim_material": np.array(pm, dtype=np.int32),
+        "objects": objects,
+    }
 
-    # lights
+
+def _lighting(P: Preset, rng: np.random.Generator) -> tuple[list[Light], np.ndarray]:
+    """One or two directional lights (the second dimmer outdoors) and a tinted ambient term."""
     lights = []
     nl = 1 + int(rng.random() < (0.5 if P.indoor else 0.3))
     for i in range(nl):
@@ -364,6 +391,26 @@ def sample_scene(rng_or_seed, preset: str | Preset = "nyud") -> Scene:
         inten = rng.uniform(0.5, 1.1) if (i == 0 or P.indoor) else rng.uniform(0.15, 0.4)
         lights.append(Light(d, inten * (1.0 + rng.uniform(-0.15, 0.15, size=3))))
     ambient = rng.uniform(0.15, 0.45) * (1.0 + rng.uniform(-0.15, 0.15, size=3))
+    return lights, ambient
+
+
+def sample_scene(rng_or_seed, preset: str | Preset = "nyud") -> Scene:
+    """Draw a random scene (geometry, materials, lights, sensor settings) for ``preset``.
+
+    The steps draw from one generator in a fixed order (room, camera, surfaces, objects, pictures,
+    object materials, lights, texture lattice, sensor): a seed gives the same scene on every machine.
+    """
+    rng = as_rng(rng_or_seed)
+    P = get_preset(preset)
+    lo, hi = _room(P, rng)
+    cam = _camera(P, rng, lo, hi)
+    mats = _Materials(rng)
+    face_material = _surfaces(P, rng, hi, mats)
+    placer = _Placer(P, lo, hi, cam, rng)
+    placed = _objects(P, rng, placer, hi[1] - 0.05 if P.indoor else np.inf)
+    placed += _pictures(P, rng, lo, hi)
+    tables = _flatten(P, rng, placed, mats)
+    lights, ambient = _lighting(P, rng)
     lattice = rng.random((16, 16, 16)).astype(np.float32)
     sensor = {
         "key": float(rng.uniform(0.7, 1.0)),
@@ -380,16 +427,10 @@ def sample_scene(rng_or_seed, preset: str | Preset = "nyud") -> Scene:
         face_class=np.array([P.class_id(c) for c in P.face_class], dtype=np.int32),
         face_instance=np.array(P.face_instance, dtype=np.int32),
         face_material=face_material,
-        prims=prims,
-        prim_class=np.array(pc, dtype=np.int32),
-        prim_instance=np.array(pi, dtype=np.int32),
-        prim_part=np.array(pp_, dtype=np.int32),
-        prim_composite=np.array(pcomp, dtype=bool),
-        prim_material=np.array(pm, dtype=np.int32),
-        materials=materials,
+        materials=list(mats),
         lights=lights,
         ambient=ambient,
         lattice=lattice,
         sensor=sensor,
-        objects=objects,
+        **tables,
     )
