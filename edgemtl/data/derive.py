@@ -12,7 +12,6 @@ whether a boundary runs there is unknown; it must not be trained as "no edge".
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -85,7 +84,7 @@ def derive_edges_on_disk(root: str | os.PathLike, overwrite: bool = False) -> in
         edges = edges_from_segmentation(lab, meta.get("ignore_index", IGNORE_INDEX))
         atomic_write_bytes(root / "edges" / path.name, encode_png(edges))
 
-    raw = json.loads((root / DATASET_JSON).read_text())
+    raw = dict(meta)  # as read and validated above (dataset.json is only ever read by load_meta)
     if "edges" not in raw["tasks"]:
         raw["tasks"] = list(raw["tasks"]) + ["edges"]
     source = raw.get("source") if isinstance(raw.get("source"), dict) else {}

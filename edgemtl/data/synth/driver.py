@@ -224,7 +224,9 @@ def generate(
         },
     )
     layout.write_meta(root, meta)
-    return json.loads((root / layout.DATASET_JSON).read_text())
+    from edgemtl.data.dataset import load_meta
+
+    return load_meta(root)  # what a reader will see, validated
 
 
 def preset_meta(preset: str, size: tuple[int, int] | None = (128, 128)) -> dict[str, Any]:
