@@ -497,6 +497,61 @@ def _sqnr(ref, got):
     return sqnr_db(ref, got)
 
 
+@pytest.mark.parametrize("scheme", ["onehot", "index"])
+def test_onnx_specialized_graphs_behind_the_task_input(astmt, images, tmp_path, scheme):
+    """graphs=specialized: one If branch per task (the model specialised to it: static weights, BN
+    folded), selected by the same task input as the conditional graph, with shared layers stored once."""
+    import onnx
+
+    res = export(
+        astmt,
+        "onnx",
+        tmp_path / "s.onnx",
+        task_input=scheme,
+        images=images,
+        options={"graphs": "specialized"},
+    )
+    assert res.metadata["verification"]["passed"] and res.task_input == scheme
+    model = onnx.load(str(res.path))
+    ifs = [n for n in model.graph.node if n.op_type == "If"]
+    assert len(ifs) == 1  # nested: task 0, else (task 1, else (task 2, else NaN))
+    assert not any(n.op_type in ("Gather", "BatchNormalization") for n in model.graph.node)
+    # Layers no task modulates (the encoder, with se=decoder) are outer initializers read by every branch.
+    shared = [i for i in model.graph.initializer if i.name.startswith("shared/")]
+    assert shared and sum(np.prod(i.dims) for i in shared) > 0.5 * sum(
+        p.numel() for p in astmt.backbone.parameters()
+    )
+    assert "stored once" in res.metadata["notes"][-1]
+    check_runtime_matches_pytorch(astmt, res.path, images)
+    # The signature of the conditional graph, guard included: an invalid task input gives NaN.
+    rt = runtime.load(res.path, threads=1)
+    x = preprocess(images[0][1], (32, 32))
+    bad = np.zeros((1, 3), np.float32) if scheme == "onehot" else np.array([3], np.int64)
+    assert np.isnan(rt.backend.run("forward", [x, bad])[0]).all()
+    if scheme == "onehot":
+        half = np.array([[0.5, 0.5, 0.0]], np.float32)
+        assert np.isnan(rt.backend.run("forward", [x, half])[0]).all()
+
+
+@pytest.mark.slow
+def test_onnx_specialized_int8_and_refusals(astmt, astmt_ptq, images, tmp_path):
+    res = export(
+        astmt,
+        "onnx",
+        tmp_path / "s8.onnx",
+        precision="int8",
+        images=images,
+        options={"graphs": "specialized"},
+    )
+    v = res.metadata["verification"]
+    assert v["passed"] and all(t["sqnr_db"] >= 20 for t in v["numeric"]["tasks"].values())
+    rt = runtime.load(res.path, threads=1)
+    for task in rt.tasks:
+        assert _sqnr(reference(astmt, images[0][1], task), rt.predict(images[0][1], task)["raw"]) >= 20, task
+    with pytest.raises(UnsupportedError, match="graphs=specialized specialises a float model"):
+        export(astmt_ptq, "onnx", tmp_path / "q.onnx", precision="int8", options={"graphs": "specialized"})
+
+
 @pytest.mark.slow
 def test_onnx_int8_ort_quantizer(astmt, images, tmp_path):
     import onnx

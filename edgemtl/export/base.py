@@ -199,7 +199,7 @@ def run_export(
 
     model = model.eval()
     per_task_models = None
-    if scheme == "per-task" and model.conditional and getattr(model, "stage", None) is None:
+    if target.specializes(scheme, opts) and model.conditional and getattr(model, "stage", None) is None:
         # Each task's graph gets static weights (and, for int8, its own calibration/quantization).
         from edgemtl.models.specialize import specialize
 
@@ -209,8 +209,9 @@ def run_export(
             )
             for i, t in enumerate(model.task_names)
         }
+        what = "each method" if scheme == "per-task" else f"behind the {scheme} task input, each branch"
         notes.append(
-            "per-task: each method is the model specialised to its task (per-task SE/BN/heads baked in "
+            f"{scheme}: {what} is the model specialised to its task (per-task SE/BN/heads baked in "
             "as plain layers); verified against the task-conditional model"
         )
     else:

@@ -28,6 +28,8 @@ class Backend:
     """A runtime for one artifact format: ``run(method, inputs) -> outputs``, numpy in and out."""
 
     name: ClassVar[str]
+    # The Python module of the runtime library (its import cost is not an artifact's: edgemtl.profile.memory)
+    runtime_module: ClassVar[str | None] = None
     methods: list[str]
     threads: int | None
 
@@ -134,6 +136,12 @@ class ExportTarget:
         if cls.delegate:
             cls.backend.require_delegate(cls.delegate)
         return cls.backend(path, threads)
+
+    def specializes(self, scheme: str, options: dict[str, Any]) -> bool:
+        """Whether the artifact holds the model specialised to each task (edgemtl.models.specialize)
+        rather than the task-conditional graph: per-task methods by default; a target may also put
+        specialised graphs behind a task input (ONNX ``graphs=specialized``)."""
+        return scheme == "per-task"
 
     def embed_metadata(self, path: Path, meta: dict[str, Any]) -> None:
         """Store the metadata inside the artifact where the format has a slot (default: none)."""

@@ -62,7 +62,9 @@ class _TaskGuard(nn.Module):
         # 0 exactly when every entry is 0 or 1 and there is a single 1.
         bad = (onehot * (1 - onehot)).abs().sum(1) + (onehot.sum(1) - 1).abs()
         out = self.model(image, onehot)
-        return torch.where(bad.view(-1, 1, 1, 1) == 0, out, torch.full_like(out, float("nan")))
+        # sqrt(-bad) is -0.0 for a valid input (x + -0.0 == x exactly) and NaN otherwise: a broadcast
+        # add that every runtime delegates, where a ``where`` over the output ran outside XNNPACK.
+        return out + torch.sqrt(-bad).view(-1, 1, 1, 1)
 
 
 class OneHotWrapper(_TaskGuard):
@@ -124,6 +126,10 @@ class Graph:
     # task-conditional model a specialised graph was derived from (fp32), so a specialisation
     # error cannot hide behind a self-consistent graph.
     reference: nn.Module | Callable[..., Any] | None = None
+    # Specialised graphs behind a task input (a target's ``specializes``, e.g. ONNX graphs=specialized):
+    # one single-task graph per task (``method`` = the task), which the target selects by the task
+    # input inside the artifact; ``module`` stays the task-conditional graph the artifact must match.
+    branches: list[Graph] | None = None
 
 
 def _spec(name: str, t: Tensor) -> dict[str, Any]:
@@ -153,6 +159,18 @@ def build_graphs(
         if scheme == "onehot":
             task[0, 0] = 1
         module = OneHotWrapper(model) if scheme == "onehot" else IndexWrapper(model)
+        branches = None
+        if per_task_models:
+            branches = [
+                Graph(
+                    n,
+                    FixedTaskWrapper(per_task_models[n], n),
+                    (image,),
+                    [_spec("image", image)],
+                    [_spec(n, torch.zeros(1, model.out_channels[n], h, w))],
+                )
+                for n in names
+            ]
         return [
             Graph(
                 "forward",
@@ -160,6 +178,7 @@ def build_graphs(
                 (image, task),
                 [_spec("image", image), _spec("task", task)],
                 [_spec("out", out)],
+                branches=branches,
             )
         ]
     if scheme == "per-task":

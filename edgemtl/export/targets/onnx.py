@@ -85,6 +85,7 @@ class OrtBackend(Backend):
     """ONNX Runtime, CPU provider. ``threads`` sets intra-op threads (None: ORT's default)."""
 
     name = "onnxruntime"
+    runtime_module = "onnxruntime"
 
     def __init__(self, model: str | os.PathLike | bytes, threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -140,8 +141,15 @@ class OnnxTarget(ExportTarget):
     description = "ONNX (opset 18+) single file, ONNX Runtime; fp32, int8 QDQ (ORT quantizer or PT2E)"
     precisions = ("fp32", "int8")
     task_inputs = ("onehot", "index", "all")
-    options = {"opset": 18, "optimize": True, "quantizer": "auto", "reduce_range": "auto"}
+    options = {
+        "opset": 18,
+        "optimize": True,
+        "quantizer": "auto",
+        "reduce_range": "auto",
+        "graphs": "conditional",
+    }
     option_choices = {
+        "graphs": ("conditional", "specialized"),
         "opset": (18, 19, 20, 21),
         "optimize": (True, False),
         "quantizer": ("auto", "ort", "pt2e"),
@@ -153,8 +161,17 @@ class OnnxTarget(ExportTarget):
         "fp16": " (fp16 ONNX needs a float16 conversion pass edgemtl does not ship; use coreml for fp16)",
     }
 
+    def specializes(self, scheme: str, options: dict[str, Any]) -> bool:
+        return options.get("graphs") == "specialized" and scheme in ("onehot", "index")
+
     def prepare_model(self, model, precision, ctx_options, calibration, size, notes):
         self.ort_calibration = None
+        if ctx_options.get("graphs") == "specialized" and getattr(model, "stage", None):
+            raise UnsupportedError(
+                "onnx graphs=specialized specialises a float model to each task before quantizing it; "
+                f"this one is already quantized ({model.stage}): export its float checkpoint with "
+                "--precision int8, or use graphs=conditional"
+            )
         if precision == "int8":
             quantizer = ctx_options["quantizer"]
             if quantizer == "auto":
@@ -184,17 +201,50 @@ class OnnxTarget(ExportTarget):
         return super().prepare_model(model, precision, ctx_options, calibration, size, notes)
 
     def write(self, programs: dict[str, Any], graphs: list[Graph], ctx: ExportContext) -> None:
-        data, _ = export_onnx_bytes(
-            programs["forward"], graphs[0], int(ctx.options["opset"]), bool(ctx.options["optimize"])
-        )
-        if ctx.precision == "int8" and self.ort_calibration is not None:
-            from edgemtl.quant.ort import QdqSimulation, quantize_ort
+        opset, optimize = int(ctx.options["opset"]), bool(ctx.options["optimize"])
+        ort_int8 = ctx.precision == "int8" and self.ort_calibration is not None
+        if graphs[0].branches:
+            data = self._write_specialized(graphs[0], ctx, opset, optimize, ort_int8)
+        else:
+            data, _ = export_onnx_bytes(programs["forward"], graphs[0], opset, optimize)
+            if ort_int8:
+                from edgemtl.quant.ort import quantize_ort
 
-            data = quantize_ort(
-                data, graphs[0], ctx.io, self.ort_calibration, bool(ctx.options["reduce_range"])
-            )
+                data = quantize_ort(
+                    data, graphs[0], ctx.io, self.ort_calibration, bool(ctx.options["reduce_range"])
+                )
+        if ort_int8:
+            from edgemtl.quant.ort import QdqSimulation
+
             graphs[0].reference = QdqSimulation(data)
         atomic_write_bytes(ctx.out, data)
+
+    def _write_specialized(
+        self, graph: Graph, ctx: ExportContext, opset: int, optimize: bool, ort_int8: bool
+    ) -> bytes:
+        """One ONNX graph whose task input selects a specialised single-task branch (``If``)."""
+        import onnx
+        import torch
+
+        branches = []
+        for b in graph.branches or []:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                program = torch.export.export(b.module, b.example, strict=False)
+            data, _ = export_onnx_bytes(program, b, opset, optimize)
+            if ort_int8:
+                from edgemtl.quant.ort import quantize_ort
+
+                data = quantize_ort(data, b, ctx.io, self.ort_calibration, bool(ctx.options["reduce_range"]))
+            else:
+                data = ort_basic_optimized(data)  # BN folded: shared layers become identical weights
+            branches.append(onnx.load_from_string(data))
+        model, shared = merge_branches(branches, graph, ctx.io["scheme"])
+        ctx.notes.append(
+            f"graphs=specialized: one If branch per task, {shared['initializers']} weight tensors "
+            f"({shared['bytes'] / 1e6:.2f} MB) stored once and read by several branches"
+        )
+        return model.SerializeToString()
 
     def inspect(self, graphs: list[Graph], ctx: ExportContext) -> dict[str, Any]:
         import onnx
@@ -247,6 +297,204 @@ class OnnxTarget(ExportTarget):
             f"task_input={meta['task_input']['scheme']}; see metadata_props['{METADATA_KEY}']"
         )
         atomic_write_bytes(path, model.SerializeToString())
+
+
+def ort_basic_optimized(data: bytes) -> bytes:
+    """ONNX Runtime's hardware-independent graph optimisations (constant folding, Conv+BN fusion),
+    applied offline: the result is plain ONNX. Identical layers of different branches then carry
+    bit-identical folded weights, which :func:`merge_branches` stores once."""
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        opts.optimized_model_filepath = str(Path(tmp) / "opt.onnx")
+        opts.log_severity_level = 3
+        ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        return (Path(tmp) / "opt.onnx").read_bytes()
+
+
+def _prefixed_branch(i: int, model: Any, branch: Graph, image: str, c_max: int) -> tuple[list, list, str]:
+    """Branch ``i``'s nodes and initializers with every name prefixed ``t{i}/`` (names must be unique
+    across an ONNX model's subgraphs), reading ``image`` from the outer scope; its output padded with
+    zero channels to ``c_max`` (the conditional graph's ``out``: the task's channels first)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    kinds = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+    if any(a.type in kinds for n in g.node for a in n.attribute):
+        raise EdgeMTLError(f"onnx graphs=specialized: branch '{branch.method}' has nested subgraphs")
+
+    def name(v: str) -> str:
+        return v if v in ("", image) else f"t{i}/{v}"
+
+    nodes, inits = [], []
+    for n in g.node:
+        node = onnx.NodeProto()
+        node.CopyFrom(n)
+        node.name = f"t{i}/{n.name}"
+        node.input[:] = [name(v) for v in n.input]
+        node.output[:] = [name(v) for v in n.output]
+        nodes.append(node)
+    for t in g.initializer:
+        new = onnx.TensorProto()
+        new.CopyFrom(t)
+        new.name = name(t.name)
+        inits.append(new)
+    result, channels = name(g.output[0].name), int(branch.outputs[0]["shape"][1])
+    if channels < c_max:
+        pads = np.array([0, 0, 0, 0, 0, c_max - channels, 0, 0], dtype=np.int64)
+        inits.append(numpy_helper.from_array(pads, f"t{i}/pad_amounts"))
+        nodes.append(
+            helper.make_node("Pad", [result, f"t{i}/pad_amounts"], [f"t{i}/padded"], name=f"t{i}/pad")
+        )
+        result = f"t{i}/padded"
+    return nodes, inits, result
+
+
+def _share_identical(prefixed: list[tuple[list, list, str]]) -> tuple[list, dict[str, int]]:
+    """Initializers that two or more branches hold with identical dtype, shape and bytes become one
+    outer initializer; the branches' nodes are renamed to read it. Returns (outer initializers, stats)."""
+    import hashlib
+
+    import onnx
+    from onnx import numpy_helper
+
+    groups: dict[str, list[tuple[int, Any]]] = {}
+    for i, (_, inits, _) in enumerate(prefixed):
+        for t in inits:
+            arr = numpy_helper.to_array(t)
+            key = hashlib.sha256(f"{t.data_type}{tuple(t.dims)}".encode() + arr.tobytes()).hexdigest()
+            groups.setdefault(key, []).append((i, t))
+    outer, rename = [], {}
+    stats = {"initializers": 0, "bytes": 0}
+    for key, members in groups.items():
+        if len({i for i, _ in members}) < 2:
+            continue
+        shared = onnx.TensorProto()
+        shared.CopyFrom(members[0][1])
+        shared.name = f"shared/{key[:16]}"
+        outer.append(shared)
+        stats["initializers"] += 1
+        stats["bytes"] += numpy_helper.to_array(shared).nbytes
+        for _, t in members:
+            rename[t.name] = shared.name
+    for nodes, inits, _ in prefixed:
+        for node in nodes:
+            node.input[:] = [rename.get(v, v) for v in node.input]
+        inits[:] = [t for t in inits if t.name not in rename]
+    return outer, stats
+
+
+def _selector(task: dict[str, Any], scheme: str, count: int) -> tuple[list, list, list[str]]:
+    """Nodes computing ``cond_i``: "the task input selects exactly task i" (one-hot: every entry 0 or 1
+    and one 1, as the conditional graph's guard; index: equal to i). Returns (nodes, inits, conds)."""
+    from onnx import helper, numpy_helper
+
+    nodes, inits = [], []
+
+    def const(name: str, arr: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(arr, name))
+        return name
+
+    idx, valid = task["name"], None
+    if scheme == "onehot":
+        one, zero = const("sel/one", np.array(1.0, np.float32)), const("sel/zero", np.array(0.0, np.float32))
+        axes, x = const("sel/axes", np.array([1], np.int64)), task["name"]
+        nodes += [
+            helper.make_node("Sub", [one, x], ["sel/1-x"]),
+            helper.make_node("Mul", [x, "sel/1-x"], ["sel/x(1-x)"]),
+            helper.make_node("Abs", ["sel/x(1-x)"], ["sel/|x(1-x)|"]),
+            helper.make_node("ReduceSum", ["sel/|x(1-x)|", axes], ["sel/not01"], keepdims=0),
+            helper.make_node("ReduceSum", [x, axes], ["sel/sum"], keepdims=0),
+            helper.make_node("Sub", ["sel/sum", one], ["sel/sum-1"]),
+            helper.make_node("Abs", ["sel/sum-1"], ["sel/|sum-1|"]),
+            helper.make_node("Add", ["sel/not01", "sel/|sum-1|"], ["sel/bad"]),
+            helper.make_node("Equal", ["sel/bad", zero], ["sel/valid"]),
+            helper.make_node("ArgMax", [x], ["sel/argmax"], axis=1, keepdims=0),
+        ]
+        idx, valid = "sel/argmax", "sel/valid"
+    conds = []
+    for i in range(count):
+        nodes.append(
+            helper.make_node("Equal", [idx, const(f"sel/id{i}", np.array([i], np.int64))], [f"sel/is{i}"])
+        )
+        if valid is None:
+            conds.append(f"sel/is{i}")
+        else:
+            nodes.append(helper.make_node("And", [valid, f"sel/is{i}"], [f"sel/cond{i}"]))
+            conds.append(f"sel/cond{i}")
+    return nodes, inits, conds
+
+
+def _if_chain(subgraphs: list, conds: list[str], out: str, shape: list[int]) -> Any:
+    """``If(cond_0, branch_0, If(cond_1, branch_1, ... NaN))``: the outermost If node, writing ``out``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nan = numpy_helper.from_array(np.array(np.nan, np.float32), "invalid/nan")
+    dims = numpy_helper.from_array(np.array(shape, np.int64), "invalid/shape")
+    else_graph = helper.make_graph(  # no task selected: NaN, as the conditional graph's guard gives
+        [helper.make_node("Expand", [nan.name, dims.name], ["invalid/out"])],
+        "invalid_task",
+        [],
+        [helper.make_tensor_value_info("invalid/out", TensorProto.FLOAT, shape)],
+        [nan, dims],
+    )
+    for i in reversed(range(len(subgraphs))):
+        name = out if i == 0 else f"select{i}/out"
+        node = helper.make_node(
+            "If", [conds[i]], [name], name=f"select{i}", then_branch=subgraphs[i], else_branch=else_graph
+        )
+        if i == 0:
+            return node
+        value = helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+        else_graph = helper.make_graph([node], f"else{i}", [], [value])
+    raise EdgeMTLError("onnx graphs=specialized: no branches")
+
+
+def merge_branches(branches: list[Any], graph: Graph, scheme: str) -> tuple[Any, dict[str, int]]:
+    """One ONNX model: the task input (``graph.inputs[1]``, one-hot or index) selects branch ``i``
+    (a single-task graph reading ``image``) through nested ``If`` nodes; its output is padded with
+    zero channels to the task-conditional graph's ``out``, and an invalid task input gives all-NaN,
+    exactly the signature of the conditional graph (edgemtl.artifact.signature).
+
+    Weights that several branches hold with identical content (the layers no task modulates) become
+    one initializer of the outer graph, read by every branch from the outer scope."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    image, task, out = graph.inputs[0], graph.inputs[1], graph.outputs[0]
+    shape = list(out["shape"])
+    prefixed = [
+        _prefixed_branch(i, m, b, image["name"], shape[1])
+        for i, (m, b) in enumerate(zip(branches, graph.branches))
+    ]
+    outer_inits, stats = _share_identical(prefixed)
+    subgraphs = [
+        helper.make_graph(
+            nodes,
+            f"branch_{b.method}",
+            [],
+            [helper.make_tensor_value_info(result, TensorProto.FLOAT, shape)],
+            inits,
+        )
+        for (nodes, inits, result), b in zip(prefixed, graph.branches)
+    ]
+    sel_nodes, sel_inits, conds = _selector(task, scheme, len(subgraphs))
+    dtypes = {"float32": TensorProto.FLOAT, "int64": TensorProto.INT64}
+    outer = helper.make_graph(
+        [*sel_nodes, _if_chain(subgraphs, conds, out["name"], shape)],
+        "edgemtl_specialized",
+        [helper.make_tensor_value_info(s["name"], dtypes[s["dtype"]], s["shape"]) for s in (image, task)],
+        [helper.make_tensor_value_info(out["name"], TensorProto.FLOAT, shape)],
+        outer_inits + sel_inits,
+    )
+    opsets = {o.domain: o.version for m in branches for o in m.opset_import}
+    opset_ids = [helper.make_opsetid(d, v) for d, v in opsets.items()]
+    model = helper.make_model(outer, opset_imports=opset_ids, ir_version=branches[0].ir_version)
+    onnx.checker.check_model(model)
+    return model, stats
 
 
 def ort_surrogates(programs: dict[str, Any], graphs: list[Graph]) -> dict[str, bytes]:
