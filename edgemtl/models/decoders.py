@@ -30,7 +30,7 @@ class ASPPLite(nn.Module):
         # adaptive_avg_pool2d(1) keeps dims, which XNNPACK delegates (a plain mean would not). The 1x1
         # map is spread by a nearest resize, not .expand(): LiteRT's converter emits BROADCAST_TO with
         # an NCHW shape on NHWC tensors for an expand in a specialised graph (it fails to run).
-        pooled = F.interpolate(self.pool(F.adaptive_avg_pool2d(x, 1)), size=x.shape[2:], mode="nearest")
+        pooled = self.pool(F.adaptive_avg_pool2d(x, 1)) + x[:, :1] * 0.0
         return self.project(torch.cat([self.b0(x), *(a(x) for a in self.atrous), pooled], 1))
 
 

@@ -59,11 +59,13 @@ class TaskSE(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         ctx = self.ctx[0]
-        s = F.adaptive_avg_pool2d(x, 1).flatten(1)  # [B, C]
+        b, c = x.shape[:2]
+        s = F.adaptive_avg_pool2d(x, 1).reshape(b, c, 1)  # [B, C, 1]
         w1, b1, w2, b2 = (ctx.select(p) for p in (self.w1, self.b1, self.w2, self.b2))
-        h = F.relu6(torch.bmm(w1, s.unsqueeze(2)).squeeze(2) + b1)
-        g = torch.sigmoid(torch.bmm(w2, h.unsqueeze(2)).squeeze(2) + b2)
-        return x * g[:, :, None, None]
+        # reshape, not (un)squeeze: XNNPACK delegates static reshapes, not squeeze_copy
+        h = F.relu6(torch.bmm(w1, s).reshape(b, -1) + b1)
+        g = torch.sigmoid(torch.bmm(w2, h.reshape(b, -1, 1)).reshape(b, c) + b2)
+        return x * g.reshape(b, c, 1, 1)
 
 
 class TaskBatchNorm(nn.Module):

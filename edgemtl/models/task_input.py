@@ -47,7 +47,14 @@ class TaskContext:
         """[T, *shape] -> per-sample [B, *shape] for the current task input."""
         if self.onehot is not None:
             flat = stacked.reshape(stacked.shape[0], -1)
-            return (self.onehot.to(flat.dtype) @ flat).reshape(self.onehot.shape[0], *stacked.shape[1:])
+            onehot = self.onehot.to(flat.dtype)
+            if onehot.shape[0] == 1:
+                # Batch 1 (every exported graph): a bmm, which ExecuTorch's XNNPACK partitioner delegates
+                # (it leaves a 2-D mm to the portable kernels, and each one split the delegated graph).
+                # Same products and sums as the mm: bit-identical.
+                picked = torch.bmm(onehot.reshape(1, 1, -1), flat.reshape(1, *flat.shape))
+                return picked.reshape(1, *stacked.shape[1:])
+            return (onehot @ flat).reshape(self.onehot.shape[0], *stacked.shape[1:])
         if self.index is not None:
             return torch.index_select(stacked, 0, self.index)
         raise RuntimeError("task-conditional module called without a task input")
