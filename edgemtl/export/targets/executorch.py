@@ -99,6 +99,7 @@ class EtBackend(Backend):
     """ExecuTorch runtime (portable + XNNPACK kernels). Methods are loaded on first use."""
 
     name = "executorch"
+    runtime_module = "executorch.runtime"
 
     def __init__(self, program: str | os.PathLike | bytes, threads: int | None = None) -> None:
         from executorch.runtime import Runtime

@@ -50,6 +50,7 @@ class LiteRTBackend(Backend):
     """ai-edge-litert's interpreter (built-in kernels with the XNNPACK delegate); one signature per method."""
 
     name = "litert"
+    runtime_module = "ai_edge_litert.interpreter"
 
     def __init__(self, artifact: str | os.PathLike | bytes, threads: int | None = None) -> None:
         try:
