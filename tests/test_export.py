@@ -349,6 +349,45 @@ def test_latency_measure(onnx_onehot):
 # ---- ExecuTorch (per-task methods) ----------------------------------------------------------
 
 
+def test_memory_footprint_of_one_and_several_artifacts(onnx_onehot, tmp_path):
+    """Load time and resident memory, in a fresh process, above the runtime library's own baseline."""
+    import shutil
+
+    from edgemtl.profile.memory import footprint
+
+    one = footprint([onnx_onehot.path], threads=1)
+    assert one["artifacts"] == ["astmt.onnx"] and one["load_ms"] > 0
+    assert 0 < one["baseline_mb"] <= one["after_load_mb"] <= one["peak_mb"]
+    assert one["peak_delta_mb"] == pytest.approx(one["peak_mb"] - one["baseline_mb"], abs=0.2)
+    copy = tmp_path / "copy.onnx"
+    shutil.copy(onnx_onehot.path, copy)
+    shutil.copy(f"{onnx_onehot.path}.json", f"{copy}.json")
+    two = footprint([onnx_onehot.path, copy], threads=1)
+    assert two["artifacts"] == ["astmt.onnx", "copy.onnx"]
+    assert two["baseline_mb"] == pytest.approx(one["baseline_mb"], rel=0.2)  # same imports, same baseline
+    with pytest.raises(EdgeMTLError, match="artifact not found: .*nope.onnx"):
+        footprint([tmp_path / "nope.onnx"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("se", ["decoder", "encoder_decoder"])
+def test_executorch_onehot_graph_is_fully_delegated(images, tmp_path, se):
+    """The task-conditional one-hot graph runs inside XNNPACK: task selection, per-task BN, task SE and
+    the invalid-task guard delegate; only the guard's two sums over the [1, T] input and the layout
+    copies at the graph's ends stay outside (they split the graph into 6-21 partitions before)."""
+    model = tiny("astmt", se=se)
+    res = export(model, "executorch", tmp_path / "a.pte", images=images)
+    forward = res.metadata["verification"]["structure"]["methods"]["forward"]
+    assert forward["delegate_calls"] == {"XnnpackBackend": 2}, forward
+    assert set(forward["kernels_outside_delegates"]) <= {"aten::sum", "dim_order_ops::_to_dim_order_copy"}, (
+        forward
+    )
+    check_runtime_matches_pytorch(model, res.path, images)
+    rt = runtime.load(res.path, threads=1)
+    x = preprocess(images[0][1], (32, 32))
+    assert np.isnan(rt.backend.run("forward", [x, np.zeros((1, 3), np.float32)])[0]).all()
+
+
 @pytest.mark.slow
 def test_executorch_per_task_methods_share_weights_and_match(pte_per_task, images):
     model, res = pte_per_task

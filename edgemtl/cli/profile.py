@@ -206,6 +206,14 @@ def _latency(args: argparse.Namespace, model) -> dict:
         print(f"  {name} [{r['precision']}, task input {r['task_input']}, {size}]")
         for t, m in r["per_task"].items():
             print(f"    {t:9s} {m['median_ms']:8.2f} ms ({m['p90_ms']:.2f})")
+        if r.get("memory"):
+            mem = r["memory"]
+            print(
+                f"    load {mem['load_ms']:.0f} ms; resident memory "
+                f"+{mem['after_load_delta_mb']} MB after load, "
+                f"peak +{mem['peak_delta_mb']} MB after one call per task (above the runtime's own "
+                f"{mem['baseline_mb']} MB)"
+            )
         a = r["all_tasks"]
         how = "one call, encoder once" if a["calls_per_image"] == 1 else f"{a['calls_per_image']} calls"
         print(f"    all tasks {a['median_ms']:8.2f} ms ({a['p90_ms']:.2f}) [{how}]")

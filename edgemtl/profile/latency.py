@@ -100,9 +100,10 @@ def measure_all_tasks(
 
 
 def profile_artifact(
-    path: str | os.PathLike, threads: int | None, warmup: int = 5, runs: int = 30
+    path: str | os.PathLike, threads: int | None, warmup: int = 5, runs: int = 30, memory: bool = True
 ) -> dict[str, Any]:
-    """Per-task and all-tasks latency of one artifact on its own runtime, plus its size on disk."""
+    """Per-task and all-tasks latency of one artifact on its own runtime, plus its size on disk and
+    (``memory``) its load time and resident memory, measured in a fresh process (profile.memory)."""
     from edgemtl import runtime
     from edgemtl.artifact.manifest import artifact_size
 
@@ -118,6 +119,10 @@ def profile_artifact(
         "per_task": {t: measure(rt, t, warmup, runs) for t in rt.tasks},
     }
     out["all_tasks"] = measure_all_tasks(rt, warmup, runs)
+    if memory:
+        from edgemtl.profile.memory import footprint
+
+        out["memory"] = footprint([path], threads or 1)
     return out
 
 
