@@ -197,3 +197,30 @@ def test_unit_normalize_is_f_normalize_with_finite_gradients():
     small = torch.full((1, 3, 2, 2), 1e-5, dtype=torch.float16, requires_grad=True)  # fp16 would underflow
     (g16,) = torch.autograd.grad(unit_normalize(small).sum(), small)
     assert torch.isfinite(g16).all() and torch.isfinite(unit_normalize(small)).all()
+
+
+def test_native_bf16_flags_are_read_and_key_bench_runs(tmp_path, monkeypatch):
+    """avx512_bf16 / amx_bf16 make train.precision=auto mean bf16 on a CPU; a bench run made that way
+    gets its own key, so it is never reused as the fp32 run of the same recipe (and fp32 keys stay)."""
+    from edgemtl.bench.runner import recipe_hash
+    from edgemtl.profile.cpu import cpu_features
+    from edgemtl.recipes import Recipe
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor : 0\nflags : fpu avx2 fma avx512f avx512_bf16 amx_bf16 amx_int8 amx_tile\n")
+    assert {"avx512_bf16", "amx_bf16", "amx_int8"} <= set(cpu_features(str(info)))
+    info.write_text("processor : 0\nflags : fpu avx2 fma\n")
+    assert cpu_features(str(info)) == ["avx2", "fma"]
+
+    recipe = Recipe(
+        "r", model={"arch": "hard_sharing"}, tasks=["semseg"], data={"root": "d"}, train={"device": "cpu"}
+    )
+    monkeypatch.setattr("edgemtl.train.speed.cpu_has_native_bf16", lambda: False)
+    fp32_auto = recipe_hash(recipe)
+    monkeypatch.setattr("edgemtl.train.speed.cpu_has_native_bf16", lambda: True)
+    assert recipe_hash(recipe) != fp32_auto  # auto -> bf16 here: another run
+    assert recipe_hash(recipe.with_train(precision="fp32")) == recipe_hash(
+        recipe.with_train(precision="fp32")
+    )
+    monkeypatch.setattr("edgemtl.train.speed.cpu_has_native_bf16", lambda: False)
+    assert recipe_hash(recipe) == fp32_auto

@@ -37,19 +37,31 @@ def recipe_hash(recipe) -> str:
     weights = model.get("pretrained")
     if isinstance(weights, str) and weights != "timm" and Path(weights).is_file():
         model["pretrained"] = f"sha256:{file_digest(weights)}"
-    blob = json.dumps(
-        {
-            "model": model,
-            "tasks": recipe.tasks,
-            "data": recipe.data,
-            "train": recipe.train,
-            "edgemtl": __version__,
-            "protocol": EVAL_PROTOCOL,
-        },
-        sort_keys=True,
-        default=str,
-    )
+    key = {
+        "model": model,
+        "tasks": recipe.tasks,
+        "data": recipe.data,
+        "train": recipe.train,
+        "edgemtl": __version__,
+        "protocol": EVAL_PROTOCOL,
+    }
+    # train.precision=auto resolves per machine (bf16 where the CPU or GPU has it): a run made in bf16
+    # must not be reused as the fp32 run of the same recipe on another machine, or the reverse.
+    # fp32 adds nothing, so that the keys of fp32 runs made before this stay valid.
+    precision = _resolved_precision(recipe.train_config)
+    if precision != "fp32":
+        key["precision"] = precision
+    blob = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def _resolved_precision(cfg) -> str:
+    import torch
+
+    from edgemtl.train.speed import resolve_precision
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    return resolve_precision(cfg.precision, torch.device(device))
 
 
 def amtl_potentials(suite: Suite, trained: dict[str, dict[str, Any]], root: Path) -> dict[str, float]:

@@ -147,9 +147,11 @@ class OnnxTarget(ExportTarget):
         "quantizer": "auto",
         "reduce_range": "auto",
         "graphs": "conditional",
+        "shared_weights": False,
     }
     option_choices = {
         "graphs": ("conditional", "specialized"),
+        "shared_weights": (False, True),
         "opset": (18, 19, 20, 21),
         "optimize": (True, False),
         "quantizer": ("auto", "ort", "pt2e"),
@@ -239,11 +241,20 @@ class OnnxTarget(ExportTarget):
             else:
                 data = ort_basic_optimized(data)  # BN folded: shared layers become identical weights
             branches.append(onnx.load_from_string(data))
-        model, shared = merge_branches(branches, graph, ctx.io["scheme"])
-        ctx.notes.append(
-            f"graphs=specialized: one If branch per task, {shared['initializers']} weight tensors "
-            f"({shared['bytes'] / 1e6:.2f} MB) stored once and read by several branches"
-        )
+        share = bool(ctx.options["shared_weights"])
+        model, shared = merge_branches(branches, graph, ctx.io["scheme"], share)
+        if share:
+            ctx.notes.append(
+                f"graphs=specialized: one If branch per task, {shared['initializers']} weight tensors "
+                f"({shared['bytes'] / 1e6:.2f} MB) stored once and read by several branches from the outer "
+                "graph (ONNX Runtime's NCHWc layout pass skips convolutions whose weights live there: "
+                "smaller, but slower on CPU)"
+            )
+        else:
+            ctx.notes.append(
+                "graphs=specialized: one If branch per task, each with its own weights (ONNX Runtime "
+                "optimises each branch as a single-task graph; shared_weights=true stores common ones once)"
+            )
         return model.SerializeToString()
 
     def inspect(self, graphs: list[Graph], ctx: ExportContext) -> dict[str, Any]:
@@ -453,14 +464,16 @@ def _if_chain(subgraphs: list, conds: list[str], out: str, shape: list[int]) -> 
     raise EdgeMTLError("onnx graphs=specialized: no branches")
 
 
-def merge_branches(branches: list[Any], graph: Graph, scheme: str) -> tuple[Any, dict[str, int]]:
+def merge_branches(
+    branches: list[Any], graph: Graph, scheme: str, share: bool = True
+) -> tuple[Any, dict[str, int]]:
     """One ONNX model: the task input (``graph.inputs[1]``, one-hot or index) selects branch ``i``
     (a single-task graph reading ``image``) through nested ``If`` nodes; its output is padded with
     zero channels to the task-conditional graph's ``out``, and an invalid task input gives all-NaN,
     exactly the signature of the conditional graph (edgemtl.artifact.signature).
 
     Weights that several branches hold with identical content (the layers no task modulates) become
-    one initializer of the outer graph, read by every branch from the outer scope."""
+    one initializer of the outer graph, read by every branch from the outer scope (``share``)."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -470,7 +483,7 @@ def merge_branches(branches: list[Any], graph: Graph, scheme: str) -> tuple[Any,
         _prefixed_branch(i, m, b, image["name"], shape[1])
         for i, (m, b) in enumerate(zip(branches, graph.branches))
     ]
-    outer_inits, stats = _share_identical(prefixed)
+    outer_inits, stats = _share_identical(prefixed) if share else ([], {"initializers": 0, "bytes": 0})
     subgraphs = [
         helper.make_graph(
             nodes,
