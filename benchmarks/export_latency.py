@@ -35,7 +35,8 @@ import time
 from pathlib import Path
 
 TASKS = ["semseg", "parts", "saliency", "normals", "edges"]  # the recipe's tasks, in its order
-SPEC = {"graphs": "specialized"}
+SPEC = {"graphs": "specialized"}  # each branch its own weights (fast in ONNX Runtime)
+SPEC_SHARED = {"graphs": "specialized", "shared_weights": True}  # common weights once (smaller)
 # Models: astmt = the recipe (SE in encoder and decoder, per-task BN); astmt_dec = SE and per-task
 # BN in the decoder only; astmt_dec3 = the same with its first three tasks; astmt_2t = astmt with two
 # tasks, for per-task-method artifacts (each method is one specialised single-task graph, so the
@@ -52,6 +53,7 @@ ARTIFACTS = [  # (file stem, model, runtime target, precision, suffix, task inpu
     ("astmt_dec_int8", "astmt_dec", "onnx", "int8", ".onnx", None, None),
     ("astmt_dec_spec_fp32", "astmt_dec", "onnx", "fp32", ".onnx", "index", SPEC),
     ("astmt_dec_spec_int8", "astmt_dec", "onnx", "int8", ".onnx", "index", SPEC),
+    ("astmt_dec_specshared_fp32", "astmt_dec", "onnx", "fp32", ".onnx", "index", SPEC_SHARED),
     ("astmt_dec_all_fp32", "astmt_dec", "onnx", "fp32", ".onnx", "all", None),
     ("astmt_dec3_spec_fp32", "astmt_dec3", "onnx", "fp32", ".onnx", "index", SPEC),
     ("astmt_dec3_all_fp32", "astmt_dec3", "onnx", "fp32", ".onnx", "all", None),
@@ -191,6 +193,7 @@ def do_measure(args: argparse.Namespace) -> None:
                 ("astmt_dec_fp32", "one-hot graph, SE decoder"),
                 ("astmt_spec_fp32", "specialised graphs behind the task input, SE enc+dec"),
                 ("astmt_dec_spec_fp32", "specialised graphs behind the task input, SE decoder"),
+                ("astmt_dec_specshared_fp32", "specialised graphs, common weights stored once, SE decoder"),
                 ("astmt_2t_pertask_fp32", "per-task methods, SE enc+dec"),
             ):
                 what = f"task-conditional per-task latency / single-task ({how})"
@@ -222,6 +225,7 @@ def do_measure(args: argparse.Namespace) -> None:
     options = {
         "(a) task-conditional, one-hot graph": [art / "astmt_dec_fp32.onnx"],
         "(b) specialised graphs behind the task input": [art / "astmt_dec_spec_fp32.onnx"],
+        "(b') the same, common weights stored once": [art / "astmt_dec_specshared_fp32.onnx"],
         "(c) T single-task artifacts": [art / "single_task_fp32.onnx", *singles],
     }
     for threads in args.threads:
