@@ -219,8 +219,7 @@ def test_native_bf16_flags_are_read_and_key_bench_runs(tmp_path, monkeypatch):
     fp32_auto = recipe_hash(recipe)
     monkeypatch.setattr("edgemtl.train.speed.cpu_has_native_bf16", lambda: True)
     assert recipe_hash(recipe) != fp32_auto  # auto -> bf16 here: another run
-    assert recipe_hash(recipe.with_train(precision="fp32")) == recipe_hash(
-        recipe.with_train(precision="fp32")
-    )
+    assert recipe_hash(recipe.with_train(precision="fp32")) == fp32_auto  # the same fp32 run as before
+    assert recipe_hash(recipe.with_train(precision="bf16")) == recipe_hash(recipe)
     monkeypatch.setattr("edgemtl.train.speed.cpu_has_native_bf16", lambda: False)
     assert recipe_hash(recipe) == fp32_auto

@@ -37,17 +37,19 @@ def recipe_hash(recipe) -> str:
     weights = model.get("pretrained")
     if isinstance(weights, str) and weights != "timm" and Path(weights).is_file():
         model["pretrained"] = f"sha256:{file_digest(weights)}"
+    # The precision a run trains in, not how it was asked for: train.precision=auto resolves per
+    # machine (bf16 where the CPU or GPU has it), so a bf16 run is never reused as the fp32 run of the
+    # same recipe, and an explicit fp32 is the same run as an auto that resolves to fp32. fp32 adds
+    # nothing to the key, so the keys of fp32 runs made before this stay valid.
+    train = {k: v for k, v in recipe.train.items() if k != "precision"}
     key = {
         "model": model,
         "tasks": recipe.tasks,
         "data": recipe.data,
-        "train": recipe.train,
+        "train": train,
         "edgemtl": __version__,
         "protocol": EVAL_PROTOCOL,
     }
-    # train.precision=auto resolves per machine (bf16 where the CPU or GPU has it): a run made in bf16
-    # must not be reused as the fp32 run of the same recipe on another machine, or the reverse.
-    # fp32 adds nothing, so that the keys of fp32 runs made before this stay valid.
     precision = _resolved_precision(recipe.train_config)
     if precision != "fp32":
         key["precision"] = precision
