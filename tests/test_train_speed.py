@@ -175,6 +175,7 @@ def test_epoch_sampler_keeps_the_order_of_earlier_releases():
 
 def test_resume_refuses_another_precision_than_the_run_trained_in(write_recipe, tmp_path, monkeypatch):
     """'auto' resolves per machine: a run resumed where it would mean bf16 must not silently switch."""
+    monkeypatch.setattr("edgemtl.train.speed.cpu_has_native_bf16", lambda: False)  # trained without bf16
     _trainer(write_recipe, tmp_path, "run", max_steps_per_epoch=1).fit()
     monkeypatch.setattr("edgemtl.train.speed.cpu_has_native_bf16", lambda: True)
     recipe = load_recipe(str(tmp_path / "run.yaml"))
