@@ -206,7 +206,9 @@ def _latency(args: argparse.Namespace, model) -> dict:
         print(f"  {name} [{r['precision']}, task input {r['task_input']}, {size}]")
         for t, m in r["per_task"].items():
             print(f"    {t:9s} {m['median_ms']:8.2f} ms ({m['p90_ms']:.2f})")
-        if r.get("memory"):
+        if r.get("memory", {}).get("error"):
+            print(f"    load time and memory: not measured ({r['memory']['error']})")
+        elif r.get("memory") and r["memory"].get("after_load_delta_mb") is not None:
             mem = r["memory"]
             print(
                 f"    load {mem['load_ms']:.0f} ms; resident memory "

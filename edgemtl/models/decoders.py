@@ -28,8 +28,9 @@ class ASPPLite(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # adaptive_avg_pool2d(1) keeps dims, which XNNPACK delegates (a plain mean would not). The 1x1
-        # map is spread by a nearest resize, not .expand(): LiteRT's converter emits BROADCAST_TO with
-        # an NCHW shape on NHWC tensors for an expand in a specialised graph (it fails to run).
+        # map is spread by a broadcast add onto a zero map of the input's size: not .expand() (LiteRT's
+        # converter emits BROADCAST_TO with an NCHW shape on NHWC tensors for it, which fails to run),
+        # not a nearest resize (XNNPACK has none, so it split the ExecuTorch graph). Exact values.
         pooled = self.pool(F.adaptive_avg_pool2d(x, 1)) + x[:, :1] * 0.0
         return self.project(torch.cat([self.b0(x), *(a(x) for a in self.atrous), pooled], 1))
 
