@@ -212,8 +212,7 @@ def run_export(
         what = "each method" if scheme == "per-task" else f"behind the {scheme} task input, each branch"
         notes.append(
             f"{scheme}: {what} is the model specialised to its task (per-task SE/BN/heads baked in "
-            "as plain layers); verified against the task-conditional model (int8 with ORT's quantizer: "
-            "against its own simulated-quantization graph)"
+            "as plain layers); verified against the task-conditional model (ORT int8: its QDQ simulation)"
         )
     else:
         model = target.prepare_model(model, precision, opts, calibration, size, notes)
