@@ -120,10 +120,6 @@ class ModelCard:
         info = stored if stored is not None else task_info(config, dataset)
         return cls(config, dataset_subset(dataset), info)
 
-    @property
-    def tasks(self) -> list[str]:
-        return list(self.config.tasks)
-
     def build_model(self):
         """The model this card describes, untrained, in eval mode (load the weights into it)."""
         from edgemtl.models import create_model

@@ -58,12 +58,9 @@ def recipe_hash(recipe) -> str:
 
 
 def _resolved_precision(cfg) -> str:
-    import torch
+    from edgemtl.train.speed import resolve_device, resolve_precision
 
-    from edgemtl.train.speed import resolve_precision
-
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-    return resolve_precision(cfg.precision, torch.device(device))
+    return resolve_precision(cfg.precision, resolve_device(cfg.device))
 
 
 def amtl_potentials(suite: Suite, trained: dict[str, dict[str, Any]], root: Path) -> dict[str, float]:

@@ -100,7 +100,8 @@ def prepare_precision(
     return QuantizedModel(ptq(model, batches), model, "ptq")
 
 
-def _export_program(graph: Graph) -> Any:
+def export_program(graph: Graph) -> Any:
+    """``torch.export`` of a graph's module at its example inputs (warnings off: they are the exporter's)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return torch.export.export(graph.module, graph.example, strict=False)
@@ -218,7 +219,7 @@ def run_export(
         model = target.prepare_model(model, precision, opts, calibration, size, notes)
     graphs = build_graphs(model, scheme, size, per_task_models)
     io = task_io(model, scheme, graphs)
-    programs = {g.method: _export_program(g) for g in graphs}
+    programs = {g.method: export_program(g) for g in graphs}
     out.parent.mkdir(parents=True, exist_ok=True)
     # Built, checked and stamped beside the destination, then moved in: a crash in a converter
     # or in verification leaves the previous artifact and its manifest as they were.

@@ -37,6 +37,11 @@ def cpu_has_native_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & set(cpu_features()))
 
 
+def resolve_device(device: str) -> torch.device:
+    """``train.device``: ``auto`` is CUDA where there is a GPU, else the CPU."""
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
         from edgemtl.errors import unknown_choice

@@ -36,7 +36,7 @@ from edgemtl.train.data import (
 from edgemtl.train.dist import DistInfo, setup_distributed
 from edgemtl.train.lock import RunLock
 from edgemtl.train.optim import MaskedStep, make_optimizer, make_schedule, param_groups
-from edgemtl.train.speed import Amp, fast_dilated_depthwise, plain_convs, use_channels_last
+from edgemtl.train.speed import Amp, fast_dilated_depthwise, plain_convs, resolve_device, use_channels_last
 from edgemtl.train.steps import (
     SINGLE_TASKING_BALANCERS,
     NonFiniteLoss,
@@ -117,10 +117,7 @@ class Trainer:
             raise EdgeMTLError(f"--resume: {self.out}/last.pt not found (nothing to resume)")
 
     def _setup_device(self) -> None:
-        cfg = self.cfg
-        self.device = torch.device(
-            ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-        )
+        self.device = resolve_device(self.cfg.device)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device(f"cuda:{self.dist.local_rank}")
 

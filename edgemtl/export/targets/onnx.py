@@ -210,36 +210,33 @@ class OnnxTarget(ExportTarget):
         else:
             data, _ = export_onnx_bytes(programs["forward"], graphs[0], opset, optimize)
             if ort_int8:
-                from edgemtl.quant.ort import quantize_ort
-
-                data = quantize_ort(
-                    data, graphs[0], ctx.io, self.ort_calibration, bool(ctx.options["reduce_range"])
-                )
+                data = self._quantize_ort(data, graphs[0], ctx)
         if ort_int8:
             from edgemtl.quant.ort import QdqSimulation
 
             graphs[0].reference = QdqSimulation(data)
         atomic_write_bytes(ctx.out, data)
 
+    def _quantize_ort(self, data: bytes, graph: Graph, ctx: ExportContext) -> bytes:
+        from edgemtl.quant.ort import quantize_ort
+
+        return quantize_ort(data, graph, ctx.io, self.ort_calibration, bool(ctx.options["reduce_range"]))
+
     def _write_specialized(
         self, graph: Graph, ctx: ExportContext, opset: int, optimize: bool, ort_int8: bool
     ) -> bytes:
         """One ONNX graph whose task input selects a specialised single-task branch (``If``)."""
         import onnx
-        import torch
+
+        from edgemtl.export.base import export_program
 
         branches = []
         for b in graph.branches or []:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                program = torch.export.export(b.module, b.example, strict=False)
-            data, _ = export_onnx_bytes(program, b, opset, optimize)
+            data, _ = export_onnx_bytes(export_program(b), b, opset, optimize)
             if ort_int8:
-                from edgemtl.quant.ort import quantize_ort
-
-                data = quantize_ort(data, b, ctx.io, self.ort_calibration, bool(ctx.options["reduce_range"]))
-            else:
-                data = ort_basic_optimized(data)  # BN folded: shared layers become identical weights
+                data = self._quantize_ort(data, b, ctx)
+            else:  # BN folded offline: identical layers of two branches get bit-identical weights
+                data = ort_basic_optimized(data)
             branches.append(onnx.load_from_string(data))
         share = bool(ctx.options["shared_weights"])
         model, shared = merge_branches(branches, graph, ctx.io["scheme"], share)
