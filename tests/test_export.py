@@ -588,6 +588,15 @@ def test_onnx_specialized_int8_and_refusals(astmt, astmt_ptq, images, tmp_path):
         export(astmt_ptq, "onnx", tmp_path / "q.onnx", precision="int8", options={"graphs": "specialized"})
 
 
+def test_onnx_specialized_refuses_what_it_cannot_specialise(astmt, tmp_path):
+    # Never silently ignored: a multi-output model (it exports every task in one pass) or the
+    # all-tasks input of a task-conditional one.
+    for model in (tiny("hard_sharing", TASKS2), astmt):
+        with pytest.raises(UnsupportedError, match="--task-input all returns every task"):
+            export(model, "onnx", tmp_path / "a.onnx", task_input="all", options={"graphs": "specialized"})
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.slow
 def test_onnx_int8_ort_quantizer(astmt, images, tmp_path):
     import onnx

@@ -164,7 +164,15 @@ class OnnxTarget(ExportTarget):
     }
 
     def specializes(self, scheme: str, options: dict[str, Any]) -> bool:
-        return options.get("graphs") == "specialized" and scheme in ("onehot", "index")
+        if options.get("graphs") != "specialized":
+            return False
+        if scheme == "all":  # one pass returns every task: there is no single task to specialise to
+            raise UnsupportedError(
+                "onnx graphs=specialized puts one single-task graph per task behind the task input; "
+                "--task-input all returns every task from one pass: use --task-input onehot or index, "
+                "or graphs=conditional"
+            )
+        return True
 
     def prepare_model(self, model, precision, ctx_options, calibration, size, notes):
         self.ort_calibration = None
