@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgemtl.data.layout import atomic_write_bytes
+from edgemtl.data.layout import atomic_write_bytes, json_text
 from edgemtl.errors import EdgeMTLError
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=float) + "\n").encode())
+    atomic_write_bytes(path, (json_text(obj, indent=2, default=float) + "\n").encode())
 
 
 def format_results(report: dict[str, Any]) -> str:

@@ -71,6 +71,24 @@ def test_artifact_package_is_a_leaf():
         ), (path, heavy)
 
 
+def test_manifests_and_reports_are_strict_json(tmp_path):
+    """NaN and +-Infinity (e.g. the SQNR of a bit-exact int8 task) are not JSON: a browser's JSON.parse
+    rejected such a manifest. They are written as null, in manifests and in result files."""
+    from edgemtl.artifact.manifest import to_json
+    from edgemtl.data.layout import json_text
+    from edgemtl.report import write_json
+
+    def strict(text: str):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+
+    obj = {"sqnr_db": float("inf"), "x": [np.float32(np.nan), np.float64(-np.inf), 1.5, np.int64(3)]}
+    want = {"sqnr_db": None, "x": [None, None, 1.5, 3]}
+    assert strict(to_json(obj)) == want
+    assert strict(json_text(obj, indent=2, default=float)) == want
+    write_json(tmp_path / "r.json", obj)
+    assert strict((tmp_path / "r.json").read_text()) == want
+
+
 def test_turbo_table_is_matplotlibs():
     import matplotlib
 

@@ -89,9 +89,9 @@ def write_manifest(artifact: str | os.PathLike, meta: dict[str, Any]) -> Path:
     }
     meta["manifest_sha256"] = manifest_digest(meta)
     path = manifest_path(artifact)
-    from edgemtl.data.layout import atomic_write_bytes
+    from edgemtl.data.layout import atomic_write_bytes, json_text
 
-    atomic_write_bytes(path, (json.dumps(meta, indent=2, default=_jsonable) + "\n").encode())
+    atomic_write_bytes(path, (json_text(meta, indent=2, default=_jsonable) + "\n").encode())
     return path
 
 
@@ -153,4 +153,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 def to_json(meta: dict[str, Any]) -> str:
-    return json.dumps(meta, default=_jsonable)
+    """Compact JSON (embedded metadata, digests); non-finite numbers as null (data.layout.json_text)."""
+    from edgemtl.data.layout import json_text
+
+    return json_text(meta, default=_jsonable)

@@ -41,6 +41,24 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's 0600 would hide shipped artifacts
 
 
+def json_text(obj: Any, indent: int | None = None, default: Any = None) -> str:
+    """``json.dumps`` whose output every JSON parser reads: Python writes NaN and +-Infinity (e.g. the
+    SQNR of a bit-exact output), which JSON lacks and a browser's ``JSON.parse`` rejects; they are
+    written as null, as JavaScript's ``JSON.stringify`` does."""
+
+    def finite(x: Any) -> Any:
+        if isinstance(x, float):
+            return x if np.isfinite(x) else None
+        if isinstance(x, dict):
+            return {k: finite(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [finite(v) for v in x]
+        return x
+
+    plain = json.loads(json.dumps(obj, default=default))  # numpy, tuples, ... -> plain JSON values
+    return json.dumps(finite(plain), indent=indent, allow_nan=False)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file and a rename: readers see the old file or the new one,
     never half of one. An unwritable folder or a full disk is an EdgeMTLError naming ``path``, and leaves
