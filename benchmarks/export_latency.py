@@ -19,6 +19,10 @@ Two phases, so exports (minutes, CPU-hungry) never overlap the timing:
 
     python benchmarks/export_latency.py export --out benchmarks/results/export_latency_cpu
     python benchmarks/export_latency.py measure --out benchmarks/results/export_latency_cpu --threads 1 2
+    python benchmarks/export_latency.py web --out benchmarks/results/export_latency_cpu --threads 1 2
+
+``web`` runs the ONNX artifacts in onnxruntime-web in headless Chromium (apps/web/bench.html):
+WebAssembly with SIMD and threads (the demo server sends COOP/COEP) and WebGPU where there is an adapter.
 
 Artifacts go to <out>/artifacts (not committed); report.json and report.md hold the numbers,
 the ratios and the machine. Weights are random (latency does not depend on their values; int8
@@ -106,6 +110,8 @@ def do_export(args: argparse.Namespace) -> None:
     log = {}
     for stem, name, target, precision, suffix, scheme, options in ARTIFACTS:
         path = art / f"{stem}{suffix}"
+        if args.target and target not in args.target:
+            continue
         if path.exists() and Path(f"{path}.json").exists() and not args.force:
             print(f"reuse {path}")
             continue
@@ -155,70 +161,12 @@ def do_measure(args: argparse.Namespace) -> None:
                 flush=True,
             )
 
-    def row(stem: str, rt_name: str, threads: int) -> dict | None:
-        suffix = ".onnx" if rt_name == "onnx" else ".pte"
-        return rows.get(f"{stem}{suffix}@{threads}")
-
-    def mean_ms(stem: str, rt_name: str, threads: int) -> float | None:
-        r = row(stem, rt_name, threads)
-        return sum(r["median_ms"].values()) / len(r["median_ms"]) if r else None
-
-    checks = []
-
-    def check(what: str, rt_name: str, threads: int, num: float | None, den: float | None, goal: float):
-        if num is None or den is None:
-            return
-        checks.append(
-            {
-                "target": what,
-                "runtime": rt_name,
-                "threads": threads,
-                "ratio": num / den,
-                "goal": goal,
-                "ok": num / den <= goal,
-                "values_ms": [num, den],
-            }
-        )
-
     features = cpu_features()
     int8_hw = bool({"avx512_vnni", "avx_vnni", "amx"} & set(features)) or platform.machine() in (
         "arm64",
         "aarch64",
     )
-    for threads in args.threads:
-        for rt_name in ("onnx", "executorch"):
-            single = mean_ms("single_task_fp32", rt_name, threads)
-            for stem, how in (
-                ("astmt_fp32", "one-hot graph, SE enc+dec"),
-                ("astmt_dec_fp32", "one-hot graph, SE decoder"),
-                ("astmt_spec_fp32", "specialised graphs behind the task input, SE enc+dec"),
-                ("astmt_dec_spec_fp32", "specialised graphs behind the task input, SE decoder"),
-                ("astmt_dec_specshared_fp32", "specialised graphs, common weights stored once, SE decoder"),
-                ("astmt_2t_pertask_fp32", "per-task methods, SE enc+dec"),
-            ):
-                what = f"task-conditional per-task latency / single-task ({how})"
-                check(what, rt_name, threads, mean_ms(stem, rt_name, threads), single, 1.05)
-            for stem, how in (
-                ("astmt", "one-hot graph, SE enc+dec"),
-                ("astmt_dec", "one-hot graph, SE decoder"),
-                ("astmt_spec", "specialised graphs, SE enc+dec"),
-                ("astmt_dec_spec", "specialised graphs, SE decoder"),
-                ("astmt_2t_pertask", "per-task methods, SE enc+dec"),
-                ("single_task", "single-task"),
-            ):
-                num, den = (
-                    mean_ms(f"{stem}_int8", rt_name, threads),
-                    mean_ms(f"{stem}_fp32", rt_name, threads),
-                )
-                check(f"int8 / fp32 latency ({how})", rt_name, threads, num, den, 0.55)
-        for stem, spec, t in (
-            ("astmt_dec3_all_fp32", "astmt_dec3_spec_fp32", 3),
-            ("astmt_dec_all_fp32", "astmt_dec_spec_fp32", 5),
-        ):
-            a, per = row(stem, "onnx", threads), row(spec, "onnx", threads)
-            if a and per:
-                what = f"all {t} tasks in one call / {t} per-task calls (SE decoder, encoder once)"
-                check(what, "onnx", threads, a["all_tasks_ms"], sum(per["median_ms"].values()), 1 / 1.5)
+    checks = ratio_checks(rows, [(rt, t) for t in args.threads for rt in ("onnx", "executorch")])
     # 4. What the user would otherwise ship (ONNX Runtime, fp32): memory and load time, fresh process each.
     ship = {}
     singles = [art / f"single_{t}_fp32.onnx" for t in TASKS[1:]]
@@ -259,6 +207,192 @@ def do_measure(args: argparse.Namespace) -> None:
     write_json(Path(args.out) / "report.json", report)
     (Path(args.out) / "report.md").write_text(_markdown(report, args) + "\n")
     print(_markdown(report, args))
+
+
+SUFFIX = {"onnx": ".onnx", "executorch": ".pte", "onnxruntime-web": ".onnx"}
+
+
+def ratio_checks(rows: dict, configs: list[tuple[str, object]]) -> list[dict]:
+    """The issue's ratios from measured rows (keys ``<artifact file>@<config>``), for each
+    (runtime, config): config is a thread count, or e.g. ``wasm2`` / ``webgpu`` in the browser."""
+
+    def row(stem: str, rt_name: str, config: object) -> dict | None:
+        return rows.get(f"{stem}{SUFFIX[rt_name]}@{config}")
+
+    def mean_ms(stem: str, rt_name: str, config: object) -> float | None:
+        r = row(stem, rt_name, config)
+        return sum(r["median_ms"].values()) / len(r["median_ms"]) if r else None
+
+    checks = []
+
+    def check(what: str, rt_name: str, config: object, num: float | None, den: float | None, goal: float):
+        if num is None or den is None:
+            return
+        checks.append(
+            {
+                "target": what,
+                "runtime": rt_name,
+                "threads": config,
+                "ratio": num / den,
+                "goal": goal,
+                "ok": num / den <= goal,
+                "values_ms": [num, den],
+            }
+        )
+
+    for rt_name, config in configs:
+        single = mean_ms("single_task_fp32", rt_name, config)
+        for stem, how in (
+            ("astmt_fp32", "one-hot graph, SE enc+dec"),
+            ("astmt_dec_fp32", "one-hot graph, SE decoder"),
+            ("astmt_spec_fp32", "specialised graphs behind the task input, SE enc+dec"),
+            ("astmt_dec_spec_fp32", "specialised graphs behind the task input, SE decoder"),
+            ("astmt_dec_specshared_fp32", "specialised graphs, common weights stored once, SE decoder"),
+            ("astmt_2t_pertask_fp32", "per-task methods, SE enc+dec"),
+        ):
+            what = f"task-conditional per-task latency / single-task ({how})"
+            check(what, rt_name, config, mean_ms(stem, rt_name, config), single, 1.05)
+        for stem, how in (
+            ("astmt", "one-hot graph, SE enc+dec"),
+            ("astmt_dec", "one-hot graph, SE decoder"),
+            ("astmt_spec", "specialised graphs, SE enc+dec"),
+            ("astmt_dec_spec", "specialised graphs, SE decoder"),
+            ("astmt_2t_pertask", "per-task methods, SE enc+dec"),
+            ("single_task", "single-task"),
+        ):
+            num, den = mean_ms(f"{stem}_int8", rt_name, config), mean_ms(f"{stem}_fp32", rt_name, config)
+            check(f"int8 / fp32 latency ({how})", rt_name, config, num, den, 0.55)
+        if SUFFIX[rt_name] != ".onnx":
+            continue
+        for stem, spec, t in (
+            ("astmt_dec3_all_fp32", "astmt_dec3_spec_fp32", 3),
+            ("astmt_dec_all_fp32", "astmt_dec_spec_fp32", 5),
+        ):
+            a, per = row(stem, rt_name, config), row(spec, rt_name, config)
+            if a and per:
+                what = f"all {t} tasks in one call / {t} per-task calls (SE decoder, encoder once)"
+                check(what, rt_name, config, a["all_tasks_ms"], sum(per["median_ms"].values()), 1 / 1.5)
+    return checks
+
+
+def do_web(args: argparse.Namespace) -> None:
+    """The same artifacts in onnxruntime-web in headless Chromium (apps/web/bench.html through the
+    demo server, which sends COOP/COEP: WebAssembly with SIMD and threads), and WebGPU where
+    Chromium finds an adapter (``--webgpu swiftshader`` uses the CPU emulation: a check that the
+    path runs, not a GPU figure). Writes web_report.json / web_report.md beside report.json."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from edgemtl.cli.demo import load_app
+    from edgemtl.profile.cpu import cpu_features
+    from edgemtl.report import write_json
+
+    chromium, node = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("node")
+    if not chromium or not node:
+        raise SystemExit("web: needs chromium and node on PATH (see the README's test command)")
+    web = load_app("web")
+    art = Path(args.out) / "artifacts"
+    paths = sorted({art / f"{stem}.onnx" for stem, _, target, *_ in ARTIFACTS if target == "onnx"})
+    paths = [p for p in paths if p.exists()]
+    configs = [f"wasm{t}" for t in args.threads] + (["webgpu"] if args.webgpu != "off" else [])
+    servers = [web.start_background(p) for p in paths]
+    steps = []
+    for (_, url), path in zip(servers, paths):
+        for c in configs:
+            ep = "ep=webgpu" if c == "webgpu" else f"ep=wasm&threads={c[4:]}"
+            query = f"{ep}&runs={args.runs}&warmup={args.warmup}&memory=1"
+            steps.append({"bench": f"{url}bench.html?{query}", "key": f"{path.name}@{c}"})
+    flags = ["--enable-blink-features=ForceEagerMeasureMemory"]
+    if args.webgpu == "swiftshader":
+        flags += ["--enable-unsafe-webgpu", "--enable-unsafe-swiftshader", "--use-webgpu-adapter=swiftshader"]
+    with tempfile.TemporaryDirectory() as tmp:
+        plan = {
+            "chromium": chromium,
+            "out": f"{tmp}/results.json",
+            "timeout_ms": 120000,
+            "bench_timeout_ms": 1800000,
+            "progress": True,
+            "args": flags,
+            "scenarios": [{"name": "bench", "steps": steps}],
+        }
+        Path(f"{tmp}/plan.json").write_text(json.dumps(plan))
+        try:
+            subprocess.run([node, "apps/web/tests/drive.mjs", f"{tmp}/plan.json"], check=True)
+        finally:
+            for server, _ in servers:
+                server.shutdown()
+        got = json.loads(Path(f"{tmp}/results.json").read_text())["bench"]["collected"]
+    rows, errors = {}, {}
+    for key, rec in got.items():
+        r = rec["result"]
+        if r is None or (key.endswith("@webgpu") and r["backend"] != "webgpu"):
+            errors[key] = rec["error"] or rec["warning"] or f"ran on {r and r['backend']}"
+            continue
+        rows[key] = {
+            "backend": r["backend"],
+            "threads": r["threads"],
+            "task_input": r["task_input"],
+            "graphs": r["graphs"],
+            "bytes": r["bytes"],
+            "load_ms": round(r["fetch_ms"] + r["session_ms"], 1),
+            "page_memory_mb": r["page_memory_mb"] and round(r["page_memory_mb"], 1),
+            "median_ms": {t: m["median_ms"] for t, m in r["tasks"].items()},
+            "p90_ms": {t: m["p90_ms"] for t, m in r["tasks"].items()},
+            "all_tasks_ms": r["all_tasks"]["median_ms"],
+        }
+        print(
+            f"{key:36s} " + ", ".join(f"{t} {v:.1f}" for t, v in rows[key]["median_ms"].items()), flush=True
+        )
+    isolated = {rec["result"]["cross_origin_isolated"] for rec in got.values() if rec["result"]}
+    env = {
+        "cpu": _cpu(),
+        "cpu_features": cpu_features(),
+        "cores": os.cpu_count(),
+        "browser": next((rec["result"]["user_agent"] for rec in got.values() if rec["result"]), None),
+        "onnxruntime_web": json.loads(Path("apps/web/package.json").read_text())["dependencies"][
+            "onnxruntime-web"
+        ],
+        "cross_origin_isolated": sorted(isolated),
+        "webgpu": args.webgpu,
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "note": "median of runs after warm-up, batch 1, session.run only (apps/web/js/bench.js); "
+        "load = fetch + session creation; memory = performance.measureUserAgentSpecificMemory "
+        "of the page",
+    }
+    checks = ratio_checks(rows, [("onnxruntime-web", c) for c in configs])
+    report = {"environment": env, "rows": rows, "errors": errors, "checks": checks}
+    write_json(Path(args.out) / "web_report.json", report)
+    lines = [
+        "# onnxruntime-web in headless Chromium",
+        "",
+        f"CPU: {env['cpu']} ({env['cores']} cores; SIMD: {' '.join(env['cpu_features'])}); "
+        f"onnxruntime-web {env['onnxruntime_web']}; {env['browser']}; "
+        f"cross-origin isolated: {env['cross_origin_isolated']}; "
+        f"{args.runs} runs after {args.warmup} warm-up; the median of each.",
+        "",
+        "| artifact | backend | threads | size MB | load ms | page memory MB | per-task median ms "
+        "| all tasks ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, r in rows.items():
+        lines.append(
+            f"| {key.split('@')[0]} | {r['backend']} | {r['threads']} | {r['bytes'] / 1e6:.2f} | "
+            f"{r['load_ms']} | {r['page_memory_mb']} | "
+            + ", ".join(f"{t} {v:.1f}" for t, v in r["median_ms"].items())
+            + f" | {r['all_tasks_ms']:.1f} |"
+        )
+    lines += ["", "| target | config | ratio | goal | met |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {c['target']} | {c['threads']} | {c['ratio']:.3f} | <= {c['goal']:.3g} | "
+        f"{'yes' if c['ok'] else 'NO'} |"
+        for c in checks
+    ]
+    if errors:
+        lines += ["", "Not measured:", ""] + [f"- {k}: {v}" for k, v in errors.items()]
+    (Path(args.out) / "web_report.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def _markdown(report: dict, args: argparse.Namespace) -> str:
@@ -325,7 +459,7 @@ def _versions() -> dict[str, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("phase", choices=["export", "measure"])
+    ap.add_argument("phase", choices=["export", "measure", "web"])
     ap.add_argument("--out", default="benchmarks/results/export_latency_cpu")
     ap.add_argument("--recipe", default="astmt_mnv2")
     ap.add_argument("--size", type=int, default=256)
@@ -333,8 +467,16 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--force", action="store_true", help="re-export existing artifacts")
+    ap.add_argument("--target", nargs="+", choices=["onnx", "executorch"], help="export: only these")
+    ap.add_argument(
+        "--webgpu",
+        choices=["off", "on", "swiftshader"],
+        default="on",
+        help="web: also measure WebGPU (on: Chromium's own GPU adapter, if any; swiftshader: its CPU "
+        "emulation, very slow: a check that the path runs)",
+    )
     args = ap.parse_args()
-    do_export(args) if args.phase == "export" else do_measure(args)
+    {"export": do_export, "measure": do_measure, "web": do_web}[args.phase](args)
 
 
 if __name__ == "__main__":

@@ -183,6 +183,16 @@ def web_run(tmp_path_factory):
                     {"message": "loaded"},
                     {"upload": str(paths["small"])},
                     {"collect": "semseg"},
+                    {"bench": bundle_url + "bench.html?ep=wasm&runs=2&warmup=0", "key": "bench"},
+                ],
+            },
+            {  # the benchmark page (benchmarks/export_latency.py web): WASM threads, WebGPU, one call
+                "name": "bench",
+                "steps": [
+                    {"bench": url + "bench.html?ep=wasm&threads=2&runs=3&warmup=1", "key": "wasm2"},
+                    {"bench": url + "bench.html?ep=webgpu&runs=2&warmup=1", "key": "webgpu"},
+                    {"bench": hs_url + "bench.html?ep=wasm&threads=1&runs=2&warmup=0", "key": "all"},
+                    {"bench": url + "bench.html?ep=wasm&runs=0", "key": "bad_runs"},
                 ],
             },
             {
@@ -345,6 +355,27 @@ def test_webgpu_when_available(web_run):
     res = rec["result"]
     raw = np.asarray(res["raw"], np.float32).reshape(res["C"], res["h"], res["w"])
     assert np.abs(raw - pred["raw"]).max() <= _tol(pred["raw"])
+
+
+def test_benchmark_page(web_run):
+    """bench.html measures load, every task and all tasks; the demo server's COOP/COEP headers make
+    the page cross-origin isolated, so WebAssembly runs the threads asked for."""
+    got = web_run["results"]["bench"]["collected"]
+    wasm, gpu, one_call = (got[k]["result"] for k in ("wasm2", "webgpu", "all"))
+    assert got["wasm2"]["error"] is None and wasm["backend"] == "wasm"
+    assert wasm["cross_origin_isolated"] is True and wasm["threads"] == 2
+    assert list(wasm["tasks"]) == list(ALL_TASKS) and wasm["graphs"] == "conditional"
+    for r in [*wasm["tasks"].values(), wasm["all_tasks"]]:
+        assert 0 < r["median_ms"] <= r["p90_ms"] and r["runs"] >= 3
+    assert wasm["session_ms"] > 0 and wasm["bytes"] == web_run["model"].stat().st_size
+    # T calls for a one-hot graph: slower than any one of them.
+    assert wasm["all_tasks"]["median_ms"] > max(r["median_ms"] for r in wasm["tasks"].values())
+    assert gpu["backend"] == "webgpu" and gpu["threads"] is None and set(gpu["tasks"]) == set(ALL_TASKS)
+    assert one_call["task_input"] == "all" and one_call["threads"] == 1
+    assert got["bad_runs"]["result"] is None and "give runs >= 1" in got["bad_runs"]["error"]
+    # A plain static host sends no isolation headers: one WebAssembly thread, and the page says so.
+    plain = web_run["results"]["bundle"]["collected"]["bench"]["result"]
+    assert plain["cross_origin_isolated"] is False and plain["threads"] == 1
 
 
 def test_static_bundle_runs_without_the_server(web_run):

@@ -25,7 +25,7 @@ WEB = Path(__file__).resolve().parent
 ORT_ENTRY = "ort.min.mjs"
 # Only what the page loads: the entry module and the WebAssembly builds it may pick.
 ORT_SUFFIXES = (".mjs", ".wasm")
-STATIC = ("index.html", "style.css", "js")
+STATIC = ("index.html", "bench.html", "style.css", "js")
 
 
 def ort_dist(web: Path = WEB) -> Path:
@@ -195,8 +195,9 @@ def write_bundle(model: str | Path, out: str | Path, web: Path = WEB) -> Path:
         (out / "ort").mkdir(parents=True, exist_ok=True)
         (out / "model").mkdir(exist_ok=True)
         shutil.copytree(web / "js", out / "js")
-        for name in ("index.html", "style.css"):
-            shutil.copy2(web / name, out / name)
+        for name in STATIC:
+            if name != "js":
+                shutil.copy2(web / name, out / name)
         for f in dist.iterdir():
             # The entry module and the JSEP WebAssembly build it loads (WASM and WebGPU providers).
             if f.name == ORT_ENTRY or f.name.startswith("ort-wasm-simd-threaded.jsep."):

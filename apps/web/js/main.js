@@ -4,6 +4,7 @@
 // URL parameters: model (artifact URL), task (initial task), ep (wasm | webgpu | auto),
 // threads (WASM threads), image (URL of an image to start with).
 import { DemoError, EdgeModel, fetchArtifact, readArtifactFiles } from './model.js';
+import { loadOrt, modelUrl, providers } from './ortsetup.js';
 import { resizeRGB, resizePlanes, rgbaToRgb, toTensorData } from './imaging.js';
 import { colourise, decode, legend } from './tasks.js';
 import { TURBO } from './turbo.js';
@@ -74,37 +75,13 @@ function schedule(fn) {
   return state.busy;
 }
 
-async function loadOrt() {
-  try {
-    const ort = await import('../ort/ort.min.mjs');
-    ort.env.wasm.wasmPaths = new URL('../ort/', import.meta.url).href;
-    const threads = Number(params.get('threads')) || (globalThis.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1);
-    ort.env.wasm.numThreads = threads;
-    return ort;
-  } catch (e) {
-    throw new DemoError(`onnxruntime-web did not load from ort/ (${e.message}); on the server: npm ci --prefix apps/web`);
-  }
-}
-
-async function providers() {
-  const ep = params.get('ep') || 'auto';
-  if (ep === 'wasm') return ['wasm'];
-  if (navigator.gpu) {
-    try {
-      if (await navigator.gpu.requestAdapter()) return ['webgpu', 'wasm'];
-    } catch { /* no usable adapter: WASM only */ }
-  }
-  if (ep === 'webgpu') showMessage('WebGPU is not available in this browser; running on WebAssembly');
-  return ['wasm'];
-}
-
 async function openModel(artifact) {
   setStatus('loading', `Loading ${artifact.name}…`);
   state.model = null;
   state.result = null;
   state.latency.clear();
   renderTasks();
-  const model = await EdgeModel.open(state.ort, artifact, await providers());
+  const model = await EdgeModel.open(state.ort, artifact, await providers(params, showMessage));
   state.model = model;
   $('model-name').textContent = `${model.name} · ${model.meta.arch || ''} · ${model.inputSize.w}×${model.inputSize.h}`;
   $('backend').textContent = model.backend === 'webgpu' ? 'WebGPU' : `WebAssembly ×${state.ort.env.wasm.numThreads}`;
@@ -391,21 +368,11 @@ function wireControls() {
   });
 }
 
-async function modelUrl() {
-  if (params.get('model')) return params.get('model');
-  const resp = await fetch('config.json', { cache: 'no-store' }).catch(() => null);
-  if (resp && resp.ok) {
-    const cfg = await resp.json();
-    if (cfg.model) return cfg.model;
-  }
-  return null;
-}
-
 async function main() {
   wireControls();
   try {
-    state.ort = await loadOrt();
-    const url = await modelUrl();
+    state.ort = await loadOrt(params);
+    const url = await modelUrl(params);
     if (!url) {
       setStatus('error', 'No model loaded');
       showMessage('no model given: open the page with ?model=URL of an exported .onnx, or pick one with "Model…"');

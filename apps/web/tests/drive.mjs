@@ -13,6 +13,8 @@
 //   {overlay: 0..100}           move the overlay slider
 //   {camera: frames}            start the (fake) camera, wait for `frames` results, stop it
 //   {screenshot: path, full?}   save a screenshot
+//   {bench: url, key}           open the benchmark page (bench.html), wait until it is done and
+//                               record window.edgemtlBench (its result or error) under key
 import { chromium } from 'playwright-core';
 import { readFile, writeFile } from 'node:fs/promises';
 
@@ -74,6 +76,12 @@ try {
           result: window.edgemtlDemo.result && { task: window.edgemtlDemo.result.task, width: window.edgemtlDemo.result.width, height: window.edgemtlDemo.result.height } }), runs);
         if (step.screenshot_while) await page.screenshot({ path: step.screenshot_while, fullPage: true });
         await page.click('#camera-button');
+      } else if (step.bench) {
+        await page.goto(step.bench);
+        await page.waitForFunction(() => window.edgemtlBench && window.edgemtlBench.done, null, { timeout: plan.bench_timeout_ms || TIMEOUT });
+        out.collected[step.key] = await page.evaluate(() => ({ result: window.edgemtlBench.result, error: window.edgemtlBench.error,
+          warning: window.edgemtlBench.warning || null }));
+        if (plan.progress) console.log(`${step.key}: ${out.collected[step.key].error || 'done'}`);
       } else if (step.screenshot) {
         await page.screenshot({ path: step.screenshot, fullPage: step.full !== false });
       } else {

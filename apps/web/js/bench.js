@@ -1,0 +1,125 @@
+// Benchmark page: the model's load time, per-task latency and all-task latency in onnxruntime-web,
+// with the same artifact loading and task input as the demo (model.js). Results go on the page and
+// to window.edgemtlBench, which apps/web/tests/drive.mjs reads (tests/test_apps_web.py and
+// benchmarks/export_latency.py web).
+//
+// URL parameters: model (artifact URL; default: the server's), ep (wasm | webgpu | auto),
+// threads (WASM threads), warmup (default 3), runs (timed runs per task, default 20), memory=1
+// (also ask the browser for the page's memory, performance.measureUserAgentSpecificMemory).
+import { DemoError, EdgeModel, fetchArtifact } from './model.js';
+import { loadOrt, modelUrl, providers } from './ortsetup.js';
+
+const params = new URLSearchParams(location.search);
+const $ = (id) => document.getElementById(id);
+const bench = { done: false, error: null, result: null };
+window.edgemtlBench = bench;
+
+const median = (xs) => quantile(xs, 0.5);
+function quantile(xs, q) {
+  const s = [...xs].sort((a, b) => a - b);
+  const i = (s.length - 1) * q;
+  const lo = Math.floor(i);
+  return s[lo] + (s[Math.min(lo + 1, s.length - 1)] - s[lo]) * (i - lo);
+}
+
+// A fixed pseudo-random image in [0, 1] (latency does not depend on the values; NaN-free).
+function input(w, h) {
+  const x = new Float32Array(3 * w * h);
+  let s = 12345;
+  for (let i = 0; i < x.length; i += 1) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    x[i] = (s >>> 8) / 16777216;
+  }
+  return x;
+}
+
+async function timeRuns(fn, warmup, runs) {
+  for (let i = 0; i < warmup; i += 1) await fn();
+  const ms = [];
+  for (let i = 0; i < runs; i += 1) {
+    const t0 = performance.now();
+    await fn();
+    ms.push(performance.now() - t0);
+  }
+  return { median_ms: median(ms), p90_ms: quantile(ms, 0.9), runs };
+}
+
+// The page's memory as the browser counts it (JS heap and WebAssembly memory; needs cross-origin
+// isolation). Chromium answers at its next garbage collection: bounded by a timeout.
+async function pageMemoryMB() {
+  if (!performance.measureUserAgentSpecificMemory) return null;
+  const timeout = new Promise((resolve) => { setTimeout(() => resolve(null), 30000); });
+  const m = await Promise.race([performance.measureUserAgentSpecificMemory(), timeout]);
+  return m ? m.bytes / 1e6 : null;
+}
+
+async function run() {
+  const warmup = Number(params.get('warmup') || 3);
+  const runs = Number(params.get('runs') || 20);
+  if (!(runs >= 1 && warmup >= 0)) throw new DemoError(`runs=${params.get('runs')} warmup=${params.get('warmup')}: give runs >= 1 and warmup >= 0`);
+  const ort = await loadOrt(params);
+  const url = await modelUrl(params);
+  if (!url) throw new DemoError('no model given: open bench.html?model=URL of an exported .onnx');
+  const t0 = performance.now();
+  const artifact = await fetchArtifact(url);
+  const t1 = performance.now();
+  const model = await EdgeModel.open(ort, artifact, await providers(params, (m) => { bench.warning = m; }));
+  const t2 = performance.now();
+  $('model-name').textContent = `${model.name} · ${model.inputSize.w}×${model.inputSize.h}`;
+  const threads = model.backend === 'wasm' ? ort.env.wasm.numThreads : null;
+  $('backend').textContent = model.backend === 'webgpu' ? 'WebGPU' : `WebAssembly ×${threads}`;
+  const { w, h } = model.inputSize;
+  const x = input(w, h);
+  const first = {};
+  const tasks = {};
+  for (const task of model.tasks) {
+    const t = performance.now();
+    await model.run(ort, task, x);
+    first[task] = performance.now() - t;
+    tasks[task] = await timeRuns(() => model.run(ort, task, x), warmup, runs);
+    $('status').textContent = `measured ${task}`;
+  }
+  // Every task: one call when the graph returns all of them (task input 'all'), else one per task.
+  const all = model.io.scheme === 'all'
+    ? await timeRuns(() => model.run(ort, model.tasks[0], x), warmup, runs)
+    : await timeRuns(async () => { for (const t of model.tasks) await model.run(ort, t, x); }, Math.min(warmup, 1), Math.max(3, Math.ceil(runs / 4)));
+  bench.result = {
+    model: model.name,
+    bytes: artifact.bytes.length,
+    task_input: model.io.scheme,
+    graphs: (model.meta.target_options || {}).graphs || 'conditional',
+    backend: model.backend,
+    threads,
+    cross_origin_isolated: Boolean(globalThis.crossOriginIsolated),
+    hardware_concurrency: navigator.hardwareConcurrency || null,
+    user_agent: navigator.userAgent,
+    fetch_ms: t1 - t0,
+    session_ms: t2 - t1,
+    first_call_ms: first,
+    tasks,
+    all_tasks: all,
+    page_memory_mb: params.get('memory') === '1' ? await pageMemoryMB() : null,
+    warmup,
+  };
+  const body = $('latency').querySelector('tbody');
+  for (const [task, r] of Object.entries(tasks)) {
+    const tr = document.createElement('tr');
+    for (const v of [task, r.median_ms.toFixed(2), r.p90_ms.toFixed(2), String(r.runs)]) {
+      const td = document.createElement('td');
+      td.textContent = v;
+      tr.appendChild(td);
+    }
+    body.appendChild(tr);
+  }
+  $('summary').textContent = JSON.stringify({ ...bench.result, tasks: undefined }, null, 2);
+  $('status').dataset.state = 'ready';
+  $('status').textContent = `done: ${model.tasks.length} tasks, all tasks ${all.median_ms.toFixed(1)} ms`;
+}
+
+run().catch((e) => {
+  bench.error = e instanceof DemoError ? e.message : `unexpected error: ${e && e.message ? e.message : e}`;
+  $('message').textContent = bench.error;
+  $('message').hidden = false;
+  $('status').dataset.state = 'error';
+  $('status').textContent = 'failed';
+}).finally(() => { bench.done = true; });
