@@ -105,6 +105,7 @@ def _check_merge(a: Any, b: Any, fields: tuple[str, ...]) -> None:
 
 from edgemtl.metrics.deltam import acc_mtl, delta_m, per_task_delta, task_delta_m  # noqa: E402
 from edgemtl.metrics.depth import DepthMeter, depth_metrics  # noqa: E402
+from edgemtl.metrics.detection import DetectionMeter  # noqa: E402
 from edgemtl.metrics.edges import EdgeMeter, edge_metrics  # noqa: E402
 from edgemtl.metrics.normals import NormalsMeter, normals_metrics  # noqa: E402
 from edgemtl.metrics.saliency import SaliencyMeter, saliency_metrics  # noqa: E402
@@ -114,6 +115,7 @@ __all__ = [
     "IGNORE_INDEX",
     "ConfusionMeter",
     "DepthMeter",
+    "DetectionMeter",
     "EdgeMeter",
     "NormalsMeter",
     "SaliencyMeter",
