@@ -364,6 +364,13 @@ def do_web(args: argparse.Namespace) -> None:
     checks = ratio_checks(rows, [("onnxruntime-web", c) for c in configs])
     report = {"environment": env, "rows": rows, "errors": errors, "checks": checks}
     write_json(Path(args.out) / "web_report.json", report)
+    text = _web_markdown(report, args)
+    (Path(args.out) / "web_report.md").write_text(text + "\n")
+    print(text)
+
+
+def _web_markdown(report: dict, args: argparse.Namespace) -> str:
+    env, rows, checks, errors = report["environment"], report["rows"], report["checks"], report["errors"]
     lines = [
         "# onnxruntime-web in headless Chromium",
         "",
@@ -391,8 +398,7 @@ def do_web(args: argparse.Namespace) -> None:
     ]
     if errors:
         lines += ["", "Not measured:", ""] + [f"- {k}: {v}" for k, v in errors.items()]
-    (Path(args.out) / "web_report.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return "\n".join(lines)
 
 
 def _markdown(report: dict, args: argparse.Namespace) -> str:
