@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from edgemtl.artifact import decoding
+from edgemtl.errors import EdgeMTLError
 from edgemtl.tasks import TASKS, build_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +88,28 @@ def test_manifests_and_reports_are_strict_json(tmp_path):
     assert strict(json_text(obj, indent=2, default=float)) == want
     write_json(tmp_path / "r.json", obj)
     assert strict((tmp_path / "r.json").read_text()) == want
+
+
+def test_manifest_written_with_infinity_before_still_reads(all_tasks_onnx, tmp_path):
+    """A manifest from before null-for-Infinity (sqnr_db: Infinity, digested that way) still loads;
+    editing it is still caught."""
+    import shutil
+
+    from edgemtl.artifact.manifest import manifest_digest, read_manifest
+
+    _, path = all_tasks_onnx
+    old = tmp_path / path.name
+    shutil.copy(path, old)
+    meta = json.loads(Path(f"{path}.json").read_text())
+    meta["verification"]["numeric"]["extra_sqnr_db"] = float("inf")
+    meta["manifest_sha256"] = manifest_digest(meta, legacy=True)
+    Path(f"{old}.json").write_text(json.dumps(meta))  # Python's default: writes Infinity
+    assert "Infinity" in Path(f"{old}.json").read_text()
+    assert read_manifest(old)["verification"]["numeric"]["extra_sqnr_db"] == float("inf")
+    meta["tasks"] = meta["tasks"][::-1]
+    Path(f"{old}.json").write_text(json.dumps(meta))
+    with pytest.raises(EdgeMTLError, match="edited after export"):
+        read_manifest(old)
 
 
 def test_turbo_table_is_matplotlibs():

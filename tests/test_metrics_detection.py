@@ -128,6 +128,34 @@ def test_voc_all_point_ap_by_hand():
     assert abs(m.compute()["VOC_mAP50"] - 100 * 5 / 6) < 1e-9
 
 
+def test_a_bad_image_leaves_the_meter_unchanged():
+    preds, gts = fixture_set(5, n_images=3)
+    m = DetectionMeter(4)
+    bad = {**preds[2], "labels": np.full(len(preds[2]["labels"]), 9)}
+    with pytest.raises(EdgeMTLError, match="class id 9"):
+        m.update([preds[0], preds[1], bad], gts)
+    assert m.preds == [] and m.gts == []
+
+
+def test_max_dets_cut_equals_pycocotools():
+    """More than 100 detections in an image: both keep the 100 highest scores per image and class."""
+    rng = np.random.default_rng(6)
+    preds, gts = fixture_set(6, n_images=4, n_classes=2)
+    for p, g in zip(preds, gts):
+        k = 130
+        centre = g["boxes"][rng.integers(0, len(g["boxes"]), k)] if len(g["boxes"]) else np.zeros((k, 4))
+        extra = centre + rng.normal(0, 8, (k, 4))
+        extra[:, 2:] = np.maximum(extra[:, 2:], extra[:, :2] + 1)
+        p["boxes"] = np.concatenate([p["boxes"], extra])
+        p["scores"] = np.concatenate([p["scores"], rng.random(k)])
+        p["labels"] = np.concatenate([p["labels"], np.zeros(k, np.int64)])
+    m = DetectionMeter(2)
+    m.update(preds, gts)
+    got, want = m.compute(), cocoeval_stats(preds, gts, 2)
+    for key, i in (("mAP", 0), ("AP50", 1), ("AP75", 2)):
+        assert abs(got[key] / 100 - want[i]) < 1e-4, (key, got[key], want[i])
+
+
 def test_perfect_and_empty_detections():
     preds, gts = fixture_set(4)
     perfect = [{"boxes": g["boxes"], "scores": np.ones(len(g["boxes"])), "labels": g["labels"]} for g in gts]
@@ -154,14 +182,22 @@ def test_box_iou_independent():
     "pred, gt, match",
     [
         ({"boxes": [[0, 0, 1]], "scores": [1], "labels": [0]}, {"boxes": [], "labels": []}, r"\[N, 4\]"),
-        ({"boxes": [[5, 0, 1, 1]], "scores": [1], "labels": [0]}, {"boxes": [], "labels": []}, "x2 < x1"),
+        (
+            {"boxes": [[5, 0, 1, 1]], "scores": [1], "labels": [0]},
+            {"boxes": [], "labels": []},
+            r"box 0 is \[5.0, 0.0, 1.0, 1.0\]",
+        ),
         ({"boxes": [[0, 0, 1, 1]], "labels": [0]}, {"boxes": [], "labels": []}, "needs scores"),
         (
-            {"boxes": [[0, 0, 1, 1]], "scores": [1], "labels": [7]},
+            {"boxes": [[0, 0, 1, 1]], "scores": [1], "labels": [-1]},
             {"boxes": [], "labels": []},
-            "outside 0..2",
+            "id -1 is outside 0..2",
         ),
-        ({"boxes": [[0, 0, 1, 1]], "scores": [np.nan], "labels": [0]}, {"boxes": [], "labels": []}, "NaN"),
+        (
+            {"boxes": [[0, 0, 1, 1]], "scores": [np.nan], "labels": [0]},
+            {"boxes": [], "labels": []},
+            "score 0 is nan",
+        ),
         (
             {"boxes": [[0, 0, 1, 1]], "scores": [1, 2], "labels": [0]},
             {"boxes": [], "labels": []},

@@ -71,10 +71,13 @@ def artifact_size(path: str | os.PathLike) -> int:
     return p.stat().st_size if p.exists() else 0
 
 
-def manifest_digest(meta: dict[str, Any]) -> str:
-    """sha256 of the manifest's content (canonical JSON, without this digest itself)."""
+def manifest_digest(meta: dict[str, Any], legacy: bool = False) -> str:
+    """sha256 of the manifest's content (canonical JSON, without this digest itself). ``legacy``:
+    as manifests written before non-finite numbers became null digested it (NaN/Infinity kept), so
+    that their artifacts still load."""
     body = {k: v for k, v in meta.items() if k != "manifest_sha256"}
-    return hashlib.sha256(json.dumps(json.loads(to_json(body)), sort_keys=True).encode()).hexdigest()
+    text = json.dumps(body, default=_jsonable) if legacy else to_json(body)
+    return hashlib.sha256(json.dumps(json.loads(text), sort_keys=True).encode()).hexdigest()
 
 
 def write_manifest(artifact: str | os.PathLike, meta: dict[str, Any]) -> Path:
@@ -117,7 +120,10 @@ def read_manifest(artifact: str | os.PathLike, embedded: dict[str, Any] | None =
             f"{FORMAT_VERSION}: upgrade edgemtl"
         )
     check_manifest(meta, path)
-    if "manifest_sha256" in meta and meta["manifest_sha256"] != manifest_digest(meta):
+    if "manifest_sha256" in meta and meta["manifest_sha256"] not in (
+        manifest_digest(meta),
+        manifest_digest(meta, legacy=True),
+    ):
         raise EdgeMTLError(
             f"{path} was edited after export (its content no longer matches its manifest_sha256): "
             "a changed task order, input size or decoding would give wrong predictions; restore "

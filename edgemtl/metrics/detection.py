@@ -17,7 +17,7 @@ COCO (the definition of pycocotools' ``COCOeval`` for bounding boxes, area range
   but no detection scores 0;
 - ``mAP`` = the mean over classes and the 10 thresholds; ``AP50`` / ``AP75`` at one threshold.
 
-VOC (the PASCAL VOC 2010+ devkit, ``VOCevalcls``-style all-point AP at IoU 0.5): detections of a class
+VOC (the PASCAL VOC 2010+ devkit's ``VOCevaldet``: all-point AP at IoU 0.5): detections of a class
 over all images sorted by score; each takes the ground-truth box of highest IoU in its image; it is a
 true positive if that IoU >= 0.5 and the box is not yet taken, a false positive otherwise, and
 ignored ("difficult") if the box is ``ignore``; AP = the area under the precision-recall curve with
@@ -63,10 +63,13 @@ def _boxes(x: Any, name: str) -> np.ndarray:
         raise EdgeMTLError(
             f"{_WHAT}: {name} must be [N, 4] boxes (x1, y1, x2, y2), got shape {list(b.shape)}"
         )
-    if not np.isfinite(b).all():
-        raise EdgeMTLError(f"{_WHAT}: {name} contains NaN or infinite coordinates")
-    if (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any():
-        raise EdgeMTLError(f"{_WHAT}: {name} has boxes with x2 < x1 or y2 < y1; boxes are (x1, y1, x2, y2)")
+    bad = ~np.isfinite(b).all(1) | (b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1])
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise EdgeMTLError(
+            f"{_WHAT}: {name} box {i} is {b[i].tolist()}: boxes are finite (x1, y1, x2, y2) with x2 >= x1, "
+            "y2 >= y1"
+        )
     return b
 
 
@@ -75,14 +78,15 @@ def _vector(x: Any, n: int, name: str, dtype: Any) -> np.ndarray:
     if v.size != n:
         raise EdgeMTLError(f"{_WHAT}: {name} has {v.size} entries for {n} boxes")
     if dtype is np.int64 and v.size and (v.astype(np.float64) != np.round(v.astype(np.float64))).any():
-        raise EdgeMTLError(f"{_WHAT}: {name} must hold integer class ids")
+        raise EdgeMTLError(f"{_WHAT}: {name} must hold integer class ids, got {v[:5].tolist()}")
     return v.astype(dtype)
 
 
 def _image(d: Any, name: str, with_scores: bool) -> dict[str, np.ndarray]:
     if not isinstance(d, dict) or "boxes" not in d or "labels" not in d:
         keys = "boxes, scores, labels" if with_scores else "boxes, labels (and optionally ignore)"
-        raise EdgeMTLError(f"{_WHAT}: each {name} must be a dict with {keys}")
+        got = sorted(d) if isinstance(d, dict) else type(d).__name__
+        raise EdgeMTLError(f"{_WHAT}: each {name} must be a dict with {keys}, got {got}")
     boxes = _boxes(d["boxes"], f"{name} boxes")
     out = {"boxes": boxes, "labels": _vector(d["labels"], len(boxes), f"{name} labels", np.int64)}
     if with_scores:
@@ -90,7 +94,8 @@ def _image(d: Any, name: str, with_scores: bool) -> dict[str, np.ndarray]:
             raise EdgeMTLError(f"{_WHAT}: each {name} needs scores")
         out["scores"] = _vector(d["scores"], len(boxes), f"{name} scores", np.float64)
         if not np.isfinite(out["scores"]).all():
-            raise EdgeMTLError(f"{_WHAT}: {name} scores contain NaN or infinity")
+            i = int(np.argmax(~np.isfinite(out["scores"])))
+            raise EdgeMTLError(f"{_WHAT}: {name} score {i} is {out['scores'][i]}; scores must be finite")
     else:
         ignore = d.get("ignore")
         out["ignore"] = (
@@ -159,7 +164,6 @@ class DetectionMeter:
     (see the module docstring); ``compute()`` -> ``mAP``, ``AP50``, ``AP75`` (COCO) and ``VOC_mAP50``,
     in %, plus ``per_class`` via :meth:`per_class_ap`."""
 
-    STATE: ClassVar[tuple[str, ...]] = ("preds", "gts")  # per-image lists (merge concatenates)
     higher_is_better: ClassVar[dict[str, bool]] = {"mAP": True, "AP50": True, "AP75": True, "VOC_mAP50": True}
 
     def __init__(self, num_classes: int, max_dets: int = 100) -> None:
@@ -177,16 +181,22 @@ class DetectionMeter:
     def update(self, pred: Any, gt: Any) -> None:
         preds, gts = (pred, gt) if isinstance(pred, (list, tuple)) else ([pred], [gt])
         if not isinstance(gts, (list, tuple)) or len(preds) != len(gts):
-            raise EdgeMTLError(f"{_WHAT}: got {len(preds)} predictions for a different number of images")
-        for p, g in zip(preds, gts):
-            p, g = _image(p, "prediction", True), _image(g, "ground truth", False)
+            n_gt = len(gts) if isinstance(gts, (list, tuple)) else type(gts).__name__
+            raise EdgeMTLError(
+                f"{_WHAT}: {len(preds)} predictions for {n_gt} ground truths; give one per image"
+            )
+        batch = [
+            (_image(p, "prediction", True), _image(g, "ground truth", False)) for p, g in zip(preds, gts)
+        ]
+        for p, g in batch:  # all checked before any is kept: a bad image leaves the meter as it was
             for what, labels in (("prediction", p["labels"]), ("ground truth", g["labels"])):
-                if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
+                out = labels[(labels < 0) | (labels >= self.num_classes)]
+                if out.size:
                     raise EdgeMTLError(
-                        f"{_WHAT}: {what} class id {int(labels.max())} is outside 0..{self.num_classes - 1}"
+                        f"{_WHAT}: {what} class id {int(out[0])} is outside 0..{self.num_classes - 1}"
                     )
-            self.preds.append(p)
-            self.gts.append(g)
+        self.preds += [p for p, _ in batch]
+        self.gts += [g for _, g in batch]
 
     def merge(self, other: DetectionMeter) -> DetectionMeter:
         _check_merge(self, other, ("num_classes", "max_dets"))
