@@ -38,6 +38,7 @@ import platform
 import time
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
 TASKS = ["semseg", "parts", "saliency", "normals", "edges"]  # the recipe's tasks, in its order
 SPEC = {"graphs": "specialized"}  # each branch its own weights (fast in ONNX Runtime)
 SPEC_SHARED = {"graphs": "specialized", "shared_weights": True}  # common weights once (smaller)
@@ -318,16 +319,20 @@ def do_web(args: argparse.Namespace) -> None:
         }
         Path(f"{tmp}/plan.json").write_text(json.dumps(plan))
         try:
-            subprocess.run([node, "apps/web/tests/drive.mjs", f"{tmp}/plan.json"], check=True)
+            subprocess.run([node, str(REPO / "apps/web/tests/drive.mjs"), f"{tmp}/plan.json"], check=True)
         finally:
             for server, _ in servers:
                 server.shutdown()
+                server.server_close()
         got = json.loads(Path(f"{tmp}/results.json").read_text())["bench"]["collected"]
     rows, errors = {}, {}
     for key, rec in got.items():
         r = rec["result"]
-        if r is None or (key.endswith("@webgpu") and r["backend"] != "webgpu"):
-            errors[key] = rec["error"] or rec["warning"] or f"ran on {r and r['backend']}"
+        config = key.rsplit("@", 1)[1]
+        want = ("webgpu", None) if config == "webgpu" else ("wasm", int(config[4:]))
+        if r is None or (r["backend"], r["threads"]) != want:
+            got = r and f"ran on {r['backend']} with {r['threads']} thread(s), not {want}"
+            errors[key] = rec["error"] or rec["warning"] or got
             continue
         rows[key] = {
             "backend": r["backend"],
@@ -350,7 +355,7 @@ def do_web(args: argparse.Namespace) -> None:
         "cpu_features": cpu_features(),
         "cores": os.cpu_count(),
         "browser": next((rec["result"]["user_agent"] for rec in got.values() if rec["result"]), None),
-        "onnxruntime_web": json.loads(Path("apps/web/package.json").read_text())["dependencies"][
+        "onnxruntime_web": json.loads((REPO / "apps/web/package.json").read_text())["dependencies"][
             "onnxruntime-web"
         ],
         "cross_origin_isolated": sorted(isolated),
@@ -386,7 +391,7 @@ def _web_markdown(report: dict, args: argparse.Namespace) -> str:
     for key, r in rows.items():
         lines.append(
             f"| {key.split('@')[0]} | {r['backend']} | {r['threads']} | {r['bytes'] / 1e6:.2f} | "
-            f"{r['load_ms']} | {r['page_memory_mb']} | "
+            f"{r['load_ms']} | {'' if r['page_memory_mb'] is None else r['page_memory_mb']} | "
             + ", ".join(f"{t} {v:.1f}" for t, v in r["median_ms"].items())
             + f" | {r['all_tasks_ms']:.1f} |"
         )
@@ -477,7 +482,7 @@ def main() -> None:
     ap.add_argument(
         "--webgpu",
         choices=["off", "on", "swiftshader"],
-        default="on",
+        default="off",
         help="web: also measure WebGPU (on: Chromium's own GPU adapter, if any; swiftshader: its CPU "
         "emulation, very slow: a check that the path runs)",
     )

@@ -4,7 +4,8 @@
 // benchmarks/export_latency.py web).
 //
 // URL parameters: model (artifact URL; default: the server's), ep (wasm | webgpu | auto),
-// threads (WASM threads), warmup (default 3), runs (timed runs per task, default 20), memory=1
+// threads (WASM threads), warmup (rounds over every task, default 3), runs (timed rounds: each
+// task once per round, default 20), memory=1
 // (also ask the browser for the page's memory, performance.measureUserAgentSpecificMemory).
 import { DemoError, EdgeModel, fetchArtifact } from './model.js';
 import { loadOrt, modelUrl, providers } from './ortsetup.js';
@@ -33,23 +34,14 @@ function input(w, h) {
   return x;
 }
 
-async function timeRuns(fn, warmup, runs) {
-  for (let i = 0; i < warmup; i += 1) await fn();
-  const ms = [];
-  for (let i = 0; i < runs; i += 1) {
-    const t0 = performance.now();
-    await fn();
-    ms.push(performance.now() - t0);
-  }
-  return { median_ms: median(ms), p90_ms: quantile(ms, 0.9), runs };
-}
+const stats = (ms) => ({ median_ms: median(ms), p90_ms: quantile(ms, 0.9), runs: ms.length });
 
 // The page's memory as the browser counts it (JS heap and WebAssembly memory; needs cross-origin
 // isolation). Chromium answers at its next garbage collection: bounded by a timeout.
 async function pageMemoryMB() {
   if (!performance.measureUserAgentSpecificMemory) return null;
   const timeout = new Promise((resolve) => { setTimeout(() => resolve(null), 30000); });
-  const m = await Promise.race([performance.measureUserAgentSpecificMemory(), timeout]);
+  const m = await Promise.race([performance.measureUserAgentSpecificMemory().catch(() => null), timeout]);
   return m ? m.bytes / 1e6 : null;
 }
 
@@ -70,19 +62,28 @@ async function run() {
   $('backend').textContent = model.backend === 'webgpu' ? 'WebGPU' : `WebAssembly ×${threads}`;
   const { w, h } = model.inputSize;
   const x = input(w, h);
+  // Every task's first call (kernel set-up, allocations), then the warm-up of every task, then the
+  // timed runs round-robin over the tasks: no task absorbs the session's warm-up, and slow drift
+  // (thermal, other load) spreads over all of them. Times are ONNX Runtime's session.run only
+  // (EdgeModel.run's ms), as the demo page reports them.
   const first = {};
-  const tasks = {};
-  for (const task of model.tasks) {
-    const t = performance.now();
-    await model.run(ort, task, x);
-    first[task] = performance.now() - t;
-    tasks[task] = await timeRuns(() => model.run(ort, task, x), warmup, runs);
-    $('status').textContent = `measured ${task}`;
+  for (const task of model.tasks) first[task] = (await model.run(ort, task, x)).ms;
+  for (let i = 0; i < warmup; i += 1) for (const task of model.tasks) await model.run(ort, task, x);
+  const ms = Object.fromEntries(model.tasks.map((t) => [t, []]));
+  const allMs = [];
+  for (let i = 0; i < runs; i += 1) {
+    let sum = 0;
+    for (const task of model.tasks) {
+      const r = await model.run(ort, task, x);
+      ms[task].push(r.ms);
+      sum += r.ms;
+    }
+    // All tasks: one call where the graph returns every task (task input 'all'), else T calls.
+    allMs.push(model.io.scheme === 'all' ? ms[model.tasks[0]][i] : sum);
+    $('status').textContent = `run ${i + 1} of ${runs}`;
   }
-  // Every task: one call when the graph returns all of them (task input 'all'), else one per task.
-  const all = model.io.scheme === 'all'
-    ? await timeRuns(() => model.run(ort, model.tasks[0], x), warmup, runs)
-    : await timeRuns(async () => { for (const t of model.tasks) await model.run(ort, t, x); }, Math.min(warmup, 1), Math.max(3, Math.ceil(runs / 4)));
+  const tasks = Object.fromEntries(model.tasks.map((t) => [t, stats(ms[t])]));
+  const all = stats(allMs);
   bench.result = {
     model: model.name,
     bytes: artifact.bytes.length,

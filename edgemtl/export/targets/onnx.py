@@ -168,9 +168,10 @@ class OnnxTarget(ExportTarget):
             return False
         if scheme == "all":  # one pass returns every task: there is no single task to specialise to
             raise UnsupportedError(
-                "onnx graphs=specialized puts one single-task graph per task behind the task input; "
-                "--task-input all returns every task from one pass: use --task-input onehot or index, "
-                "or graphs=conditional"
+                "onnx graphs=specialized puts one single-task graph per task behind a one-hot or index "
+                "task input; with --task-input all (every task from one pass, the only input of "
+                "multi-output models such as hard sharing) there is none to specialise: drop "
+                "graphs=specialized, or use --task-input onehot/index on a task-conditional model"
             )
         return True
 
