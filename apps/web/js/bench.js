@@ -9,19 +9,12 @@
 // (also ask the browser for the page's memory, performance.measureUserAgentSpecificMemory).
 import { DemoError, EdgeModel, fetchArtifact } from './model.js';
 import { loadOrt, modelUrl, providers } from './ortsetup.js';
+import { median, quantile } from './stats.js';
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
 const bench = { done: false, error: null, result: null };
 window.edgemtlBench = bench;
-
-const median = (xs) => quantile(xs, 0.5);
-function quantile(xs, q) {
-  const s = [...xs].sort((a, b) => a - b);
-  const i = (s.length - 1) * q;
-  const lo = Math.floor(i);
-  return s[lo] + (s[Math.min(lo + 1, s.length - 1)] - s[lo]) * (i - lo);
-}
 
 // A fixed pseudo-random image in [0, 1] (latency does not depend on the values; NaN-free).
 function input(w, h) {

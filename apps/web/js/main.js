@@ -5,6 +5,7 @@
 // threads (WASM threads), image (URL of an image to start with).
 import { DemoError, EdgeModel, fetchArtifact, readArtifactFiles } from './model.js';
 import { loadOrt, modelUrl, providers } from './ortsetup.js';
+import { median } from './stats.js';
 import { resizeRGB, resizePlanes, rgbaToRgb, toTensorData } from './imaging.js';
 import { colourise, decode, legend } from './tasks.js';
 import { TURBO } from './turbo.js';
@@ -257,13 +258,6 @@ function renderLegend() {
   }
   el.append(lg.text);
 }
-
-const median = (xs) => {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 function renderLatency() {
   const body = $('latency').querySelector('tbody');
