@@ -232,13 +232,11 @@ class DetectionMeter:
             ious = box_iou(p["boxes"][d][order], gboxes)
             taken = np.zeros(len(gboxes), bool)
             for di in range(len(order)):
-                scores.append(p["scores"][d][order][di])
                 j = int(np.argmax(ious[di])) if len(gboxes) else -1
+                if j >= 0 and ious[di, j] >= 0.5 and diff[j]:
+                    continue  # on a difficult box: counts for nothing, as if it were not there
+                scores.append(p["scores"][d][order][di])
                 if j >= 0 and ious[di, j] >= 0.5:
-                    if diff[j]:
-                        tp.append(np.nan)  # difficult: neither (dropped below)
-                        fp.append(np.nan)
-                        continue
                     hit = not taken[j]
                     taken[j] = True
                     tp.append(float(hit))
@@ -247,9 +245,7 @@ class DetectionMeter:
                     tp.append(0.0)
                     fp.append(1.0)
         order = np.argsort(-np.asarray(scores), kind="mergesort")
-        tp_a, fp_a = np.asarray(tp)[order], np.asarray(fp)[order]
-        keep = ~np.isnan(tp_a)
-        return _voc_ap(tp_a[keep], fp_a[keep], n_gt)
+        return _voc_ap(np.asarray(tp)[order], np.asarray(fp)[order], n_gt)
 
     def compute(self) -> dict[str, float]:
         if not self.gts:
