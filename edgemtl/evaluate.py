@@ -128,7 +128,7 @@ def evaluate(
             if per_image is None:
                 update_at_label_resolution(tasks[n], meters[n], out, batch[n])
                 continue
-            for o, t in at_label_resolution(out, batch[n]):
+            for o, t in at_label_resolution(out, batch[n], tasks[n]):
                 m = new_meter(tasks[n])
                 tasks[n].update_meter(m, o, t[None])
                 per_image[n].append(m)
@@ -148,24 +148,28 @@ def evaluate(
     return {n: m.compute() for n, m in meters.items()}
 
 
-def at_label_resolution(out: torch.Tensor, target: torch.Tensor | list):
+def at_label_resolution(out: torch.Tensor, target: torch.Tensor | list, task: Task | None = None):
     """Yield (output [1,C,h,w], target) per image, the output resized to its label's size with the
-    runtime's own post-processing (so PyTorch and artifact evaluation match)."""
+    runtime's own post-processing (so PyTorch and artifact evaluation match). A task whose labels are
+    not maps (detection: boxes as fractions of the image) reads the output as it is."""
     from edgemtl.artifact.processing import resize_output
 
+    dense = getattr(task, "dense", True)
     for i, t in enumerate(target):
         o = out[i : i + 1]
-        if tuple(o.shape[-2:]) != tuple(t.shape[-2:]):
+        if dense and tuple(o.shape[-2:]) != tuple(t.shape[-2:]):
             o = torch.from_numpy(resize_output(np.ascontiguousarray(o.numpy()), tuple(t.shape[-2:])))
         yield o, t
 
 
 def update_at_label_resolution(task: Task, meter, out: torch.Tensor, target: torch.Tensor | list) -> None:
     """Feed a batch to ``meter``, outputs resized to their labels' sizes where they differ."""
-    if not isinstance(target, list) and tuple(out.shape[-2:]) == tuple(target.shape[-2:]):
+    if not getattr(task, "dense", True) or (
+        not isinstance(target, list) and tuple(out.shape[-2:]) == tuple(target.shape[-2:])
+    ):
         task.update_meter(meter, out, target)
         return
-    for o, t in at_label_resolution(out, target):
+    for o, t in at_label_resolution(out, target, task):
         task.update_meter(meter, o, t[None])
 
 

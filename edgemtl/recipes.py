@@ -96,7 +96,9 @@ class Recipe:
             from edgemtl.data.synth import preset_meta
 
             sizes = synth_size(synth.get("size", (128, 128)), self.path)
-            return preset_meta(synth.get("preset", "nyud"), sizes[0] if len(sizes) == 1 else None)
+            return preset_meta(
+                synth.get("preset", "nyud"), sizes[0] if len(sizes) == 1 else None, synth.get("tasks")
+            )
         if root:
             raise EdgeMTLError(
                 f"{self.path}: data.root {root} has no dataset.json (make one with `edgemtl data synth`)"

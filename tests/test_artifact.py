@@ -13,13 +13,17 @@ import numpy as np
 import pytest
 import torch
 
-from edgemtl.artifact import decoding
+from edgemtl.artifact import boxes, decoding
 from edgemtl.errors import EdgeMTLError
 from edgemtl.tasks import TASKS, build_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 META = {
-    "classes": {"semseg": ["bg", "wall", "chair", "table"], "parts": ["bg", "head", "torso"]},
+    "classes": {
+        "semseg": ["bg", "wall", "chair", "table"],
+        "parts": ["bg", "head", "torso"],
+        "detection": ["chair", "table"],
+    },
     "depth_range": [0.5, 8.0],
 }
 TINY = {
@@ -133,6 +137,16 @@ def test_numpy_decoding_and_colouring_equal_the_tasks_own(name):
     raw = torch.randn(1, task.out_channels, 24, 20, generator=torch.Generator().manual_seed(1)) * 3
     if name == "depth":
         raw = raw.abs() * 2 - 1  # some negative depth, which the decoding clamps
+    if not task.dense:  # boxes: same detections; drawn on an image, by the one drawing function
+        ref, got = task.decode(raw)[0], decoding.decode(raw.numpy(), info)
+        assert len(got["boxes"]) > 0 and set(got) == set(ref) == {"boxes", "scores", "labels"}
+        for k in got:
+            np.testing.assert_array_equal(got[k], ref[k])
+        canvas = np.full((24, 20, 3), 40, np.uint8)
+        drawn = decoding.visualize(got, info, image=canvas)
+        assert np.array_equal(drawn, boxes.draw(canvas, got, info["class_names"])) and (drawn != canvas).any()
+        assert decoding.visual_spec({k: v for k, v in info.items() if k != "visual"}) == info["visual"]
+        return
     ref = task.decode(raw)[0].numpy()
     got = decoding.decode(raw.numpy(), info)
     assert got.shape == ref.shape
@@ -176,7 +190,10 @@ image = np.load(image_file)
 res = {}
 for t in rt.tasks:
     pred = rt.predict(image, t)
-    res[f"{t}_prediction"] = pred["prediction"]
+    if isinstance(pred["prediction"], dict):  # detection: boxes, scores, labels
+        res.update({f"{t}_{k}": v for k, v in pred["prediction"].items()})
+    else:
+        res[f"{t}_prediction"] = pred["prediction"]
     res[f"{t}_rgb"] = rt.visualize(pred)
 np.savez(out, **res)
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)))
@@ -226,6 +243,14 @@ def test_runtime_runs_an_onnx_artifact_without_torch(all_tasks_onnx, tmp_path):
     rt = runtime.load(path, threads=1)
     tasks = build_tasks(BUILTIN, META)
     for t in rt.tasks:
+        if not tasks[t].dense:  # boxes decoded at model resolution, in the image's pixels
+            raw = rt.predict(image, t)["raw"][None]
+            ref = boxes.to_pixels(tasks[t].decode(torch.from_numpy(raw))[0], image.shape[:2])
+            for k in ("boxes", "scores", "labels"):
+                np.testing.assert_allclose(res[f"{t}_{k}"], ref[k], rtol=1e-5, atol=1e-4, err_msg=t)
+            black = np.zeros_like(image)
+            assert np.array_equal(res[f"{t}_rgb"], boxes.draw(black, ref, tasks[t].class_names)), t
+            continue
         full = resize_output(rt.predict(image, t)["raw"][None], image.shape[:2])
         ref = tasks[t].decode(torch.from_numpy(full))[0].numpy()
         np.testing.assert_allclose(res[f"{t}_prediction"], ref, rtol=1e-5, atol=1e-5, err_msg=t)

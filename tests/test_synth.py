@@ -61,7 +61,8 @@ def scene_and_labels(request):
 @pytest.mark.parametrize("preset", PRESET_NAMES)
 def test_render_scene_outputs(preset):
     out = render_scene(3, SIZE, preset)
-    assert set(out) == {"image", *TASKS}
+    assert set(out) == {"image", *TASKS, "detection"}  # boxes are rendered always, written on request
+    assert out["detection"].dtype == np.float32 and out["detection"].shape[1] == 6
     h, w = SIZE
     assert out["image"].dtype == np.uint8 and out["image"].shape == (h, w, 3)
     for t in ("semseg", "edges", "saliency", "parts"):

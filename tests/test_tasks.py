@@ -20,7 +20,10 @@ from edgemtl.tasks import TASKS, build_tasks
 sys.path.insert(0, str(Path(__file__).parent / "plugins"))
 import heat_task  # noqa: E402  (registers the 'heat' task: the one file a new task needs)
 
-META = {"classes": {"semseg": ["bg", "a", "b"], "parts": ["bg", "head"]}, "depth_range": [0.5, 8.0]}
+META = {
+    "classes": {"semseg": ["bg", "a", "b"], "parts": ["bg", "head"], "detection": ["a", "b"]},
+    "depth_range": [0.5, 8.0],
+}
 HW = (30, 38)
 
 
@@ -29,6 +32,8 @@ def example_label(name: str, rng: np.random.Generator) -> np.ndarray:
     task = TASKS.get(name)
     if name == "heat":
         return heat_task.heat_label(rng, HW)
+    if task.kind == "boxes":  # pixels; one large box survives any crop below, one difficult
+        return np.array([[3, 2, 35, 28, 1, 0], [5, 5, 9, 8, 0, 1]], np.float32)
     if task.kind == "classes":
         return rng.integers(0, len(META["classes"][name]), HW).astype(np.uint8)
     if task.kind == "binary":
@@ -67,13 +72,17 @@ def test_every_task_from_label_file_to_colours(name, tmp_path):
     layout.write_label(tmp_path, name, "x", label)
     path = tmp_path / name / f"x{task.label_ext}"
     back = load_label(name, path, HW, len(META["classes"].get(name, [])) or None)
-    np.testing.assert_array_equal(back, label)
+    if task.dense:
+        np.testing.assert_array_equal(back, label)
+    else:  # boxes are stored in pixels and read as fractions of the image
+        np.testing.assert_allclose(back * [HW[1], HW[0], HW[1], HW[0], 1, 1], label, rtol=1e-6)
     item = {"image": torch.rand(3, *HW), name: type(task).label_tensor(back)}
     aug = Compose([RandomHorizontalFlip(1.0), RandomScaleCrop((0.8, 1.2), (24, 24)), RandomRotate(15)])
     out = aug(item, np.random.default_rng(2))
-    assert out[name].dtype == item[name].dtype and out[name].shape[-2:] == (24, 24)
+    assert out[name].dtype == item[name].dtype
+    assert out[name].shape[-2:] == (24, 24) if task.dense else out[name].shape[1] == 6
     pred = torch.randn(2, task.out_channels, 24, 24, requires_grad=True)
-    target = torch.stack([out[name], out[name]])
+    target = torch.stack([out[name], out[name]]) if task.dense else [out[name], out[name]]
     loss = task.loss(pred, target)
     loss.backward()
     assert torch.isfinite(loss) and pred.grad is not None and torch.isfinite(pred.grad).all()
@@ -85,7 +94,7 @@ def test_every_task_from_label_file_to_colours(name, tmp_path):
 
     info = json.loads(json.dumps(task.describe()))
     decoded = decoding.decode(pred.detach()[:1].numpy(), info)
-    assert decoding.visualize(decoded, info).shape == (24, 24, 3)
+    assert decoding.visualize(decoded, info, image=np.zeros((24, 24, 3), np.uint8)).shape == (24, 24, 3)
 
 
 def test_a_wrong_label_file_is_one_line_naming_it(tmp_path):

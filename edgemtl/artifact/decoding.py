@@ -11,6 +11,8 @@ numpy only, so an app can deploy without PyTorch.
   sigmoid       probability ``[H, W]`` (float32)
   l2_normalize  unit vectors ``[H, W, 3]``: x / max(|x|, 1e-6)
   identity      the single channel ``[H, W]``; then ``max(v, clamp_min)`` where ``clamp_min`` is set
+  boxes         ``{"boxes": [K, 4], "scores": [K], "labels": [K]}``, boxes as fractions of the image
+                (edgemtl.artifact.boxes, parameters in the entry's ``boxes``)
 
 ``visual`` (a ``style`` and its fields, an optional ``legend`` text for the apps; prediction or label
 -> uint8 RGB ``[H, W, 3]``):
@@ -19,6 +21,8 @@ numpy only, so an app can deploy without PyTorch.
                  (invalid depth) black; ``ignore``: that label value drawn as 0
   signed_rgb     unit vectors: clip((v + 1) * 127.5, 0, 255), truncated
   inverted_gray  probabilities: 255 - clip(p, 0, 1) * 255, truncated (dark = positive); ``ignore`` as 0
+  boxes          boxes in pixels drawn on the image (``visualize(..., image=)``), palette colour of
+                 class id + 1, ``name score`` labels, scores below 0.3 not drawn
 """
 
 from __future__ import annotations
@@ -30,15 +34,19 @@ import numpy as np
 from edgemtl.errors import EdgeMTLError
 
 IGNORE = 255
-DECODINGS = ("argmax", "sigmoid", "l2_normalize", "identity")
-STYLES = ("palette", "colormap", "signed_rgb", "inverted_gray")
+DECODINGS = ("argmax", "sigmoid", "l2_normalize", "identity", "boxes")
+STYLES = ("palette", "colormap", "signed_rgb", "inverted_gray", "boxes")
 
 
-def decode(raw: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+def decode(raw: np.ndarray, info: dict[str, Any]) -> Any:
     """A task's raw output ``[1, C, H, W]`` (or ``[C, H, W]``) -> its prediction in label layout."""
     x = np.asarray(raw, dtype=np.float32)
     x = x[0] if x.ndim == 4 else x
     kind = info.get("decoding")
+    if kind == "boxes":
+        from edgemtl.artifact import boxes
+
+        return boxes.decode(x, int(info["out_channels"]) - 5, **boxes.params(info))
     if kind == "argmax":
         return x.argmax(0)
     if kind == "sigmoid":
@@ -70,6 +78,8 @@ def visual_spec(info: dict[str, Any]) -> dict[str, Any]:
     if isinstance(info.get("visual"), dict):
         return info["visual"]
     name, kind = info.get("name"), info.get("kind")
+    if info.get("decoding") == "boxes":
+        return {"style": "boxes"}
     if name == "edges":
         return {"style": "inverted_gray", "ignore": IGNORE, "legend": "dark = boundary"}
     if kind == "classes" or info.get("decoding") == "argmax":
@@ -85,10 +95,17 @@ def visual_spec(info: dict[str, Any]) -> dict[str, Any]:
     return {"style": "colormap", "range": [0.0, 1.0], "ignore": IGNORE}
 
 
-def visualize(values: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-    """A prediction or label (label layout) -> uint8 RGB ``[H, W, 3]``, drawn as the task declares."""
+def visualize(values: Any, info: dict[str, Any], image: np.ndarray | None = None) -> np.ndarray:
+    """A prediction or label (label layout) -> uint8 RGB ``[H, W, 3]``, drawn as the task declares
+    (boxes, in pixels, are drawn on ``image``)."""
     spec = visual_spec(info)
     style = spec.get("style")
+    if style == "boxes":
+        from edgemtl.artifact import boxes
+
+        if image is None:
+            raise EdgeMTLError(f"task '{info.get('name')}' draws boxes on an image: pass image=")
+        return boxes.draw(image, values, info.get("class_names"))
     if style == "palette":
         return palette(256)[np.asarray(values, dtype=np.int64) % 256]
     if style == "signed_rgb":

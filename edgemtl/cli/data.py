@@ -25,6 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--preset", default="nyud", help="scene style: nyud (indoor) or pascal (objects, people)")
     s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    s.add_argument(
+        "--detection",
+        action="store_true",
+        help="also write object boxes (detection/<id>.json, exact, from the visible instances)",
+    )
     v = sub.add_parser("validate", help="check every file of a dataset and list all problems")
     v.add_argument("dir")
     v.add_argument("--split", action="append", help="split(s) to check (default: all present)")
@@ -49,7 +54,15 @@ def run(args: argparse.Namespace) -> int:
 
         t0 = time.perf_counter()
         meta = generate(
-            args.out, args.num, args.size, seed=args.seed, preset=args.preset, workers=args.workers
+            args.out,
+            args.num,
+            args.size,
+            seed=args.seed,
+            preset=args.preset,
+            workers=args.workers,
+            tasks=("semseg", "depth", "normals", "edges", "saliency", "parts", "detection")
+            if args.detection
+            else None,
         )
         dt = time.perf_counter() - t0
         print(

@@ -2,7 +2,8 @@
 
 Each item is a dict of tensors: ``image`` float32 [3,H,W] in [0,1], ``id`` str, and per task
 semseg/parts int64 [H,W] (255 ignore), edges/saliency float32 [1,H,W] (0/1, 255 ignore),
-depth float32 [1,H,W] metres (0 invalid), normals float32 [3,H,W] (all-zero invalid).
+depth float32 [1,H,W] metres (0 invalid), normals float32 [3,H,W] (all-zero invalid), detection
+float32 [N,6] (box as fractions of the image, class id, difficult flag).
 
 Files are checked lazily per item (cheap checks only); :func:`edgemtl.data.validate.validate_dataset`
 scans everything up-front. Augmentation randomness is derived from (seed, epoch, index), so a
@@ -134,6 +135,12 @@ def load_label(task: str, path: Path, hw: tuple[int, int], num_classes: int | No
 def to_tensor(task: str, arr: np.ndarray) -> torch.Tensor:
     """Numpy label -> the item tensor layout documented in the module docstring (``Task.label_tensor``)."""
     return TASKS.get(task).label_tensor(arr)
+
+
+def num_classes_of(meta: dict[str, Any], task: str) -> int | None:
+    """How many classes ``classes.<task>`` of dataset.json lists (None for a task without classes)."""
+    names = (meta.get("classes") or {}).get(task)
+    return len(names) if isinstance(names, list) else None
 
 
 def is_class_task(task: str) -> bool:
@@ -293,7 +300,7 @@ class MultiTaskDataset(Dataset):
         return len(self._cache)
 
     def _ncls(self, task: str) -> int | None:
-        return len(self._meta["classes"][task]) if is_class_task(task) else None
+        return num_classes_of(self._meta, task)
 
 
 def collate(items: list[Sample]) -> Sample:

@@ -9,6 +9,8 @@
     DIR/<task>/<id>.npy              depth: float32 HxW metres, 0 = invalid
                                      normals: float32 HxWx3 unit vectors in the camera frame
                                      (x right, y up, z towards the camera), all-zero = invalid
+    DIR/detection/<id>.json          boxes: {"objects": [{"box": [x1, y1, x2, y2], "class": k,
+                                     "difficult": false}, ...]}, pixels, continuous corners
     DIR/splits/{train,val,test}.txt  one id per line
 
 Every writer here is atomic (temp file + rename) so an interrupted run never leaves a
@@ -145,7 +147,12 @@ def label_ext(task: str) -> str:
 
 def write_label(root: str | os.PathLike, task: str, sample_id: str, label: np.ndarray) -> None:
     ext = label_ext(task)
-    data = encode_png(label) if ext == ".png" else encode_npy(label)
+    if ext == ".json":  # boxes, [N, 6] in pixels (edgemtl.tasks.detection)
+        from edgemtl.tasks.detection import write_boxes_json
+
+        data = write_boxes_json(label)
+    else:
+        data = encode_png(label) if ext == ".png" else encode_npy(label)
     atomic_write_bytes(Path(root) / task / f"{sample_id}{ext}", data)
 
 

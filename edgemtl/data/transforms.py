@@ -18,6 +18,8 @@ edges      nearest         255      binary maps keep {0, 1, 255}
 saliency   nearest         255
 depth      nearest         0        values stay metric (resize = focal-length change)
 normals    nearest         0        flip negates x; rotation rotates (x, y) in-plane
+detection  (boxes)         --       corners moved by the same geometry; the box around them,
+                                    clipped to the output; boxes under 2 px wide/high dropped
 =========  ==============  =======  ==================================================
 
 Normals use the camera frame x right, y up, z towards the camera; nearest sampling keeps them
@@ -69,15 +71,30 @@ def _from_hwc(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a)).to(like.dtype)
 
 
-def _apply(sample: Sample, fn) -> Sample:
-    """Run ``fn(hwc_array, key, interp, fill) -> hwc_array`` on every spatial tensor."""
+def _is_map(key: str) -> bool:
+    """Whether sample key ``key`` is a pixel map (the image, a dense task) rather than a list of boxes."""
+    return key == "image" or getattr(_task(key), "dense", True)
+
+
+def _apply(sample: Sample, fn, matrix: np.ndarray, out_hw: tuple[int, int]) -> Sample:
+    """Run ``fn(hwc_array, key, interp, fill) -> hwc_array`` on every spatial tensor; box labels move
+    with ``matrix`` (2x3, pixel-corner coordinates of the input -> of the ``out_hw`` output, the same
+    geometry as ``fn``) through their task's ``warp_label``."""
     out = dict(sample)
+    in_hw = _hw(sample)
     for key, val in sample.items():
         if not isinstance(val, torch.Tensor):
+            continue
+        if not _is_map(key):
+            out[key] = _task(key).warp_label(val, matrix, in_hw, out_hw)
             continue
         interp, fill = _spec(key)
         out[key] = _from_hwc(fn(_to_hwc(val), key, interp, fill), val)
     return out
+
+
+def _affine(sx: float = 1.0, sy: float = 1.0, tx: float = 0.0, ty: float = 0.0) -> np.ndarray:
+    return np.array([[sx, 0.0, tx], [0.0, sy, ty]])
 
 
 def _hw(sample: Sample) -> tuple[int, int]:
@@ -123,10 +140,15 @@ class RandomHorizontalFlip:
     def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
         if rng.random() >= self.p:
             return dict(sample)
-        out = {k: (v.flip(-1) if isinstance(v, torch.Tensor) else v) for k, v in sample.items()}
-        for k, v in out.items():
-            if k != "image" and isinstance(v, torch.Tensor):
-                out[k] = _task(k).flip_label(v)
+        H, W = _hw(sample)
+        out = dict(sample)
+        for k, v in sample.items():
+            if not isinstance(v, torch.Tensor):
+                continue
+            if not _is_map(k):
+                out[k] = _task(k).warp_label(v, _affine(-1.0, 1.0, W, 0.0), (H, W), (H, W))
+            else:
+                out[k] = v.flip(-1) if k == "image" else _task(k).flip_label(v.flip(-1))
         return out
 
 
@@ -167,7 +189,7 @@ class RandomScaleCrop:
             out[oy : oy + ch, ox : ox + cw] = r[sy : sy + ch, sx : sx + cw]
             return out
 
-        return _apply(sample, fn)
+        return _apply(sample, fn, _affine(nw / W, nh / H, ox - sx, oy - sy), (h, w))
 
 
 class RandomRotate:
@@ -198,7 +220,11 @@ class RandomRotate:
             )
             return r[..., None] if a.ndim == 3 and r.ndim == 2 else r
 
-        return _apply(sample, fn)
+        # cv2's M acts on pixel centres; boxes use pixel corners (x_corner = x_centre + 0.5). Boxes
+        # become the box around their rotated corners (looser than the object, as usual).
+        Mc = M.copy()
+        Mc[:, 2] += 0.5 - M[:, :2] @ np.array([0.5, 0.5])
+        return _apply(sample, fn, Mc, (H, W))
 
 
 class ColorJitter:
@@ -252,7 +278,13 @@ class Resize:
     def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
         if _hw(sample) == self.size:
             return dict(sample)
-        return _apply(sample, lambda a, key, interp, fill: _resize(a, key, interp, self.size))
+        (H, W), (h, w) = _hw(sample), self.size
+        return _apply(
+            sample,
+            lambda a, key, interp, fill: _resize(a, key, interp, self.size),
+            _affine(w / W, h / H),
+            (h, w),
+        )
 
 
 class PadToMultiple:
@@ -272,7 +304,7 @@ class PadToMultiple:
             out[:H, :W] = a
             return out
 
-        return _apply(sample, fn)
+        return _apply(sample, fn, _affine(), (h, w))
 
 
 def default_train_transform(

@@ -14,11 +14,11 @@ import numpy as np
 
 from edgemtl.data.dataset import (
     index_images,
-    is_class_task,
     label_path,
     load_image,
     load_label,
     load_meta,
+    num_classes_of,
     read_split,
 )
 from edgemtl.data.layout import SPLITS
@@ -113,7 +113,7 @@ def _check_sample(
     out = []
     for task in tasks:
         path = label_path(root, task, sid)
-        ncls = len(meta["classes"][task]) if is_class_task(task) else None
+        ncls = num_classes_of(meta, task)
         try:
             arr = load_label(task, path, hw, ncls)
         except EdgeMTLError as e:

@@ -6,7 +6,9 @@ is the sum of their per-image states. A bootstrap resample is a vector of image 
 matrix ``S`` [N, K], and the metric is recomputed from it by the meter's own ``compute()``. Pooled
 metrics (mIoU from one confusion matrix, odsF from summed edge counts, pixel-pooled RMSE, the
 image-averaged saliency curves) are therefore recomputed exactly on each resample, never
-approximated by averaging per-image scores. Models compared on the same test images use the same
+approximated by averaging per-image scores. Detection AP is not additive: its meter records each
+image's matched detections instead and recomputes AP on a resample itself (``image_state`` /
+``resampled``, exact as well). Models compared on the same test images use the same
 resamples (paired), so image difficulty cancels out of a difference.
 """
 
@@ -25,6 +27,8 @@ SEED = 0
 
 def state_vector(meter: Any) -> np.ndarray:
     """A meter's additive state as one float64 vector (integer counts stay exact below 2**53)."""
+    if hasattr(meter, "image_state"):  # a meter that is not additive records its image instead
+        return np.asarray(meter.image_state(), dtype=np.float64)
     if hasattr(meter, "_drain"):  # an edge meter may still have images in flight in its workers
         meter._drain()
     return np.concatenate([np.asarray(getattr(meter, k), dtype=np.float64).ravel() for k in meter.STATE])
@@ -64,6 +68,8 @@ def resample_weights(n: int, n_resamples: int = N_RESAMPLES, seed: int = SEED) -
 
 def resampled_metric(template: Any, states: np.ndarray, key: str, weights: np.ndarray) -> np.ndarray:
     """``key`` of ``template``'s compute() on each resample: [R] values."""
+    if hasattr(template, "resampled"):  # not additive (detection AP): the meter resamples itself
+        return template.resampled(states, weights, key)
     summed = weights @ states
     return np.array([with_state(template, s).compute()[key] for s in summed])
 

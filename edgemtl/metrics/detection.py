@@ -29,6 +29,7 @@ Tested against pycocotools on the same boxes (tests/test_metrics_detection.py).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -134,6 +135,26 @@ def _coco_image(
     return scores, matched, ignored, int((~g_ign).sum())
 
 
+def _voc_image(p: dict, g: dict, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image, one class, detections in score order: (scores, true positive, counted): a detection
+    whose best box is a difficult one it overlaps >= 0.5 counts for nothing, as if it were not there."""
+    d, gsel = p["labels"] == c, g["labels"] == c
+    gboxes, diff = g["boxes"][gsel], g["ignore"][gsel]
+    order = np.argsort(-p["scores"][d], kind="mergesort")
+    scores = p["scores"][d][order]
+    ious = box_iou(p["boxes"][d][order], gboxes)
+    taken = np.zeros(len(gboxes), bool)
+    tp, counted = np.zeros(len(order)), np.ones(len(order), bool)
+    for di in range(len(order)):
+        j = int(np.argmax(ious[di])) if len(gboxes) else -1
+        if j >= 0 and ious[di, j] >= 0.5:
+            if diff[j]:
+                counted[di] = False
+            elif not taken[j]:
+                taken[j], tp[di] = True, 1.0
+    return scores, tp, counted
+
+
 def _interpolated_ap(tp: np.ndarray, fp: np.ndarray, n_gt: int) -> float:
     """COCO's 101-point AP of one class at one threshold (detections already in score order)."""
     if len(tp) == 0:
@@ -224,28 +245,86 @@ class DetectionMeter:
         return {"coco": coco, "voc": voc}
 
     def _voc_class(self, c: int, n_gt: int) -> float:
-        scores, tp, fp = [], [], []
+        scores, tp = [], []
         for p, g in zip(self.preds, self.gts):
-            d, gsel = p["labels"] == c, g["labels"] == c
-            gboxes, diff = g["boxes"][gsel], g["ignore"][gsel]
-            order = np.argsort(-p["scores"][d], kind="mergesort")
-            ious = box_iou(p["boxes"][d][order], gboxes)
-            taken = np.zeros(len(gboxes), bool)
-            for di in range(len(order)):
-                j = int(np.argmax(ious[di])) if len(gboxes) else -1
-                if j >= 0 and ious[di, j] >= 0.5 and diff[j]:
-                    continue  # on a difficult box: counts for nothing, as if it were not there
-                scores.append(p["scores"][d][order][di])
-                if j >= 0 and ious[di, j] >= 0.5:
-                    hit = not taken[j]
-                    taken[j] = True
-                    tp.append(float(hit))
-                    fp.append(float(not hit))
+            s, t, k = _voc_image(p, g, c)
+            scores.append(s[k])
+            tp.append(t[k])
+        sc, tps = np.concatenate(scores), np.concatenate(tp)
+        order = np.argsort(-sc, kind="mergesort")
+        return _voc_ap(tps[order], 1.0 - tps[order], n_gt)
+
+    # ---- paired bootstrap (edgemtl.metrics.bootstrap) ----
+    # AP is not a sum over images, so the additive-state rule of the other meters does not apply.
+    # Instead an image's state records what AP needs of it: its ground-truth count per class and,
+    # per detection, class, score and its matching outcome (matching is decided within the image). A
+    # resample with image multiplicities w weighs each detection by its image's w, which gives
+    # exactly the AP of the image multiset (a repeated image's copies are adjacent in score order).
+    # The state keeps an image's ``max_dets`` best detections (all of them for edgemtl's decoders).
+    _FIELDS = 3 + 2 * len(COCO_IOUS) + 2  # class, score, coco_in, matched[T], ignored[T], voc_in, voc_tp
+
+    def image_state(self) -> np.ndarray:
+        """The state vector of a meter that holds exactly one image (see above)."""
+        if len(self.gts) != 1:
+            raise EdgeMTLError(f"DetectionMeter.image_state: needs a meter of one image, not {len(self.gts)}")
+        p, g = self.preds[0], self.gts[0]
+        T = len(COCO_IOUS)
+        n_gt = [float(((g["labels"] == c) & ~g["ignore"]).sum()) for c in range(self.num_classes)]
+        rows = []
+        for c in range(self.num_classes):
+            scores, matched, ignored, _ = _coco_image(p, g, c, self.max_dets)
+            vs, vtp, vin = _voc_image(p, g, c)
+            r = np.zeros((len(vs), self._FIELDS))
+            r[:, 0], r[:, 1] = c, vs
+            r[: len(scores), 2] = 1.0
+            r[: len(scores), 3 : 3 + T] = matched.T
+            r[: len(scores), 3 + T : 3 + 2 * T] = ignored.T
+            r[:, -2], r[:, -1] = vin, vtp
+            rows.append(r)
+        allrows = np.concatenate(rows) if rows else np.zeros((0, self._FIELDS))
+        allrows = allrows[np.argsort(-allrows[:, 1], kind="mergesort")][: self.max_dets]
+        out = np.full((self.max_dets, self._FIELDS), np.nan)
+        out[: len(allrows)] = allrows
+        return np.concatenate([n_gt, out.ravel()])
+
+    def resampled(self, states: np.ndarray, weights: np.ndarray, key: str) -> np.ndarray:
+        """``key`` of compute() on each resample: ``states`` [N, K] from :meth:`image_state`,
+        ``weights`` [R, N] image multiplicities -> [R] (NaN where a resample has no ground truth)."""
+        C, T = self.num_classes, len(COCO_IOUS)
+        n_img = states.shape[0]
+        rows = states[:, C:].reshape(n_img * self.max_dets, self._FIELDS)
+        img = np.repeat(np.arange(n_img), self.max_dets)
+        real = rows[:, 0] >= 0
+        rows, img = rows[real], img[real]
+        n_gt = weights @ states[:, :C]  # [R, C]
+        R = weights.shape[0]
+        coco = np.full((R, C, T), np.nan)
+        voc = np.full((R, C), np.nan)
+        for c in range(C):
+            sel = rows[:, 0] == c
+            order = np.argsort(-rows[sel, 1], kind="mergesort")
+            d, w_all = rows[sel][order], weights[:, img[sel][order]]
+            for r in range(R):
+                if n_gt[r, c] <= 0:
+                    continue
+                w = w_all[r]
+                if key != "VOC_mAP50":
+                    wc = w * d[:, 2]
+                    for ti in [0] if key == "AP50" else [5] if key == "AP75" else range(T):
+                        keep = wc * (1.0 - d[:, 3 + T + ti])
+                        coco[r, c, ti] = _interpolated_ap(
+                            keep * d[:, 3 + ti], keep * (1 - d[:, 3 + ti]), n_gt[r, c]
+                        )
                 else:
-                    tp.append(0.0)
-                    fp.append(1.0)
-        order = np.argsort(-np.asarray(scores), kind="mergesort")
-        return _voc_ap(np.asarray(tp)[order], np.asarray(fp)[order], n_gt)
+                    wv = w * d[:, -2]
+                    voc[r, c] = _voc_ap(wv * d[:, -1], wv * (1 - d[:, -1]), n_gt[r, c])
+        with warnings.catch_warnings():  # a resample whose classes all lack ground truth is NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if key == "VOC_mAP50":
+                return 100 * np.nanmean(voc, axis=1)
+            ti = {"AP50": 0, "AP75": 5}.get(key)
+            per_class = coco[:, :, ti] if ti is not None else np.nanmean(coco, axis=2)
+            return 100 * np.nanmean(per_class, axis=1)
 
     def compute(self) -> dict[str, float]:
         if not self.gts:

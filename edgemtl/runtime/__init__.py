@@ -3,6 +3,7 @@ runtime on this host (``.onnx``: ONNX Runtime; ``.pte``: ExecuTorch; see ``edgem
 
     rt = edgemtl.runtime.load("model.onnx", threads=2)
     pred = rt.predict(rgb_uint8, "depth")       # {"raw", "prediction", "unit", ...}
+    det = rt.predict(rgb_uint8, "detection")["prediction"]  # {"boxes" (pixels), "scores", "labels"}
     png = rt.visualize(pred)                      # uint8 RGB, same size as the input image
 
 Everything comes from the artifact's manifest (``<artifact>.json``, see edgemtl.artifact):
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgemtl.artifact import decoding
+from edgemtl.artifact import boxes, decoding
 from edgemtl.artifact.manifest import check_manifest, file_digest, read_manifest
 from edgemtl.artifact.processing import check_image, preprocess, resize_output
 from edgemtl.artifact.signature import encode_task, select_output, task_name
@@ -65,12 +66,16 @@ class Model:
         encode_task(self.io, task)  # validate the task before any work
         name = task_name(self.io, task)
         raw = self.run(preprocess(image, self.input_size, resize), name)
-        full = resize_output(raw, image.shape[:2])
         info = self.task_info(name)
+        if info.get("decoding") == "boxes":  # decoded at model resolution, boxes scaled to the image
+            prediction = boxes.to_pixels(decoding.decode(raw, info), image.shape[:2])
+        else:
+            prediction = decoding.decode(resize_output(raw, image.shape[:2]), info)
         pred = {
             "task": name,
             "raw": raw[0],
-            "prediction": decoding.decode(full, info),
+            "image_hw": tuple(image.shape[:2]),
+            "prediction": prediction,
             "decoding": info.get("decoding"),
             "unit": info.get("unit"),
             "kind": info.get("kind"),
@@ -79,14 +84,18 @@ class Model:
             pred["class_names"] = info["class_names"]
         return pred
 
-    def visualize(self, pred: dict[str, Any], task: str | None = None) -> np.ndarray:
-        """A prediction from :meth:`predict` -> uint8 RGB image (the task's own colouring)."""
+    def visualize(
+        self, pred: dict[str, Any], task: str | None = None, image: np.ndarray | None = None
+    ) -> np.ndarray:
+        """A prediction from :meth:`predict` -> uint8 RGB image (the task's own colouring). Boxes are
+        drawn on ``image`` (the one predicted on), or on black without it."""
         name = task or pred["task"]
         if name not in self.tasks:
             raise unknown_choice("task", name, self.tasks)
-        return np.ascontiguousarray(
-            decoding.visualize(pred["prediction"], self.task_info(name)), dtype=np.uint8
-        )
+        info = self.task_info(name)
+        if image is None and decoding.visual_spec(info).get("style") == "boxes":
+            image = np.zeros((*pred["image_hw"], 3), np.uint8)
+        return np.ascontiguousarray(decoding.visualize(pred["prediction"], info, image), dtype=np.uint8)
 
     def task_info(self, name: str) -> dict[str, Any]:
         """The task's manifest entry (kind, decoding, visual, unit, class names, ...)."""

@@ -24,11 +24,13 @@ def task_from_description(name: str, desc: dict[str, Any]) -> Task:
     class names or the channel count, and the depth range where given."""
     meta: dict[str, Any] = {}
     options: dict[str, Any] = {}
-    if desc.get("kind") == "classes" or TASKS.get(name).kind == "classes":
-        if desc.get("class_names"):
-            meta["classes"] = {name: list(desc["class_names"])}
-        else:
-            options["num_classes"] = int(desc["out_channels"])
+    cls = TASKS.get(name)
+    if desc.get("class_names") and (desc.get("kind") == "classes" or cls.kind in ("classes", "boxes")):
+        meta["classes"] = {name: list(desc["class_names"])}
+    elif desc.get("kind") == "classes" or cls.kind == "classes":
+        options["num_classes"] = int(desc["out_channels"])
+    elif cls.kind == "boxes":
+        options["num_classes"] = int(desc["out_channels"]) - 5  # class logits + 4 distances + centre-ness
     if desc.get("depth_range"):
         meta["depth_range"] = list(desc["depth_range"])
     return build_task(name, meta, **options)

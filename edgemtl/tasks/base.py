@@ -45,7 +45,10 @@ class Task:
     name: ClassVar[str]
     kind: ClassVar[str]  # "classes" | "depth" | "normals" | "binary"
     # Data: how labels are stored, read and augmented; edgemtl.data asks the task, it has no tables.
-    label_ext: ClassVar[str]  # on-disk label format: ".png" (uint8 map) or ".npy" (float array)
+    label_ext: ClassVar[str]  # on-disk label format: ".png" (uint8 map), ".npy" (float array), ".json"
+    # Labels are pixel maps (resized with the output, moved pixel by pixel by augmentation); False for
+    # a task whose labels are objects (detection's boxes: ``warp_label`` moves them).
+    dense: ClassVar[bool] = True
     interp: ClassVar[str] = "nearest"  # resampling of the label map by augmentation
     fill: ClassVar[float] = float(IGNORE)  # value of pixels that come from outside the source image
     primary_metric: ClassVar[str]  # the metric Δm uses

@@ -30,10 +30,10 @@ def resolve_data_root(data: dict[str, Any], progress: bool = True) -> Path:
             if root
             else "the recipe needs data.root (a dataset folder) or data.synth"
         )
-    unknown = set(synth) - {"preset", "num", "size", "seed", "splits"}
+    unknown = set(synth) - {"preset", "num", "size", "seed", "splits", "tasks"}
     if unknown:
         raise EdgeMTLError(
-            f"data.synth: unknown key(s) {sorted(unknown)}; valid: preset, num, size, seed, splits"
+            f"data.synth: unknown key(s) {sorted(unknown)}; valid: preset, num, size, seed, splits, tasks"
         )
     params = {
         "preset": synth.get("preset", "nyud"),
@@ -42,10 +42,15 @@ def resolve_data_root(data: dict[str, Any], progress: bool = True) -> Path:
         "seed": int(synth.get("seed", 0)),
     }
     splits = synth.get("splits")  # [train, val, test] fractions; default 0.8/0.1/0.1
+    from edgemtl.data.synth.driver import TASKS as DENSE
+    from edgemtl.data.synth.driver import check_tasks
+
+    tasks = check_tasks(synth.get("tasks"))
     sizes = params["size"]
     if not root:
         tag = "+".join(f"{h}x{w}" for h, w in sizes)
         split_tag = "" if splits is None else "-" + "-".join(str(f) for f in splits)
+        split_tag += "" if tasks == DENSE else "-" + "+".join(t for t in tasks if t not in DENSE)
         root = (
             cache_dir()
             / "data"
@@ -63,6 +68,7 @@ def resolve_data_root(data: dict[str, Any], progress: bool = True) -> Path:
             seed=params["seed"],
             preset=params["preset"],
             progress=progress,
+            tasks=tasks,
             **({"splits": tuple(splits)} if splits is not None else {}),
         )
     return root

@@ -12,7 +12,7 @@ import numpy as np
 
 from edgemtl.data import layout
 from edgemtl.data.synth.presets import get_preset
-from edgemtl.data.synth.renderer import TASKS, check_size, render
+from edgemtl.data.synth.renderer import OPTIONAL_TASKS, TASKS, check_size, detection_classes, render
 from edgemtl.data.synth.scene import sample_scene
 from edgemtl.errors import EdgeMTLError
 
@@ -98,21 +98,34 @@ def _check_args(num, size, seed, preset, workers, splits) -> tuple[list[tuple[in
     return sizes, int(workers)
 
 
-def _files(root: Path, sid: str) -> list[Path]:
-    return [root / "images" / f"{sid}.png"] + [root / t / f"{sid}{layout.label_ext(t)}" for t in TASKS]
+def check_tasks(tasks) -> tuple[str, ...]:
+    """The tasks to write: the six dense ones, plus any of OPTIONAL_TASKS asked for."""
+    if tasks is None:
+        return TASKS
+    known = TASKS + OPTIONAL_TASKS
+    bad = [t for t in tasks if t not in known]
+    if bad:
+        raise EdgeMTLError(
+            f"--tasks: the synthetic scenes have no task {bad[0]!r}; they have {', '.join(known)}."
+        )
+    return tuple(t for t in known if t in tasks)
 
 
-def _write(root: Path, sid: str, out: dict[str, np.ndarray]) -> None:
+def _files(root: Path, sid: str, tasks: tuple[str, ...]) -> list[Path]:
+    return [root / "images" / f"{sid}.png"] + [root / t / f"{sid}{layout.label_ext(t)}" for t in tasks]
+
+
+def _write(root: Path, sid: str, out: dict[str, np.ndarray], tasks: tuple[str, ...]) -> None:
     layout.write_image(root, sid, out["image"])
-    for t in TASKS:
+    for t in tasks:
         layout.write_label(root, t, sid, out[t])
 
 
 def _work(job: tuple) -> int:
-    root, seed, sizes, preset, num, indices = job
+    root, seed, sizes, preset, num, indices, tasks = job
     root = Path(root)
     for i in indices:
-        _write(root, sample_id(i, num), render_index(seed, i, sizes, preset))
+        _write(root, sample_id(i, num), render_index(seed, i, sizes, preset), tasks)
     return len(indices)
 
 
@@ -161,6 +174,7 @@ def generate(
     workers: int | None = None,
     splits=(0.8, 0.1, 0.1),
     progress: bool = True,
+    tasks=None,
 ) -> dict[str, Any]:
     """Render ``num`` scenes into ``out`` in the generic layout and return the dataset meta.
 
@@ -168,9 +182,11 @@ def generate(
     ``size[i % len(size)]``, like real collections whose photos each have their own size).
     Image ``i`` (id ``f"{i:06d}"``) is drawn from ``image_rng(seed, i)`` alone, so the output is
     bit-identical for any ``workers``. ``out`` must be new or empty, or hold an earlier run with
-    the same parameters (then finished images are kept and missing ones rendered).
+    the same parameters (then finished images are kept and missing ones rendered). ``tasks``: the
+    dense tasks (default) or a list that may add ``detection`` (boxes from the visible instances).
     """
     sizes, workers = _check_args(num, size, seed, preset, workers, splits)
+    tasks = check_tasks(tasks)
     P = get_preset(preset)
     root = Path(out)
     size_rec = list(sizes[0]) if len(sizes) == 1 else [list(v) for v in sizes]
@@ -183,16 +199,20 @@ def generate(
         "preset": P.name,
         "splits": [float(v) for v in splits],
     }
+    if tasks != TASKS:  # recorded only when not the default, so earlier datasets still resume
+        params["tasks"] = list(tasks)
     resume = _prepare_out(root, params)
     num, seed = int(num), int(seed)
     ids = [sample_id(i, num) for i in range(num)]
-    todo = [i for i in range(num) if not (resume and all(p.is_file() for p in _files(root, ids[i])))]
-    for t in ("images", *TASKS):
+    todo = [i for i in range(num) if not (resume and all(p.is_file() for p in _files(root, ids[i], tasks)))]
+    for t in ("images", *tasks):
         (root / t).mkdir(exist_ok=True)
 
     workers = max(1, min(workers, len(todo)))
     chunk = max(1, min(16, len(todo) // (workers * 8) if todo else 1))
-    jobs = [(str(root), seed, sizes, P.name, num, todo[a : a + chunk]) for a in range(0, len(todo), chunk)]
+    jobs = [
+        (str(root), seed, sizes, P.name, num, todo[a : a + chunk], tasks) for a in range(0, len(todo), chunk)
+    ]
     bar = _progress(len(todo), progress)
     try:
         if workers == 1:
@@ -210,7 +230,7 @@ def generate(
         bar(None)
 
     layout.write_splits(root, split_ids(ids, seed, splits))
-    meta = preset_meta(P.name, sizes[0] if len(sizes) == 1 else None)
+    meta = preset_meta(P.name, sizes[0] if len(sizes) == 1 else None, tasks)
     meta.update(
         num_samples=num,
         generator={
@@ -221,6 +241,7 @@ def generate(
             "preset": P.name,
             "size": size_rec,
             "splits": [float(v) for v in splits],
+            **({"tasks": list(tasks)} if tasks != TASKS else {}),
         },
     )
     layout.write_meta(root, meta)
@@ -229,16 +250,20 @@ def generate(
     return load_meta(root)  # what a reader will see, validated
 
 
-def preset_meta(preset: str, size: tuple[int, int] | None = (128, 128)) -> dict[str, Any]:
+def preset_meta(preset: str, size: tuple[int, int] | None = (128, 128), tasks=None) -> dict[str, Any]:
     """The dataset.json content a preset produces (minus generation details), without rendering:
     recipes use it to size task heads before any data exists. ``image_size`` is recorded only when
     every image has it (``size`` None: mixed sizes)."""
     P = get_preset(preset)
+    tasks = check_tasks(tasks)
+    classes = {"semseg": list(P.classes), "parts": list(P.parts)}
+    if "detection" in tasks:
+        classes["detection"] = detection_classes(P.name)
     meta = {
         "name": f"synth-{P.name}",
         "preset": P.name,
-        "tasks": list(TASKS),
-        "classes": {"semseg": list(P.classes), "parts": list(P.parts)},
+        "tasks": list(tasks),
+        "classes": classes,
         "depth_range": [float(v) for v in P.depth_range],
         "edge_max_dist": P.edge_max_dist,
         "part_classes": sorted(P.part_classes),

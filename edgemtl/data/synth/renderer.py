@@ -12,6 +12,8 @@ from edgemtl.data.synth.shading import noise_table, sensor, shade
 from edgemtl.errors import EdgeMTLError
 
 TASKS = ("semseg", "depth", "normals", "edges", "saliency", "parts")
+OPTIONAL_TASKS = ("detection",)  # written only when asked for (``generate(..., tasks=...)``)
+DIFFICULT_PIXELS = 24  # an object showing fewer pixels is marked difficult (ignored by the metrics)
 MIN_SIZE = 32
 MAX_SIZE = 4096
 SHADOW_OFFSET = 2e-3  # metres along the normal before casting a shadow ray
@@ -39,13 +41,42 @@ def edges_from_instances(inst: np.ndarray) -> np.ndarray:
     return e
 
 
+def detection_classes(preset: str) -> list[str]:
+    """The object classes that get boxes: every class that is not a room surface, in class-id order."""
+    P = get_preset(preset)
+    return [c for c in P.classes if c not in P.room_classes]
+
+
+def _det_class(preset: str) -> np.ndarray:
+    """Semantic class id -> detection class id, -1 for room surfaces."""
+    P = get_preset(preset)
+    names = detection_classes(preset)
+    return np.array([names.index(c) if c in names else -1 for c in P.classes] + [-1] * 256, np.int64)[:256]
+
+
+def boxes_from_instances(inst: np.ndarray, semseg: np.ndarray, det_class: np.ndarray) -> np.ndarray:
+    """Exact boxes of the visible objects: per instance whose class has a detection id
+    (``det_class[semantic id] >= 0``), the box around its visible pixels in pixel corners
+    ``[x_min, y_min, x_max + 1, y_max + 1]``, its detection class and a difficult flag (fewer than
+    DIFFICULT_PIXELS visible pixels). float32 [N, 6], sorted by instance id."""
+    rows = []
+    obj = det_class[semseg] >= 0
+    for i in np.unique(inst[obj]):
+        ys, xs = np.nonzero((inst == i) & obj)
+        c = int(det_class[semseg[ys[0], xs[0]]])
+        hard = float(len(ys) < DIFFICULT_PIXELS)
+        rows.append((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1, c, hard))
+    return np.asarray(rows, dtype=np.float32).reshape(-1, 6)
+
+
 def render(scene: Scene, size: tuple[int, int], aux: bool = False) -> dict[str, np.ndarray]:
     """Ray cast ``scene`` at ``size`` = (H, W).
 
     Returns ``image`` (uint8 HxWx3 RGB) and the labels ``semseg``, ``depth``, ``normals``,
-    ``edges``, ``saliency``, ``parts``. With ``aux=True`` also ``instances`` (int32 segment ids,
-    room faces included), ``surface`` (int32: 0..5 room face, 6+k primitive k) and ``points``
-    (float32 HxWx3 world hit points).
+    ``edges``, ``saliency``, ``parts`` and ``detection`` (boxes in pixels,
+    :func:`boxes_from_instances`). With ``aux=True`` also ``instances`` (int32 segment ids, room faces
+    included), ``surface`` (int32: 0..5 room face, 6+k primitive k) and ``points`` (float32 HxWx3
+    world hit points).
     """
     h, w = check_size(size)
     cam = scene.camera
@@ -127,6 +158,7 @@ def render(scene: Scene, size: tuple[int, int], aux: bool = False) -> dict[str, 
         "edges": edges_from_instances(inst),
         "saliency": surf_sal[sid],
         "parts": parts,
+        "detection": boxes_from_instances(inst, surf_class[sid], _det_class(scene.preset)),
     }
     if aux:
         out["instances"] = inst
