@@ -36,9 +36,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = sub.add_parser("derive-edges", help="write edges/ from semseg boundaries and add the task")
     d.add_argument("dir")
     c = sub.add_parser("convert", help="convert a public distribution to the generic layout")
-    c.add_argument("format", help="nyud (NYUD-v2 multi-task) or pascal (PASCAL-Context multi-task)")
-    c.add_argument("src", help="the distribution's root folder (NYUD_MT or PASCAL_MT)")
+    c.add_argument(
+        "format",
+        help="nyud (NYUD-v2 multi-task), pascal (PASCAL-Context multi-task) or voc (PASCAL VOC boxes)",
+    )
+    c.add_argument("src", help="the distribution's root folder (NYUD_MT, PASCAL_MT or VOCdevkit/VOC<year>)")
     c.add_argument("--out", required=True)
+    c.add_argument("--segmentation", action="store_true", help="voc: also semseg, on the images VOC segments")
+    c.add_argument("--val-as-test", action="store_true", help="voc: use VOC's val list as the test split")
 
 
 def _sizes_text(size) -> str:
@@ -93,10 +98,18 @@ def run(args: argparse.Namespace) -> int:
             from edgemtl.data.nyud import convert_nyud as convert
         elif args.format == "pascal":
             from edgemtl.data.pascal import convert_pascal as convert
+        elif args.format == "voc":
+            from functools import partial
+
+            from edgemtl.data.voc import convert_voc
+
+            convert = partial(convert_voc, segmentation=args.segmentation, val_as_test=args.val_as_test)
         else:
             from edgemtl.errors import unknown_choice
 
-            raise unknown_choice("dataset format", args.format, ["nyud", "pascal"])
+            raise unknown_choice("dataset format", args.format, ["nyud", "pascal", "voc"])
+        if args.format != "voc" and (args.segmentation or args.val_as_test):
+            raise EdgeMTLError("--segmentation and --val-as-test apply to 'voc' only")
         convert(args.src, args.out)
         print(f"converted {args.src} -> {args.out}")
         return 0
