@@ -24,6 +24,7 @@ ALL_TASKS = {
     "edges": {"out_channels": 1},
     "saliency": {"out_channels": 1},
     "parts": {"out_channels": 4, "class_names": ["background", "head", "torso", "limbs"]},
+    "detection": {"out_channels": 8, "class_names": ["person", "chair", "table"]},  # 3 classes + 5
 }
 TWO_TASKS = {"semseg": ALL_TASKS["semseg"], "depth": ALL_TASKS["depth"]}
 
@@ -55,6 +56,10 @@ def _spread_outputs(model):
             out = model.forward_task(x, task) if hasattr(model, "head") else model(x)[task]
             mean, std = out.mean((0, 2, 3)), out.std((0, 2, 3)).clamp_min(1e-6)
             centre, spread = (4.0, 2.0) if task == "depth" else (0.0, 1.5)
+            if task == "detection":  # some confident classes, boxes a few tenths of the image wide
+                c = out.shape[1] - 5
+                centre = torch.tensor([4.0] * c + [0.15] * 4 + [0.0])
+                spread = torch.tensor([1.5] * c + [0.08] * 4 + [1.5])
             scale = spread / std
             if hasattr(model, "head"):  # astmt: one stacked head, rows per task
                 c = out.shape[1]

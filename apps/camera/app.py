@@ -125,7 +125,12 @@ class CameraApp:
                 t0 = time.perf_counter()
                 pred = self.model.predict(np.ascontiguousarray(frame.image[..., ::-1]), self.task)
                 self.latency[self.task].append(1000 * (time.perf_counter() - t0))
-                shown = hud.blend(frame.image, self.model.visualize(pred), self.alpha)
+                info = self.model.metadata["task_info"][self.task]
+                if info.get("decoding") == "boxes":  # boxes are drawn on the frame, not blended
+                    rgb = np.ascontiguousarray(frame.image[..., ::-1])
+                    shown = np.ascontiguousarray(self.model.visualize(pred, image=rgb)[..., ::-1])
+                else:
+                    shown = hud.blend(frame.image, self.model.visualize(pred), self.alpha)
                 info = self.model.metadata["task_info"][self.task]
                 prediction = pred["prediction"]
             except EdgeMTLError as e:

@@ -94,12 +94,25 @@ def colour_bar(img: np.ndarray, x: int, y: int, w: int, lo: str, hi: str) -> int
     return y + 52
 
 
-def legend(img: np.ndarray, x: int, y: int, task: str, info: dict, prediction: np.ndarray | None) -> None:
+def legend(
+    img: np.ndarray, x: int, y: int, task: str, info: dict, prediction: np.ndarray | dict | None
+) -> None:
     """The key to the colours of ``task``, from its manifest entry's visual spec (class swatches, a
     colour bar over the declared range, or the task's legend text)."""
     spec = visual_spec({"name": task, **info})
     w = PANEL - 24
-    if spec["style"] == "palette" and prediction is not None:
+    if spec["style"] == "boxes" and isinstance(prediction, dict):
+        names = info.get("class_names") or []
+        keep = [i for i, sc in enumerate(prediction["scores"]) if sc >= 0.3]
+        for i in keep[:8]:
+            c = int(prediction["labels"][i])
+            colour = tuple(int(v) for v in PALETTE[(c + 1) % 255][::-1])
+            cv2.rectangle(img, (x, y - 11), (x + 14, y + 3), colour, -1)
+            name = names[c] if c < len(names) else f"class {c}"
+            text(img, f"{name} {float(prediction['scores'][i]):.2f}", (x + 22, y), WHITE, 0.45)
+            y += 20
+        text(img, f"{len(keep)} boxes (score >= 0.3)", (x, y), GREY, 0.42)
+    elif spec["style"] == "palette" and prediction is not None:
         names = info.get("class_names") or []
         ids, counts = np.unique(prediction, return_counts=True)
         order = np.argsort(-counts)[:8]
@@ -140,7 +153,7 @@ def panel(
     alpha: float,
     backend: str,
     info: dict | None,
-    prediction: np.ndarray | None,
+    prediction: np.ndarray | dict | None,
 ) -> None:
     x = x0 + 12
     text(img, f"FPS {fps:.1f}" if fps else "FPS -", (x, TOP + 24), WHITE, 0.6, 2)
@@ -168,7 +181,7 @@ def compose(
     alpha: float,
     backend: str,
     info: dict | None = None,
-    prediction: np.ndarray | None = None,
+    prediction: np.ndarray | dict | None = None,
     error: str | None = None,
 ) -> np.ndarray:
     """One annotated BGR image: ``frame`` (already blended) letterboxed to ``size`` plus tabs and panel."""

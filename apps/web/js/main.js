@@ -7,7 +7,7 @@ import { DemoError, EdgeModel, fetchArtifact, readArtifactFiles } from './model.
 import { loadOrt, modelUrl, providers } from './ortsetup.js';
 import { median } from './stats.js';
 import { resizeRGB, resizePlanes, rgbaToRgb, toTensorData } from './imaging.js';
-import { colourise, decode, legend } from './tasks.js';
+import { boxColour, colourise, decode, decodeBoxes, legend } from './tasks.js';
 import { TURBO } from './turbo.js';
 
 // Phone photos are 12+ MP; decoding every task at that size would take seconds. Larger images are
@@ -40,7 +40,7 @@ const demo = {
   get backend() { return state.model ? state.model.backend : null; },
   get result() {
     const r = state.result;
-    return r && { task: r.task, C: r.C, h: r.h, w: r.w, width: r.width, height: r.height, ms: r.ms, total: r.total, raw: Array.from(r.raw) };
+    return r && { task: r.task, C: r.C, h: r.h, w: r.w, width: r.width, height: r.height, ms: r.ms, total: r.total, raw: Array.from(r.raw), detections: r.detections };
   },
   predictionPNG: () => predCanvas.toDataURL('image/png'),
   compositePNG: () => $('composite').toDataURL('image/png'),
@@ -152,21 +152,51 @@ async function infer() {
   }
   const info = model.info(task);
   const n = image.w * image.h;
-  const decoded = decode(info, resizePlanes(r.raw, r.C, r.h, r.w, image.h, image.w), r.C, image.h, image.w);
   predCanvas.width = image.w;
   predCanvas.height = image.h;
-  predCanvas.getContext('2d').putImageData(new ImageData(colourise(task, info, decoded, n), image.w, image.h), 0, 0);
+  let decoded;
+  if (info.decoding === 'boxes') {  // decoded at the model's resolution, boxes drawn over the image
+    decoded = decodeBoxes(info, r.raw, r.h, r.w);
+    drawBoxes(predCanvas, decoded, info.class_names || [], image.w, image.h);
+  } else {
+    decoded = decode(info, resizePlanes(r.raw, r.C, r.h, r.w, image.h, image.w), r.C, image.h, image.w);
+    predCanvas.getContext('2d').putImageData(new ImageData(colourise(task, info, decoded, n), image.w, image.h), 0, 0);
+  }
   const total = performance.now() - t0;
   const lat = state.latency.get(task) || { model: [], total: [] };
   lat.model = [...lat.model, r.ms].slice(-LATENCY_WINDOW);
   lat.total = [...lat.total, total].slice(-LATENCY_WINDOW);
   state.latency.set(task, lat);
-  state.result = { ...r, task, total, width: image.w, height: image.h, legend: legend(task, info, decoded, n) };
+  const detections = info.decoding === 'boxes' ? decoded : null;
+  state.result = { ...r, task, total, width: image.w, height: image.h, legend: legend(task, info, decoded, n), detections };
   demo.runs += 1;
   drawComposite();
   renderLegend();
   renderLatency();
   setStatus('ready', `${task}: ${r.ms.toFixed(1)} ms model, ${total.toFixed(1)} ms total (${model.backend})`);
+}
+
+// Detections (boxes as fractions) on a transparent canvas of the image's size, as
+// edgemtl.artifact.boxes.draw does: the class colour, a "name score" label, scores below 0.3 left out.
+function drawBoxes(canvas, detections, names, w, h) {
+  const ctx = canvas.getContext('2d');
+  ctx.clearRect(0, 0, w, h);
+  ctx.lineWidth = Math.max(2, Math.round(Math.min(w, h) / 200));
+  ctx.font = `${Math.max(10, Math.round(Math.min(w, h) / 40))}px sans-serif`;
+  ctx.textBaseline = 'top';
+  for (const d of detections) {
+    if (d.score < 0.3) continue;
+    const [x1, y1, x2, y2] = [d.box[0] * w, d.box[1] * h, d.box[2] * w, d.box[3] * h];
+    const colour = `rgb(${boxColour(d.label).join(',')})`;
+    ctx.strokeStyle = colour;
+    ctx.strokeRect(x1, y1, Math.max(x2 - x1, 1), Math.max(y2 - y1, 1));
+    const text = `${names[d.label] ?? `class ${d.label}`} ${d.score.toFixed(2)}`;
+    const tw = ctx.measureText(text).width + 4;
+    ctx.fillStyle = colour;
+    ctx.fillRect(x1, y1, tw, parseInt(ctx.font, 10) + 2);
+    ctx.fillStyle = 'black';
+    ctx.fillText(text, x1 + 2, y1 + 1);
+  }
 }
 
 function drawComposite() {
@@ -220,6 +250,18 @@ function renderLegend() {
   el.replaceChildren();
   const lg = state.result && state.result.legend;
   if (!lg) return;
+  if (lg.type === 'boxes') {
+    for (const it of lg.items.slice(0, 16)) {
+      const s = document.createElement('span');
+      s.className = 'swatch';
+      const sw = document.createElement('i');
+      sw.style.background = `rgb(${it.colour.join(',')})`;
+      s.append(sw, it.label);
+      el.append(s);
+    }
+    el.append(`${lg.items.length} shown of ${lg.total} boxes (score >= 0.3)`);
+    return;
+  }
   if (lg.type === 'classes') {
     const shown = lg.items.slice(0, 16);
     for (const it of shown) {

@@ -29,6 +29,7 @@ const PALETTE = palette(256);
 // for manifests written before that field, the rule those versions applied.
 export function visualSpec(name, info) {
   if (info.visual && typeof info.visual === 'object') return info.visual;
+  if (info.decoding === 'boxes') return { style: 'boxes' };
   if (name === 'edges') return { style: 'inverted_gray', ignore: 255, legend: 'dark = boundary' };
   if (info.kind === 'classes' || info.decoding === 'argmax') return { style: 'palette' };
   if (info.kind === 'depth') {
@@ -71,6 +72,8 @@ export function decode(info, raw, C, H, W) {
       for (let i = 0; i < n; i++) out[i] = 1 / (1 + Math.exp(-raw[i]));
       return out;
     }
+    case 'boxes':
+      throw new Error('boxes are decoded by decodeBoxes, at the model resolution');
     case 'identity': {
       const out = new Float32Array(n);
       const lo = clampMin(info);
@@ -81,6 +84,74 @@ export function decode(info, raw, C, H, W) {
     default:
       throw new Error(`unknown decoding '${info.decoding}' in the model's metadata`);
   }
+}
+
+// edgemtl.artifact.boxes.decode: a detection head's raw float32 [C+5, H, W] (model resolution) ->
+// {boxes: [[x1, y1, x2, y2], ...] as fractions of the image, scores, labels}, best first. The same
+// steps as numpy: scores in doubles rounded to float32, 3x3 peaks, threshold, stable top-k, boxes
+// from the clamped distances, greedy NMS per class, the max_dets best.
+const BOX_DEFAULTS = { score_threshold: 0.05, top_k: 1000, nms_iou: 0.6, max_dets: 100, class_logit_offset: -4.59511985013459 };
+
+export function decodeBoxes(info, raw, H, W) {
+  const p = { ...BOX_DEFAULTS, ...(info.boxes || {}) };
+  const C = info.out_channels - 5;
+  const n = H * W;
+  const s = new Float32Array(C * n);
+  for (let i = 0; i < n; i++) {
+    const ctr = 1 / (1 + Math.exp(-raw[(C + 4) * n + i]));
+    for (let c = 0; c < C; c++) {
+      const cls = 1 / (1 + Math.exp(-(raw[c * n + i] + p.class_logit_offset)));
+      s[c * n + i] = Math.sqrt(cls * ctr);
+    }
+  }
+  const thr = f32(p.score_threshold);
+  const cand = [];
+  for (let c = 0; c < C; c++) {
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        const v = s[c * n + y * W + x];
+        if (!(v >= thr)) continue;
+        let peak = true;
+        for (let dy = -1; dy <= 1 && peak; dy++) {
+          for (let dx = -1; dx <= 1; dx++) {
+            const yy = y + dy; const xx = x + dx;
+            if (yy >= 0 && yy < H && xx >= 0 && xx < W && s[c * n + yy * W + xx] > v) { peak = false; break; }
+          }
+        }
+        if (peak) cand.push({ c, y, x, score: v });
+      }
+    }
+  }
+  cand.sort((a, b) => b.score - a.score);  // stable, as numpy's mergesort
+  const top = cand.slice(0, p.top_k).map(({ c, y, x, score }) => {
+    const d = [0, 1, 2, 3].map((k) => Math.max(raw[(C + k) * n + y * W + x], 0));
+    const px = (x + 0.5) / W; const py = (y + 0.5) / H;
+    const clip = (v) => Math.min(Math.max(v, 0), 1);
+    return { box: [clip(px - d[0]), clip(py - d[1]), clip(px + d[2]), clip(py + d[3])], score, label: c };
+  });
+  const area = (b) => (b[2] - b[0]) * (b[3] - b[1]);
+  const iou = (a, b) => {
+    const w = Math.max(Math.min(a[2], b[2]) - Math.max(a[0], b[0]), 0);
+    const h = Math.max(Math.min(a[3], b[3]) - Math.max(a[1], b[1]), 0);
+    const union = area(a) + area(b) - w * h;
+    return union > 0 ? (w * h) / union : 0;
+  };
+  const keep = [];
+  const gone = new Uint8Array(top.length);
+  for (let i = 0; i < top.length && keep.length < p.max_dets; i++) {
+    if (gone[i]) continue;
+    keep.push(top[i]);
+    for (let j = i + 1; j < top.length; j++) {
+      if (!gone[j] && top[j].label === top[i].label && iou(top[i].box, top[j].box) > p.nms_iou) gone[j] = 1;
+    }
+  }
+  return keep;
+}
+
+// The colour a detection of class `label` is drawn in (edgemtl.artifact.boxes.draw): palette entry label + 1.
+export function boxColour(label) {
+  const k = ((label + 1) % 255) * 3;
+  return [PALETTE[k], PALETTE[k + 1], PALETTE[k + 2]];
 }
 
 // edgemtl.tasks.base.colormap: turbo over [vmin, vmax]; the bin is floor(v * 256) as matplotlib does.
@@ -134,6 +205,12 @@ export function colourise(name, info, decoded, n) {
 // What the legend shows for a result, from the task's visual spec.
 export function legend(name, info, decoded, n) {
   const spec = visualSpec(name, info);
+  if (spec.style === 'boxes') {
+    const names = info.class_names || [];
+    const shown = decoded.filter((d) => d.score >= 0.3);
+    const items = shown.map((d) => ({ label: `${names[d.label] ?? `class ${d.label}`} ${d.score.toFixed(2)}`, colour: boxColour(d.label) }));
+    return { type: 'boxes', items, total: decoded.length };
+  }
   if (spec.style === 'palette') {
     const names = info.class_names || [];
     const counts = new Map();
