@@ -109,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  parity vs PyTorch ({num['runtime']}; {num['rule']}):")
     for task, r in num["tasks"].items():
         check = f"SQNR {r['sqnr_db']:.1f} dB" if "sqnr_db" in r else f"tol {r['tolerance']:.1e}"
+        if "boxes_matched" in r:
+            check += f"; boxes matched after decoding {100 * r['boxes_matched']:.0f}%"
         print(
             f"    {task:9s} output {r['output']:8s} max |Δ| {r['max_abs_diff']:.2e} ({check}, {r['images']} "
             "images)"

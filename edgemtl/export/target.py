@@ -63,6 +63,11 @@ class ExportContext:
     notes: list[str] = field(default_factory=list)
 
 
+def task_info(model: Any) -> dict[str, dict[str, Any]]:
+    """The model's task descriptions (decoding, channels, ...), as the manifest carries them."""
+    return dict(getattr(getattr(model, "config", None), "tasks", None) or {})
+
+
 class ExportTarget:
     """One output format. Subclasses register in ``edgemtl.export.TARGETS`` and fill these in."""
 
@@ -122,7 +127,13 @@ class ExportTarget:
 
         backend = self.open(ctx.out, threads=None)
         return numeric_parity(
-            graphs, ctx.io, backend.run, images, ctx.precision, f"{backend.name} (the artifact itself)"
+            graphs,
+            ctx.io,
+            backend.run,
+            images,
+            ctx.precision,
+            f"{backend.name} (the artifact itself)",
+            task_info(ctx.model),
         )
 
     @classmethod

@@ -98,8 +98,15 @@ def numeric_parity(
     images: list[tuple[str, np.ndarray]],
     precision: str,
     runtime: str,
+    task_info: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run every task on every image through PyTorch and ``run``; report max |Δ| per task/output."""
+    """Run every task on every image through PyTorch and ``run``; report max |Δ| per task/output.
+
+    A task whose ``task_info`` entry decodes boxes also reports ``boxes_matched``: the worst image's
+    share of decoded detections the artifact and PyTorch have in common (same class, IoU >= 0.5,
+    edgemtl.artifact.boxes.matched_fraction). It is a reported figure, not a gate: the raw-output rule
+    above is the stricter check, and near-tied scores of an untrained head may legitimately reorder."""
+    from edgemtl.artifact import boxes as box_ops
     from edgemtl.artifact.processing import preprocess
 
     if not images:
@@ -116,6 +123,8 @@ def numeric_parity(
         worst = {"max_abs_diff": 0.0, "tolerance": atol, "image": None}
         if int8:
             worst["sqnr_db"] = float("inf")
+        info = (task_info or {}).get(task) or {}
+        matched: list[float] = []
         for name, img in images:
             x = preprocess(img, size)
             method, extra = encode_task(io, task)
@@ -132,6 +141,10 @@ def numeric_parity(
                 continue
             finite = bool(np.isfinite(got).all())
             diff = float(np.abs(got.astype(np.float64) - ref).max()) if finite else float("inf")
+            if info.get("decoding") == "boxes" and finite:
+                n_cls, params = int(info["out_channels"]) - 5, box_ops.params(info)
+                a, b = box_ops.decode(got, n_cls, **params), box_ops.decode(ref, n_cls, **params)
+                matched.append(box_ops.matched_fraction(a, b, iou=0.5))
             if int8:
                 sq = sqnr_db(ref, got) if finite else float("-inf")
                 if sq <= worst["sqnr_db"]:
@@ -158,6 +171,8 @@ def numeric_parity(
             **worst,
             "images": len(images),
         }
+        if matched:
+            per_task[task]["boxes_matched"] = min(matched)
     if int8 and failures and "onnx" in runtime.lower():
         from edgemtl.profile.cpu import x86_without_vnni
 

@@ -210,7 +210,14 @@ class Detection(Task):
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        d["boxes"] = {**box_ops.DEFAULTS, "layout": LAYOUT, "coordinates": "fractions of the image"}
+        d["boxes"] = {
+            **box_ops.DEFAULTS,
+            "layout": LAYOUT,
+            "coordinates": "fractions of the image",
+            # Not in the graph for any target: one decoder (numpy, mirrored by the web app) gives the
+            # same boxes from every runtime, and the graph keeps one fixed-shape output per task.
+            "postprocess": "runtime: edgemtl.artifact.boxes.decode (apps/web/js/tasks.js decodeBoxes)",
+        }
         return d
 
 

@@ -529,6 +529,7 @@ def numeric_via_ort(
     Used where the artifact's own runtime is not available on this host (CoreML): it checks the
     graph capture and wrapper, not the backend's own conversion (which is checked structurally).
     """
+    from edgemtl.export.target import task_info
     from edgemtl.export.verify import numeric_parity
 
     sessions = {m: OrtBackend(data) for m, data in models.items()}
@@ -536,4 +537,4 @@ def numeric_via_ort(
     def run(method: str, inputs: list) -> list:
         return sessions[method].run("forward", inputs)
 
-    return numeric_parity(graphs, ctx.io, run, images, "fp32", f"onnxruntime on {what}")
+    return numeric_parity(graphs, ctx.io, run, images, "fp32", f"onnxruntime on {what}", task_info(ctx.model))
