@@ -123,14 +123,25 @@ def evaluate(
     for batch in it:
         outs = model.forward_tasks(batch["image"].to(device), names)
         ids.extend(batch.get("id", []))
+        flags = batch.get("labelled")  # partially-labelled data: images without a task's label
         for n in names:
             out = outs[n].float().cpu()
+            keep = None if flags is None else [bool(f.get(n, True)) for f in flags]
             if per_image is None:
+                if keep is not None and not all(keep):
+                    rows = [i for i, k in enumerate(keep) if k]
+                    if not rows:
+                        continue
+                    target = batch[n]
+                    out, target = out[rows], [target[i] for i in rows]
+                    update_at_label_resolution(tasks[n], meters[n], out, target)
+                    continue
                 update_at_label_resolution(tasks[n], meters[n], out, batch[n])
                 continue
-            for o, t in at_label_resolution(out, batch[n], tasks[n]):
+            for i, (o, t) in enumerate(at_label_resolution(out, batch[n], tasks[n])):
                 m = new_meter(tasks[n])
-                tasks[n].update_meter(m, o, t[None])
+                if keep is None or keep[i]:  # an unlabelled image keeps an empty (zero) state
+                    tasks[n].update_meter(m, o, t[None])
                 per_image[n].append(m)
                 if getattr(m, "_pending", None):  # parallel edge work: bound what is in flight (memory)
                     inflight.append(m)

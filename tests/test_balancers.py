@@ -546,3 +546,44 @@ def test_rlw_seeded_and_random() -> None:
     assert a != run(4)
     assert all(v > 0 for w in a for v in w) and all(sum(w) == pytest.approx(1) for w in a)
     assert len({tuple(w) for w in a}) == 4  # varies step to step
+
+
+# ---------------------------------------------------------------- partially-labelled batches
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_task_without_labels_in_the_batch(name: str) -> None:
+    """Every balancer, primed, on a batch without 'depth' labels: finite gradients, the shared trunk
+    and the present heads move, depth's head gets none, its weight stays as last used; and a stateless
+    balancer gives the shared gradient of the same balancer built for the present tasks only."""
+    model = Tiny()
+    b = make(name)
+    prime(b, model)
+    before = dict(b.last_weights)
+    model.zero_grad()
+    losses = model.losses()
+    present = {t: losses[t] for t in ("semseg", "normals")}
+    used = b.step(present, model.ctx(seed=2))
+    assert set(used) == set(TASKS) and used["depth"] == before["depth"]
+    assert all(math.isfinite(v) for v in used.values())
+    for p in model.trunk.parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.heads["depth"].parameters())
+    assert all(p.grad is not None for p in model.heads["semseg"].parameters())
+    assert b.tasks == TASKS  # narrowed for the step only
+    if name in STATEFUL:
+        return
+    ref_model = Tiny()
+    ref = build_balancer(name, ["semseg", "normals"], **REQUIRED.get(name, {}))
+    ref_model.zero_grad()
+    l2 = ref_model.losses()
+    ref.step({t: l2[t] for t in ("semseg", "normals")}, ref_model.ctx(seed=2))
+    for p, q in zip(model.trunk.parameters(), ref_model.trunk.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_no_task_labelled_leaves_everything_as_it_was() -> None:
+    model = Tiny()
+    b = make("mgda")
+    assert b.step({}, model.ctx()) == b.last_weights
+    assert all(p.grad is None for p in model.params())

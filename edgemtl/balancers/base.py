@@ -43,8 +43,31 @@ class Balancer:
 
     def __init__(self, tasks: list[str], fixed_weights: dict[str, float] | None = None) -> None:
         self.tasks = list(tasks)
+        # Each task's row in per-task parameters/state: fixed, while ``self.tasks`` is narrowed to the
+        # tasks present in a batch (``step``), so a balancer indexes its vectors by position.
+        self.positions = {t: i for i, t in enumerate(self.tasks)}
         self.fixed_weights = {t: float((fixed_weights or {}).get(t, 1.0)) for t in self.tasks}
         self.last_weights: dict[str, float] = {t: 1.0 for t in self.tasks}
+
+    def step(self, losses: dict[str, Tensor], ctx: BalanceContext) -> dict[str, float]:
+        """What the trainer calls: ``backward`` over the tasks in ``losses``. With partially-labelled
+        data a batch may have no label for a task; the balancer then runs over the tasks present,
+        exactly as if the model had only those (weights, combination, gradient geometry), so an
+        absent task neither produces a NaN nor drags the others' update to zero (MGDA would pick the
+        zero gradient). Its weight stays as last used."""
+        present = [t for t in self.tasks if t in losses]
+        if not present:
+            return dict(self.last_weights)
+        if len(present) == len(self.tasks):
+            return self.backward(losses, ctx)
+        full, before = self.tasks, dict(self.last_weights)
+        self.tasks = present
+        try:
+            used = self.backward({t: losses[t] for t in present}, ctx)
+        finally:
+            self.tasks = full
+        self.last_weights = {**before, **used}
+        return dict(self.last_weights)
 
     # ---- loss-based balancers override these two ----
     def weights(self, losses: dict[str, Tensor], ctx: BalanceContext) -> dict[str, Tensor | float]:

@@ -61,17 +61,21 @@ class GradNorm(Balancer):
 
     def backward(self, losses: dict[str, Tensor], ctx: BalanceContext) -> dict[str, float]:
         W = self._last_shared(ctx)
+        # ``self.tasks`` may be the tasks present in this batch (Balancer.step): rows by position
+        idx = torch.tensor([self.positions[t] for t in self.tasks])
         L = torch.stack([losses[t].detach().float().cpu() for t in self.tasks])
         if self.initial is None:
-            self.initial = L.clone()
+            self.initial = torch.full((len(self.positions),), float("nan"))
+        first = torch.isnan(self.initial[idx])
+        self.initial[idx[first]] = L[first]  # a task's first loss, whenever it first has labels
         norms = []
         for t in self.tasks:
             (g,) = torch.autograd.grad(losses[t], W, retain_graph=True, allow_unused=True)
             norms.append(g.detach().float().norm().cpu() if g is not None else torch.zeros(()))
         used = self.w.detach().clone()
 
-        G = self.w * torch.stack(norms)
-        rate = L / self.initial.clamp_min(1e-12)
+        G = self.w[idx] * torch.stack(norms)
+        rate = L / self.initial[idx].clamp_min(1e-12)
         rate = rate / rate.mean().clamp_min(1e-12)
         target = (G.mean() * rate**self.alpha).detach()
         self.opt.zero_grad(set_to_none=True)
@@ -79,11 +83,11 @@ class GradNorm(Balancer):
         self.opt.step()
         with torch.no_grad():
             self.w.clamp_(min=MIN_WEIGHT)
-            self.w.mul_(len(self.tasks) / self.w.sum())
+            self.w.mul_(len(self.positions) / self.w.sum())
 
         device = losses[self.tasks[0]].device
-        sum(used[i].to(device) * losses[t] for i, t in enumerate(self.tasks)).backward()
-        self.last_weights = {t: float(used[i]) for i, t in enumerate(self.tasks)}
+        sum(used[self.positions[t]].to(device) * losses[t] for t in self.tasks).backward()
+        self.last_weights = {t: float(used[self.positions[t]]) for t in self.tasks}
         return self.last_weights
 
     def state_dict(self) -> dict[str, Any]:

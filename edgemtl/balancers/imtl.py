@@ -34,7 +34,7 @@ class IMTL(IMTLG):
         if self.scales.device != device:
             self.to(device)  # fallback when the trainer did not call to(); see Balancer.to
         s = self.scales.clamp(max=MAX_SCALE)
-        return {t: torch.exp(s[i]) * losses[t] - s[i] for i, t in enumerate(self.tasks)}
+        return {t: torch.exp(s[self.positions[t]]) * losses[t] - s[self.positions[t]] for t in self.tasks}
 
     def backward(self, losses: dict[str, Tensor], ctx: BalanceContext) -> dict[str, float]:
         return super().backward(self.scaled_losses(losses), ctx)

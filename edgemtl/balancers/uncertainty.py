@@ -38,10 +38,10 @@ class Uncertainty(Balancer):
         if self.log_vars.device != device:
             self.to(device)  # fallback when the trainer did not call to(); see Balancer.to
         w = self.scale * torch.exp(-self.log_vars)
-        return {t: w[i] for i, t in enumerate(self.tasks)}
+        return {t: w[self.positions[t]] for t in self.tasks}
 
     def combine(self, losses: dict[str, Tensor], weights: dict[str, Tensor | float]) -> Tensor:
-        regulariser = self.scale * self.log_vars.sum()
+        regulariser = self.scale * sum(self.log_vars[self.positions[t]] for t in self.tasks)
         return sum(weights[t] * losses[t] for t in self.tasks) + regulariser
 
     def state_dict(self) -> dict[str, Any]:

@@ -75,6 +75,8 @@ def load_meta(root: str | os.PathLike) -> dict[str, Any]:
         problem = TASKS.get(t).check_meta(meta)
         if problem:
             raise _fail(path, problem)
+    if not isinstance(meta.get("partial_labels", False), bool):
+        raise _fail(path, "key 'partial_labels' must be true or false.")
     emd = meta.get("edge_max_dist")
     if emd is not None and not (isinstance(emd, (int, float)) and 0 < emd < 1):
         raise _fail(
@@ -213,8 +215,11 @@ class MultiTaskDataset(Dataset):
         if cache_gib < 0:
             raise EdgeMTLError(f"cache_gib must be >= 0 (got {cache_gib})")
         self._cache_budget = int(cache_gib * 2**30)
-        self._cache: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+        self._cache: dict[int, tuple[np.ndarray, dict[str, np.ndarray], dict[str, bool]]] = {}
         self._cache_bytes = 0
+        # Partially-labelled data (dataset.json "partial_labels": true): an id may lack a task's label
+        # file; the item then holds the task's empty label and ``item["labelled"][task]`` is False.
+        self.partial = bool(self._meta.get("partial_labels"))
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -249,7 +254,7 @@ class MultiTaskDataset(Dataset):
         if not 0 <= index < len(self.ids):
             raise IndexError(index)
         sid = self.ids[index]
-        rgb, labels = self._decoded(index)
+        rgb, labels, labelled = self._decoded(index)
         if self.input_size is not None:
             from edgemtl.artifact.processing import preprocess
 
@@ -259,12 +264,15 @@ class MultiTaskDataset(Dataset):
         item: Sample = {"id": sid, "image": image}
         for task in self._tasks:
             item[task] = to_tensor(task, labels[task])
+        if self.partial:
+            item["labelled"] = dict(labelled)
         if self.transform is not None:
             item = self.transform(item, self.rng_for(index))
         return item
 
-    def _decoded(self, index: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The image (RGB uint8) and each task's label array, from the cache or decoded and checked."""
+    def _decoded(self, index: int) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, bool]]:
+        """The image (RGB uint8), each task's label array and whether the image is labelled for it,
+        from the cache or decoded and checked."""
         hit = self._cache.get(index)
         if hit is not None:
             return hit
@@ -272,8 +280,13 @@ class MultiTaskDataset(Dataset):
         rgb = load_image(self._images[index])
         hw = rgb.shape[:2]
         labels: dict[str, np.ndarray] = {}
+        labelled: dict[str, bool] = {}
         for task in self._tasks:
-            if task in self._derived:
+            src = "semseg" if task in self._derived else task
+            labelled[task] = not self.partial or label_path(self.root, src, sid).is_file()
+            if not labelled[task]:
+                labels[task] = TASKS.get(task).empty_label(hw)
+            elif task in self._derived:
                 from edgemtl.data.derive import edges_from_segmentation
 
                 seg = load_label("semseg", label_path(self.root, "semseg", sid), hw, self._ncls("semseg"))
@@ -284,9 +297,9 @@ class MultiTaskDataset(Dataset):
         if self._cache_bytes + size <= self._cache_budget:
             for a in (rgb, *labels.values()):
                 a.setflags(write=False)  # to_tensor/transforms copy; a cached array must never change
-            self._cache[index] = (rgb, labels)
+            self._cache[index] = (rgb, labels, labelled)
             self._cache_bytes += size
-        return rgb, labels
+        return rgb, labels, labelled
 
     def preload(self) -> int:
         """Decode every item into the cache now (as far as the budget allows); returns how many are

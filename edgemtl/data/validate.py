@@ -113,6 +113,8 @@ def _check_sample(
     out = []
     for task in tasks:
         path = label_path(root, task, sid)
+        if meta.get("partial_labels") and not path.exists():
+            continue  # partially-labelled data: this image has no label for the task
         ncls = num_classes_of(meta, task)
         try:
             arr = load_label(task, path, hw, ncls)

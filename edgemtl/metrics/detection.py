@@ -265,8 +265,10 @@ class DetectionMeter:
 
     def image_state(self) -> np.ndarray:
         """The state vector of a meter that holds exactly one image (see above)."""
-        if len(self.gts) != 1:
+        if len(self.gts) > 1:
             raise EdgeMTLError(f"DetectionMeter.image_state: needs a meter of one image, not {len(self.gts)}")
+        if not self.gts:  # an image not labelled for detection: counts for nothing on any resample
+            return np.concatenate([np.zeros(self.num_classes), np.full(self.max_dets * self._FIELDS, np.nan)])
         p, g = self.preds[0], self.gts[0]
         T = len(COCO_IOUS)
         n_gt = [float(((g["labels"] == c) & ~g["ignore"]).sum()) for c in range(self.num_classes)]

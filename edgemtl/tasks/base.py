@@ -88,6 +88,12 @@ class Task:
         raise NotImplementedError
 
     @classmethod
+    def empty_label(cls, hw: tuple[int, int]) -> np.ndarray:
+        """The label of an image not labelled for this task (partially-labelled data), as ``read_label``
+        returns labels: every pixel ``fill`` (ignore / invalid), so no loss or metric counts it."""
+        return np.full(tuple(hw), cls.fill, np.uint8 if cls.label_ext == ".png" else np.float32)
+
+    @classmethod
     def label_tensor(cls, arr: np.ndarray) -> Tensor:
         """Numpy label -> the dataset item tensor (default float32 [1, H, W])."""
         return torch.from_numpy(arr.astype(np.float32))[None]

@@ -100,6 +100,10 @@ class Detection(Task):
         return read_boxes_json(path, hw, num_classes)
 
     @classmethod
+    def empty_label(cls, hw: tuple[int, int]) -> np.ndarray:
+        return np.zeros((0, 6), np.float32)  # the image is left out of the loss and the meter anyway
+
+    @classmethod
     def label_tensor(cls, arr: np.ndarray) -> Tensor:
         return torch.from_numpy(np.asarray(arr, dtype=np.float32).reshape(-1, 6).copy())
 

@@ -35,6 +35,10 @@ class Normals(Task):
     fill = 0.0  # outside the image: no normal (all-zero = invalid)
 
     @classmethod
+    def empty_label(cls, hw: tuple[int, int]) -> np.ndarray:
+        return np.zeros((*hw, 3), np.float32)
+
+    @classmethod
     def read_label(cls, path: Path, hw: tuple[int, int], num_classes: int | None = None) -> np.ndarray:
         from edgemtl.tasks.labels import read_float_npy
 

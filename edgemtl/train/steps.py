@@ -70,6 +70,36 @@ def _forward(s: StepContext, image: Tensor, names: list[str], features: bool, au
     return s.net(image), None, None
 
 
+def labelled_rows(batch: dict[str, Any], task: str) -> list[int] | None:
+    """Rows of ``batch`` labelled for ``task`` (partially-labelled data), None when all are."""
+    flags = batch.get("labelled")
+    if flags is None:
+        return None
+    rows = [i for i, f in enumerate(flags) if f.get(task, True)]
+    return None if len(rows) == len(flags) else rows
+
+
+def task_loss(task: Task, pred: Tensor, target: Any, rows: list[int] | None) -> Tensor | None:
+    """``task``'s loss over the labelled rows only (None when no row is labelled): an unlabelled
+    image is not a negative example (detection) and does not dilute the mean (dense tasks)."""
+    if rows is None:
+        return task.loss(pred, target)
+    if not rows:
+        return None
+    sub = target[rows] if isinstance(target, Tensor) else [target[i] for i in rows]
+    return task.loss(pred[rows], sub)
+
+
+def _valid(s: StepContext, n: str, batch: dict[str, Any], rows: list[int] | None) -> Tensor:
+    """Pixels with ground truth for the discriminator: none in an image unlabelled for ``n``."""
+    mask = s.tasks[n].valid_mask(batch[n])
+    if rows is not None:
+        keep = torch.zeros(mask.shape[0], dtype=torch.bool, device=mask.device)
+        keep[rows] = True
+        mask = mask & keep.view(-1, *([1] * (mask.dim() - 1)))
+    return mask
+
+
 def _aux_loss(s: StepContext, initial: dict[str, dict[str, Tensor]], batch: dict[str, Any]) -> Tensor:
     """Deep supervision of the initial predictions (MTI-Net / PAD-Net), fixed task weights."""
     every = {**s.tasks, **s.aux_tasks}
@@ -77,7 +107,9 @@ def _aux_loss(s: StepContext, initial: dict[str, dict[str, Tensor]], batch: dict
     for preds in initial.values():
         for n, y in preds.items():
             if n in batch:
-                total = total + every[n].loss_weight * every[n].loss(y, batch[n])
+                loss = task_loss(every[n], y, batch[n], labelled_rows(batch, n))
+                if loss is not None:
+                    total = total + every[n].loss_weight * loss
     return s.cfg.aux_weight * total
 
 
@@ -94,10 +126,13 @@ def single_tasking_step(s: StepContext, batch: dict[str, Any], where: str) -> di
     use_aux = s.model.one_pass_all_tasks
     out_losses = {}
     for n in s.tasks:
+        rows = labelled_rows(batch, n)
+        if rows is not None and not rows:
+            continue  # no image of this batch is labelled for n: no step for it
         s.optimizer.zero_grad(set_to_none=True)
         with s.amp.autocast():
             outs, feats, initial = _forward(s, image, [n], s.disc is not None, use_aux)
-            loss = s.tasks[n].loss(outs[n], batch[n])
+            loss = task_loss(s.tasks[n], outs[n], batch[n], rows)
         _check(loss, n, where)
         s.last_losses[n] = loss.item()
         live = {t: torch.tensor(s.last_losses.get(t, 1.0)) for t in s.tasks}
@@ -112,7 +147,7 @@ def single_tasking_step(s: StepContext, batch: dict[str, Any], where: str) -> di
                     loss,
                     feats[n],
                     s.model.task_names.index(n),
-                    s.tasks[n].valid_mask(batch[n]),
+                    _valid(s, n, batch, rows),
                     s.disc,
                     s.alpha,
                 )
@@ -132,12 +167,15 @@ def joint_step(s: StepContext, batch: dict[str, Any], where: str) -> dict[str, f
     use_aux = s.model.one_pass_all_tasks
     s.optimizer.zero_grad(set_to_none=True)
     names = list(s.tasks)
+    rows = {n: labelled_rows(batch, n) for n in names}
     with s.amp.autocast():
         outs, feats, initial = _forward(s, image, names, s.disc is not None, use_aux)
         losses = {}
         for n in names:
-            losses[n] = s.tasks[n].loss(outs[n], batch[n])
-    for n in names:
+            loss = task_loss(s.tasks[n], outs[n], batch[n], rows[n])
+            if loss is not None:  # a task with no labelled image in the batch sits this step out
+                losses[n] = loss
+    for n in losses:
         _check(losses[n], n, where)
     reported = {n: v.item() for n, v in losses.items()}
     extra = None
@@ -150,11 +188,11 @@ def joint_step(s: StepContext, batch: dict[str, Any], where: str) -> dict[str, f
                     losses[n],
                     feats[n],
                     s.model.task_names.index(n),
-                    s.tasks[n].valid_mask(batch[n]),
+                    _valid(s, n, batch, rows[n]),
                     s.disc,
                     s.alpha,
                 )
-                for n in names
+                for n in losses
             )
             extra = (extra or 0) + s.cfg.adv_weight * d
             losses = {n: (1 - s.cfg.adv_weight) * v for n, v in losses.items()}
@@ -167,7 +205,7 @@ def joint_step(s: StepContext, batch: dict[str, Any], where: str) -> dict[str, f
             for p in s.balance_ctx.shared_params:
                 p.grad = None
     s.balance_ctx.scale_loss = s.amp.scale if s.amp.scaler is not None else None  # fp16 loss scaling
-    s.balancer.backward(losses, s.balance_ctx)
+    s.balancer.step(losses, s.balance_ctx)
     if saved:
         for p, g in saved:
             if g is not None:

@@ -473,6 +473,7 @@ class Trainer:
         self.bctx.epoch = self.epoch
         step_fn = single_tasking_step if self.loop == "single_tasking" else joint_step
         sums = {n: 0.0 for n in self.tasks}
+        counts = {n: 0 for n in self.tasks}  # steps a task had labels in (partially-labelled data)
         it = loader
         if self.progress and self.dist.rank == 0:
             from tqdm import tqdm
@@ -492,7 +493,13 @@ class Trainer:
             count += 1
             for n, v in losses.items():
                 sums[n] += v
-        return {n: v / max(count, 1) for n, v in sums.items()}
+                counts[n] += 1
+        # A task without a labelled image all epoch keeps its previous mean (1.0 at first), so that
+        # loss-history balancers (DWA) see no change for it.
+        last = getattr(self, "_last_means", {})
+        means = {n: sums[n] / counts[n] if counts[n] else last.get(n, 1.0) for n in sums}
+        self._last_means = means
+        return means
 
     def validate(self) -> dict[str, dict[str, float]]:
         """Rank 0 evaluates; every rank gets the results so KPI-driven balancers stay in sync."""

@@ -1,0 +1,136 @@
+"""Partially-labelled data: images labelled for only some tasks (dataset.json "partial_labels": true).
+Losses and metrics count only the labelled images; the trainer and every loop run on such data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from edgemtl.data.dataset import MultiTaskDataset, collate
+from edgemtl.errors import EdgeMTLError
+
+TASKS = ["semseg", "depth", "detection"]
+
+
+@pytest.fixture(scope="module")
+def partial_data(tmp_path_factory):
+    """16 scenes; even ids keep semseg + detection only, odd ids semseg + depth only (as VOC + NYU)."""
+    from edgemtl.data.synth import generate
+
+    root = tmp_path_factory.mktemp("partial") / "d"
+    generate(root, 16, (48, 64), seed=4, preset="pascal", workers=1, progress=False, splits=(0.5, 0.25, 0.25),
+             tasks=["semseg", "depth", "normals", "edges", "saliency", "parts", "detection"])  # fmt: skip
+    for i in range(16):
+        sid = f"{i:06d}"
+        (
+            root / ("depth" if i % 2 == 0 else "detection") / f"{sid}{'.npy' if i % 2 == 0 else '.json'}"
+        ).unlink()
+    meta = json.loads((root / "dataset.json").read_text())
+    (root / "dataset.json").write_text(json.dumps({**meta, "partial_labels": True}))
+    return root
+
+
+def test_items_say_which_tasks_they_are_labelled_for(partial_data):
+    ds = MultiTaskDataset(partial_data, "train", tasks=TASKS)
+    for i in range(len(ds)):
+        item = ds[i]
+        even = int(item["id"]) % 2 == 0
+        assert item["labelled"] == {"semseg": True, "depth": not even, "detection": even}
+        if even:
+            assert (item["depth"] == 0).all()  # the empty label: every pixel invalid
+        else:
+            assert item["detection"].shape == (0, 6)
+    batch = collate([ds[i] for i in range(4)])
+    assert [f["depth"] for f in batch["labelled"]] == [int(i) % 2 == 1 for i in batch["id"]]
+
+
+def test_a_missing_label_file_is_an_error_unless_the_data_is_partial(partial_data, tmp_path):
+    from edgemtl.data.validate import validate_dataset
+
+    assert validate_dataset(partial_data) == []
+    strict = tmp_path / "strict"
+    shutil.copytree(partial_data, strict)
+    meta = json.loads((strict / "dataset.json").read_text())
+    del meta["partial_labels"]
+    (strict / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(EdgeMTLError, match="missing depth label file"):
+        MultiTaskDataset(strict, "train", tasks=TASKS)[0]
+    assert any("missing depth label file" in p for p in validate_dataset(strict))
+    meta["partial_labels"] = "yes"
+    (strict / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(EdgeMTLError, match="'partial_labels' must be true or false"):
+        MultiTaskDataset(strict, "train")
+
+
+def test_losses_and_metrics_count_only_labelled_images(partial_data):
+    """The step's loss of a task is the loss over its labelled rows; evaluation equals evaluating the
+    labelled images alone, and per-image states of unlabelled images are empty."""
+    from edgemtl.evaluate import Protocol, evaluate
+    from edgemtl.models import create_model
+    from edgemtl.tasks import build_tasks
+    from edgemtl.train.steps import labelled_rows, task_loss
+
+    ds = MultiTaskDataset(partial_data, "test", tasks=TASKS, input_size=(48, 48))
+    tasks = build_tasks(TASKS, ds.meta)
+    torch.manual_seed(0)
+    model = create_model(arch="hard_sharing", backbone="mobilenetv2_tiny", image_size=(48, 48),
+                         decoder_channels=16, low_level_channels=8,
+                         tasks={n: t.describe() for n, t in tasks.items()}).eval()  # fmt: skip
+    from edgemtl.data.transforms import Compose, Resize
+
+    train_view = MultiTaskDataset(partial_data, "test", tasks=TASKS, transform=Compose([Resize((48, 48))]))
+    batch = collate([train_view[i] for i in range(len(ds))])
+    with torch.no_grad():
+        out = model(batch["image"])
+    for n in ("depth", "detection"):
+        rows = labelled_rows(batch, n)
+        assert rows and len(rows) < len(ds)
+        got = task_loss(tasks[n], out[n], batch[n], rows)
+        sub = [batch[n][i] for i in rows]
+        ref = tasks[n].loss(out[n][rows], torch.stack(sub) if tasks[n].dense else sub)
+        assert torch.allclose(got, ref)
+    loader = torch.utils.data.DataLoader(ds, batch_size=1, collate_fn=collate)  # same numerics
+    states: dict = {}
+    res = evaluate(model, loader, tasks, Protocol(input_size=(48, 48)), image_states=states)
+    for n in ("depth", "detection"):
+        keep = [i for i in range(len(ds)) if ds[i]["labelled"][n]]
+        only = torch.utils.data.Subset(ds, keep)
+        ref = evaluate(model, torch.utils.data.DataLoader(only, batch_size=1, collate_fn=collate),
+                       {n: tasks[n]}, Protocol(input_size=(48, 48)))  # fmt: skip
+        assert res[n] == pytest.approx(ref[n], nan_ok=True)
+        assert states[n].shape[0] == len(ds)
+    # batches mixing labelled and unlabelled images, without per-image states: the same numbers
+    mixed = torch.utils.data.DataLoader(ds, batch_size=3, collate_fn=collate)
+    a = evaluate(model, mixed, tasks, Protocol(input_size=(48, 48)))
+    b = evaluate(model, mixed, tasks, Protocol(input_size=(48, 48)), image_states={})
+    for n in tasks:
+        assert a[n] == pytest.approx(b[n], nan_ok=True)
+    empty = [i for i in range(len(ds)) if not ds[i]["labelled"]["depth"]]
+    assert np.all(states["depth"][empty] == 0)
+
+
+@pytest.mark.parametrize(
+    "loop, balancer", [("joint", "mgda"), ("joint", "gradnorm"), ("single_tasking", "uniform")]
+)
+def test_training_on_partially_labelled_data(partial_data, tmp_path, loop, balancer):
+    import yaml
+    from conftest import TINY_MODEL
+
+    from edgemtl.cli import main as cli
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "model": {**TINY_MODEL, "arch": "hard_sharing" if loop == "joint" else "astmt"},
+        "tasks": TASKS,
+        "data": {"root": str(partial_data)},
+        "train": {"epochs": 1, "batch_size": 4, "loop": loop, "balancer": balancer, "edge_thresholds": 3},
+    }))  # fmt: skip
+    assert cli(["train", str(recipe), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert set(summary["metrics"]) == set(TASKS)
+    log = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(v) for rec in log for v in (rec.get("train_loss") or {}).values())
