@@ -19,7 +19,7 @@ from edgemtl.named import read_named_yaml
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "models"
 SECTIONS = ("description", "model", "tasks", "aux_tasks", "data", "train")
-DATA_KEYS = ("root", "synth", "derive_edges")
+DATA_KEYS = ("root", "synth", "derive_edges", "sources")
 
 
 def synth_size(value: Any, where: Any = "recipe") -> list[tuple[int, int]]:
@@ -85,7 +85,23 @@ class Recipe:
         return dataclasses.replace(self, train={**copy.deepcopy(self.train), **changes})
 
     def dataset_meta(self) -> dict[str, Any]:
-        """dataset.json of ``data.root`` if it exists, else the synthetic preset's description."""
+        """dataset.json of ``data.root`` if it exists, else the synthetic preset's description; for
+        ``data.sources``, the union of the sources' (tasks, classes, depth range), as the merge has."""
+        if self.data.get("sources"):
+            metas = [
+                dataclasses.replace(self, data={k: v for k, v in src.items() if k != "ratio"}).dataset_meta()
+                for src in self.data["sources"]
+            ]
+            tasks = list(dict.fromkeys(t for m in metas for t in m["tasks"]))
+            classes: dict[str, Any] = {}
+            for m in metas:
+                for t, names in (m.get("classes") or {}).items():
+                    classes.setdefault(t, names)
+            out = {"name": "+".join(m["name"] for m in metas), "tasks": tasks, "classes": classes}
+            ranges = [m["depth_range"] for m in metas if "depth_range" in m]
+            if ranges:
+                out["depth_range"] = [min(r[0] for r in ranges), max(r[1] for r in ranges)]
+            return out
         root = self.data.get("root")
         if root and (Path(root) / "dataset.json").is_file():
             from edgemtl.data.dataset import load_meta

@@ -134,3 +134,81 @@ def test_training_on_partially_labelled_data(partial_data, tmp_path, loop, balan
     assert set(summary["metrics"]) == set(TASKS)
     log = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all(np.isfinite(v) for rec in log for v in (rec.get("train_loss") or {}).values())
+
+
+# ---------------------------------------------------------------- mixing datasets (data.sources)
+
+
+@pytest.fixture(scope="module")
+def two_sources(tmp_path_factory):
+    from edgemtl.data.synth import generate
+
+    base = tmp_path_factory.mktemp("sources")
+    a, b = base / "boxes", base / "depth"
+    generate(a, 12, (48, 64), seed=1, preset="nyud", workers=1, progress=False, tasks=["semseg", "detection"])
+    generate(b, 6, (56, 48), seed=2, preset="nyud", workers=1, progress=False, tasks=["semseg", "depth"])
+    return a, b
+
+
+def test_sources_merge_into_one_partially_labelled_dataset(two_sources, tmp_path):
+    from edgemtl.data.merge import merge_datasets
+    from edgemtl.data.validate import validate_dataset
+
+    a, b = two_sources
+    meta = merge_datasets([(a, 2.0), (b, 1.0)], tmp_path / "m")
+    assert meta["tasks"] == ["semseg", "detection", "depth"] and meta["partial_labels"] is True
+    assert [s["ratio"] for s in meta["sources"]] == [2.0, 1.0]
+    assert validate_dataset(tmp_path / "m") == []
+    ds = MultiTaskDataset(tmp_path / "m", "train")
+    for i in range(len(ds)):
+        item = ds[i]
+        from_a = item["id"].startswith("s0-")
+        assert item["labelled"] == {"semseg": True, "detection": from_a, "depth": not from_a}
+    # the same merge again is a no-op; different classes for a shared task are refused
+    assert merge_datasets([(a, 2.0), (b, 1.0)], tmp_path / "m") == meta
+    c = tmp_path / "c"
+    shutil.copytree(b, c)
+    m = json.loads((c / "dataset.json").read_text())
+    m["classes"]["semseg"] = m["classes"]["semseg"][::-1]
+    (c / "dataset.json").write_text(json.dumps(m))
+    with pytest.raises(EdgeMTLError, match="task 'semseg' has different classes"):
+        merge_datasets([(a, 1.0), (c, 1.0)], tmp_path / "bad")
+
+
+def test_mixing_follows_the_ratios_and_the_seed(two_sources, tmp_path):
+    from edgemtl.data.merge import merge_datasets, source_of
+    from edgemtl.train.data import SourceMixSampler
+
+    a, b = two_sources
+    meta = merge_datasets([(a, 1.0), (b, 3.0)], tmp_path / "m")
+    ds = MultiTaskDataset(tmp_path / "m", "train")
+    s = SourceMixSampler(list(ds.ids), meta, seed=0)
+    epoch0 = list(s)
+    assert len(epoch0) == len(ds)
+    share = np.mean([source_of(meta, ds.ids[i]) == 1 for i in epoch0])
+    assert share == pytest.approx(0.75, abs=1 / len(ds))  # 3:1, though source 1 is the smaller
+    assert list(SourceMixSampler(list(ds.ids), meta, seed=0)) == epoch0
+    s.set_epoch(1)
+    assert list(s) != epoch0
+
+
+def test_a_recipe_trains_on_mixed_sources(two_sources, tmp_path):
+    import yaml
+    from conftest import TINY_MODEL
+
+    from edgemtl.cli import main as cli
+
+    a, b = two_sources
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "model": {**TINY_MODEL, "arch": "hard_sharing"},
+        "tasks": ["semseg", "depth", "detection"],
+        "data": {"sources": [{"root": str(a), "ratio": 1}, {"root": str(b), "ratio": 1}],
+                 "root": str(tmp_path / "mixed")},
+        "train": {"epochs": 1, "batch_size": 4, "balancer": "amtl", "edge_thresholds": 3,
+                  "balancer_params": {"potentials": {"semseg": 0.5, "depth": 0.5, "detection": 0.5}}},
+    }))  # fmt: skip
+    assert cli(["train", str(recipe), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert (tmp_path / "mixed" / "dataset.json").is_file()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert set(summary["metrics"]) == {"semseg", "depth", "detection"}

@@ -19,7 +19,27 @@ def cache_dir() -> Path:
 
 
 def resolve_data_root(data: dict[str, Any], progress: bool = True) -> Path:
-    """``data.root`` if it holds a dataset; otherwise render ``data.synth`` there (or in the cache)."""
+    """``data.root`` if it holds a dataset; otherwise render ``data.synth`` there (or in the cache).
+    ``data.sources`` (a list of such data entries, each with an optional sampling ``ratio``): each is
+    resolved, and they are merged into one partially-labelled dataset in the cache
+    (:mod:`edgemtl.data.merge`)."""
+    if data.get("sources") is not None:
+        srcs = data["sources"]
+        if not isinstance(srcs, list) or not all(isinstance(s, dict) for s in srcs):
+            raise EdgeMTLError("data.sources: expected a list like [{root: A, ratio: 1}, {synth: {...}}]")
+        for s in srcs:
+            bad = set(s) - {"root", "synth", "ratio"}
+            if bad:
+                raise EdgeMTLError(f"data.sources: unknown key(s) {sorted(bad)}; valid: root, synth, ratio")
+        from edgemtl.data.merge import merge_datasets, merged_name
+
+        pairs = [
+            (resolve_data_root({k: v for k, v in s.items() if k != "ratio"}, progress), s.get("ratio", 1.0))
+            for s in srcs
+        ]
+        out = Path(data["root"]) if data.get("root") else cache_dir() / "data" / merged_name(pairs)
+        merge_datasets(pairs, out)
+        return out
     root = data.get("root")
     if root and (Path(root) / "dataset.json").is_file():
         return Path(root)
@@ -50,7 +70,7 @@ def resolve_data_root(data: dict[str, Any], progress: bool = True) -> Path:
     if not root:
         tag = "+".join(f"{h}x{w}" for h, w in sizes)
         split_tag = "" if splits is None else "-" + "-".join(str(f) for f in splits)
-        split_tag += "" if tasks == DENSE else "-" + "+".join(t for t in tasks if t not in DENSE)
+        split_tag += "" if tasks == DENSE else "-" + "+".join(tasks)
         root = (
             cache_dir()
             / "data"
@@ -81,6 +101,34 @@ def dataset_fingerprint(root: Path) -> str:
         h.update(split.name.encode())
         h.update(split.read_bytes())
     return h.hexdigest()[:12]
+
+
+class SourceMixSampler(torch.utils.data.Sampler):
+    """The training order of a merged dataset (``data.sources``): each epoch, ``len(ds)`` items of
+    which source ``k`` supplies the share ``ratio_k / sum(ratios)``; depends only on (seed, epoch)."""
+
+    def __init__(self, ids: list[str], meta: dict[str, Any], seed: int) -> None:
+        from edgemtl.data.merge import source_of
+
+        self.groups: list[list[int]] = [[] for _ in meta["sources"]]
+        for i, sid in enumerate(ids):
+            self.groups[source_of(meta, sid)].append(i)
+        self.ratios = [float(s.get("ratio", 1.0)) for s in meta["sources"]]
+        self.n, self.seed, self.epoch = len(ids), seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        import numpy as np
+
+        from edgemtl.data.merge import mix_indices
+
+        rng = np.random.default_rng([self.seed, self.epoch, 0x50C])
+        return iter(mix_indices(self.groups, self.ratios, self.n, rng))
+
+    def __len__(self) -> int:
+        return self.n
 
 
 class EpochRandomSampler(torch.utils.data.Sampler):
@@ -121,6 +169,8 @@ def make_loader(
         sampler = torch.utils.data.distributed.DistributedSampler(
             ds, shuffle=shuffle, seed=seed, drop_last=drop_last
         )
+    elif shuffle and (getattr(ds, "meta", None) or {}).get("sources"):
+        sampler = SourceMixSampler(list(ds.ids), ds.meta, seed)
     elif shuffle:
         sampler = EpochRandomSampler(len(ds), seed)
     else:
