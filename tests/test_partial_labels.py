@@ -212,3 +212,10 @@ def test_a_recipe_trains_on_mixed_sources(two_sources, tmp_path):
     assert (tmp_path / "mixed" / "dataset.json").is_file()
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert set(summary["metrics"]) == {"semseg", "depth", "detection"}
+
+
+def test_a_single_task_run_trains_on_the_images_with_its_labels(partial_data):
+    ds = MultiTaskDataset(partial_data, "train", tasks=["depth"], require_labels=["depth"])
+    assert ds.ids and all(int(i) % 2 == 1 for i in ds.ids)
+    both = MultiTaskDataset(partial_data, "train", tasks=TASKS, require_labels=["depth", "detection"])
+    assert len(both) == len(MultiTaskDataset(partial_data, "train"))

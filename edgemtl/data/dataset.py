@@ -162,6 +162,7 @@ class MultiTaskDataset(Dataset):
         seed: int = 0,
         input_size: tuple[int, int] | None = None,
         cache_gib: float = 0.0,
+        require_labels: Sequence[str] | None = None,
     ) -> None:
         """``input_size`` (H, W): evaluation items. The image is prepared exactly as an exported artifact
         prepares it (:func:`edgemtl.artifact.processing.preprocess`: the whole image resized to
@@ -171,7 +172,10 @@ class MultiTaskDataset(Dataset):
         ``cache_gib``: keep up to this many GiB of decoded images and labels in memory, so epochs after
         the first do not decode PNG/JPEG/.npy files again. Arrays are kept exactly as decoded (uint8
         images and PNG labels, float32 depth and normals), so cached items are bit-identical;
-        augmentation still runs per item. Items past the budget are decoded every time."""
+        augmentation still runs per item. Items past the budget are decoded every time.
+
+        ``require_labels`` (partially-labelled data): keep only the ids labelled for at least one of
+        these tasks (their label file exists); e.g. a single-task baseline's training images."""
         if input_size is not None and transform is not None:
             raise ValueError(
                 "MultiTaskDataset: input_size (evaluation) and transform (training) exclude each other"
@@ -200,6 +204,20 @@ class MultiTaskDataset(Dataset):
         self._tasks = list(dict.fromkeys(tasks))
         self.split = split
         self.ids = read_split(self.root, split)
+        self.partial = bool(self._meta.get("partial_labels"))
+        if require_labels and self.partial:
+            self.ids = [
+                i
+                for i in self.ids
+                if any(
+                    label_path(self.root, "semseg" if t in self._derived else t, i).is_file()
+                    for t in require_labels
+                )
+            ]
+            if not self.ids:
+                raise EdgeMTLError(
+                    f"{self.root}: no image of split '{split}' is labelled for {', '.join(require_labels)}"
+                )
         images = index_images(self.root)
         missing = [i for i in self.ids if i not in images]
         if missing:
@@ -219,7 +237,6 @@ class MultiTaskDataset(Dataset):
         self._cache_bytes = 0
         # Partially-labelled data (dataset.json "partial_labels": true): an id may lack a task's label
         # file; the item then holds the task's empty label and ``item["labelled"][task]`` is False.
-        self.partial = bool(self._meta.get("partial_labels"))
 
     @property
     def meta(self) -> dict[str, Any]:

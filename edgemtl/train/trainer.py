@@ -278,8 +278,16 @@ class Trainer:
             tf = default_train_transform(self.crop, scales=cfg.scales, base=self.input_size)
         else:
             tf = default_eval_transform(self.input_size)
+        # Partially-labelled data: training uses the images labelled for at least one of the run's
+        # tasks (a single-task baseline trains on the images that have its labels).
         self.train_ds = MultiTaskDataset(
-            self.root, "train", tasks=names, transform=tf, seed=cfg.seed, cache_gib=cfg.data_cache
+            self.root,
+            "train",
+            tasks=names,
+            transform=tf,
+            seed=cfg.seed,
+            cache_gib=cfg.data_cache,
+            require_labels=list(self.tasks),
         )
         self.val_ds = MultiTaskDataset(
             self.root,
