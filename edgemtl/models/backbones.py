@@ -36,6 +36,7 @@ for _w in ("050", "075", "100", "140"):
     register_timm(f"mobilenetv2_{_w}")
 register_timm("efficientnetv2_b0", "tf_efficientnetv2_b0")
 register_timm("efficientnetv2_rw_t")
+register_timm("efficientnetv2_s", "tf_efficientnetv2_s")  # AMTL's VOC+NYU backbone (21 M params)
 register_timm("efficientnet_lite0", "tf_efficientnet_lite0")
 # timm's MobileNet-v2 generator at width 0.35 with one block per stage (depth_multiplier 0.25):
 # 0.1 M params, the same block types and strides. For microcontroller-sized budgets and for the

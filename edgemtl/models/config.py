@@ -9,7 +9,7 @@ from typing import Any
 from edgemtl.errors import EdgeMTLError, did_you_mean, unknown_choice
 
 SE_MODES = ("none", "shared", "decoder", "encoder_decoder")
-DECODERS = ("aspp_lite", "light")
+DECODERS = ("aspp_lite", "light", "bifpn")
 ASPP_MODES = ("shared", "per_task")
 
 
@@ -44,6 +44,13 @@ class ModelConfig:
     per_task_bn: bool | None = None
     adapters: bool = False
     mti_channels: int = 32  # MTI-Net/PAD-Net per-scale width after the 1x1 reduction
+    # decoder "bifpn" (hard sharing, ASTMT): the feature reductions and fusion rounds (AMTL's VOC+NYU
+    # model: 1/16, 1/32, 1/64, two rounds, decoder_channels 64)
+    bifpn_levels: tuple[int, ...] = (16, 32, 64)
+    bifpn_repeats: int = 2
+    # inverted-residual blocks per task before its prediction layer (AMTL's heads: 2 at 64 channels);
+    # per task in ASTMT (per-task conv and BN), one stack per task in hard sharing
+    head_blocks: int = 0
 
     def __post_init__(self) -> None:
         from edgemtl.models import ARCHITECTURES, BACKBONES
@@ -87,6 +94,19 @@ class ModelConfig:
             raise EdgeMTLError(f"model.se_reduction must be >= 1 (got {self.se_reduction})")
         self.image_size = tuple(int(v) for v in self.image_size)  # type: ignore[assignment]
         self.aspp_rates = tuple(int(v) for v in self.aspp_rates)  # type: ignore[assignment]
+        self.bifpn_levels = tuple(int(v) for v in self.bifpn_levels)  # type: ignore[assignment]
+        lv = self.bifpn_levels
+        if len(lv) < 2 or any(b != 2 * a for a, b in zip(lv, lv[1:])) or lv[0] < 4:
+            raise EdgeMTLError(
+                f"model.bifpn_levels must list >= 2 reductions from 1/4 on, each twice the one before, "
+                f"e.g. [16, 32, 64] (got {list(lv)})"
+            )
+        if self.head_blocks < 0:
+            raise EdgeMTLError(f"model.head_blocks must be >= 0 (got {self.head_blocks})")
+        if self.head_blocks and self.decoder == "light":
+            raise EdgeMTLError("model.head_blocks needs a decoder (aspp_lite or bifpn), not the light heads")
+        if self.bifpn_repeats < 1:
+            raise EdgeMTLError(f"model.bifpn_repeats must be >= 1 (got {self.bifpn_repeats})")
         for key in ("mean", "std"):
             v = getattr(self, key)
             if v is not None:

@@ -122,4 +122,112 @@ class LightHeads(nn.Module):
         return out
 
 
-__all__ = ["ASPPLite", "DeepLabV3PlusLite", "LightHeads", "per_task"]
+def _modulation(width: int, se: str, se_reduction: int, ctx: TaskContext | None) -> nn.Module:
+    if se == "task":
+        return TaskSE(width, ctx.num_tasks, ctx, se_reduction)
+    if se == "shared":
+        return SE(width, se_reduction)
+    return nn.Identity()
+
+
+class _Fuse(nn.Module):
+    """EfficientDet's fast normalised fusion: sum_i relu(w_i) x_i / (sum_i relu(w_i) + eps), then a
+    separable conv (+ SE / task SE)."""
+
+    def __init__(self, n: int, width: int, norm, se: nn.Module) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(n))
+        self.conv = SepConv(width, width, 1, norm)
+        self.se = se
+
+    def forward(self, xs: list[Tensor]) -> Tensor:
+        w = F.relu(self.w)
+        w = w / (w.sum() + 1e-4)
+        return self.se(self.conv(sum(w[i] * x for i, x in enumerate(xs))))
+
+
+class BiFPN(nn.Module):
+    """A BiFPN neck (EfficientDet, Tan et al., CVPR 2020) as AMTL's VOC+NYU model uses it.
+
+    Feature levels at the reductions ``levels`` (default 1/16, 1/32, 1/64): a backbone level where
+    the backbone has that reduction, else made from the next finer one by a stride-2 max-pool (as
+    EfficientDet makes P6/P7); each projected to ``width`` channels. ``repeats`` rounds of top-down then
+    bottom-up weighted fusion. The output, like DeepLab-v3+'s, is one map for the pixel heads: every
+    level resized to the finest and concatenated, fused by a 1x1 conv, at the finest level's stride.
+    With ``se="task"`` (ASTMT) every fusion node and the output carry task SE (and per-task BN where
+    asked), so the neck is modulated per task as the decoder is.
+    """
+
+    def __init__(
+        self,
+        channels: list[int],
+        reductions: list[int],
+        width: int = 64,
+        levels: tuple[int, ...] = (16, 32, 64),
+        repeats: int = 2,
+        se: str = "none",
+        se_reduction: int = 4,
+        ctx: TaskContext | None = None,
+        per_task_bn: bool = False,
+    ) -> None:
+        super().__init__()
+        norm = bn_factory(ctx, per_task_bn)
+        levels = tuple(sorted(int(v) for v in levels))
+        if len(levels) < 2 or any(b != 2 * a for a, b in zip(levels, levels[1:])):
+            raise ValueError(
+                f"model.bifpn_levels must be >= 2 reductions, each twice the last (got {levels})"
+            )
+        self.src: list[int | None] = []  # backbone index feeding a level, None = pooled from the level before
+        self.lateral = nn.ModuleList()
+        for r in levels:
+            idx = [i for i, red in enumerate(reductions) if red == r]
+            # a dilated backbone repeats its last reduction: take the deepest features at it
+            self.src.append(idx[-1] if idx else None)
+            cin = channels[idx[-1]] if idx else width
+            self.lateral.append(
+                ConvBNAct(cin, width, 1, norm) if idx or len(self.src) == 1 else nn.Identity()
+            )
+        if self.src[0] is None:
+            raise ValueError(f"the backbone has no features at 1/{levels[0]} for the finest BiFPN level")
+        n = len(levels)
+
+        def fuse(k: int) -> _Fuse:
+            return _Fuse(k, width, norm, _modulation(width, se, se_reduction, ctx))
+
+        self.down = nn.ModuleList(nn.ModuleList(fuse(2) for _ in range(n - 1)) for _ in range(repeats))
+        self.up = nn.ModuleList(
+            nn.ModuleList(fuse(3 if 0 < i < n - 1 else 2) for i in range(1, n)) for _ in range(repeats)
+        )
+        self.out = nn.Sequential(
+            ConvBNAct(width * n, width, 1, norm), _modulation(width, se, se_reduction, ctx)
+        )
+        self.out_channels = width
+
+    def levels(self, feats: list[Tensor]) -> list[Tensor]:
+        ps: list[Tensor] = []
+        for src, lat in zip(self.src, self.lateral):
+            if src is None:
+                # from the previous level (already projected to width): max-pool, as EfficientDet
+                ps.append(F.max_pool2d(ps[-1], 3, 2, 1))
+            else:
+                ps.append(lat(feats[src]))
+        for down, up in zip(self.down, self.up):
+            n = len(ps)
+            td = list(ps)
+            for i in range(n - 2, -1, -1):  # top-down: coarse to fine
+                td[i] = down[i]([ps[i], upsample_to(td[i + 1], ps[i])])
+            out = [td[0]]
+            for i in range(1, n):  # bottom-up: fine to coarse, with the top-down node where there is one
+                coarse = F.max_pool2d(out[-1], 3, 2, 1)
+                coarse = upsample_to(coarse, ps[i]) if coarse.shape[-2:] != ps[i].shape[-2:] else coarse
+                inputs = [ps[i], td[i], coarse] if i < n - 1 else [ps[i], coarse]
+                out.append(up[i - 1](inputs))
+            ps = out
+        return ps
+
+    def forward(self, feats: list[Tensor]) -> Tensor:
+        ps = self.levels(feats)
+        return self.out(torch.cat([ps[0], *(upsample_to(p, ps[0]) for p in ps[1:])], 1))
+
+
+__all__ = ["ASPPLite", "BiFPN", "DeepLabV3PlusLite", "LightHeads", "per_task"]

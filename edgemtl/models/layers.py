@@ -95,6 +95,32 @@ class ConvBNAct(nn.Sequential):
         super().__init__(conv(cin, cout, k, padding=k // 2, bias=False), norm(cout))
 
 
+class InvertedResidual(nn.Module):
+    """MobileNet-v2's block at constant width: 1x1 expand -> 3x3 depthwise -> 1x1 project, plus the
+    input. ``norm`` / ``conv`` factories make it per task (ASTMT heads: per-task conv and BN)."""
+
+    def __init__(
+        self,
+        width: int,
+        expand: int = 4,
+        norm: NormFactory | None = None,
+        conv: Callable[..., nn.Module] = nn.Conv2d,
+    ) -> None:
+        super().__init__()
+        norm = norm or bn_factory()
+        hidden = width * expand
+        self.body = nn.Sequential(
+            conv(width, hidden, 1, bias=False),
+            norm(hidden),
+            conv(hidden, hidden, 3, padding=1, groups=hidden, bias=False),
+            norm(hidden),
+            conv(hidden, width, 1, bias=False),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
 class TaskHead(nn.Module):
     """Per-task 1x1 prediction layers stacked and zero-padded to the widest task.
 

@@ -7,14 +7,14 @@ residual adapters) re-weight shared features for the selected task.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from edgemtl.models import ARCHITECTURES
 from edgemtl.models.backbones import Backbone
 from edgemtl.models.base import MultiTaskModel
 from edgemtl.models.config import ModelConfig
-from edgemtl.models.decoders import DeepLabV3PlusLite, LightHeads
-from edgemtl.models.layers import TaskHead, upsample_to
+from edgemtl.models.decoders import BiFPN, DeepLabV3PlusLite, LightHeads
+from edgemtl.models.layers import InvertedResidual, TaskHead, bn_factory, conv_factory, upsample_to
 from edgemtl.models.task_input import TaskContext, check_task_tensor
 
 
@@ -47,6 +47,19 @@ class ASTMT(MultiTaskModel):
         if cfg.decoder == "light":
             self.decoder = LightHeads(ch, red, outs, self.ctx)
             self.head = None
+        elif cfg.decoder == "bifpn":  # task SE (and per-task BN) in every fusion node of the neck
+            self.decoder = BiFPN(
+                ch,
+                red,
+                cfg.decoder_channels,
+                cfg.bifpn_levels,
+                cfg.bifpn_repeats,
+                dec_se,
+                cfg.se_reduction,
+                self.ctx,
+                cfg.per_task_bn,
+            )
+            self.head = TaskHead(self.decoder.out_channels, outs, self.ctx)
         else:
             self.decoder = DeepLabV3PlusLite(
                 ch,
@@ -62,6 +75,11 @@ class ASTMT(MultiTaskModel):
                 cfg.aspp == "per_task",
             )
             self.head = TaskHead(self.decoder.out_channels, outs, self.ctx)
+        if cfg.head_blocks:  # per-task heads: every conv and BN has one set of weights per task
+            norm, conv = bn_factory(self.ctx, True), conv_factory(self.ctx, True)
+            self.head_blocks = nn.Sequential(
+                *(InvertedResidual(self.decoder.out_channels, 4, norm, conv) for _ in range(cfg.head_blocks))
+            )
 
     @property
     def encoder_shared(self) -> bool:
@@ -70,7 +88,8 @@ class ASTMT(MultiTaskModel):
 
     def _decode(self, feats: list[Tensor], image: Tensor, return_features: bool = False):
         x = self.decoder(feats)
-        y = upsample_to(self.head(x) if self.head is not None else x, image)
+        h = self.head_blocks(x) if hasattr(self, "head_blocks") else x
+        y = upsample_to(self.head(h) if self.head is not None else h, image)
         return (y, x) if return_features else y
 
     def forward(self, image: Tensor, task: Tensor, return_features: bool = False):

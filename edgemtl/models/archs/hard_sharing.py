@@ -11,8 +11,8 @@ from torch import Tensor, nn
 from edgemtl.models import ARCHITECTURES
 from edgemtl.models.base import MultiTaskModel
 from edgemtl.models.config import ModelConfig
-from edgemtl.models.decoders import DeepLabV3PlusLite, LightHeads
-from edgemtl.models.layers import upsample_to
+from edgemtl.models.decoders import BiFPN, DeepLabV3PlusLite, LightHeads
+from edgemtl.models.layers import InvertedResidual, upsample_to
 
 
 @ARCHITECTURES.register("hard_sharing")
@@ -23,7 +23,17 @@ class HardSharing(MultiTaskModel):
         ch, red = self.backbone.channels, self.backbone.reductions
         outs = [self.out_channels[n] for n in self.task_names]
 
-        def decoder() -> DeepLabV3PlusLite:
+        def decoder() -> nn.Module:
+            if cfg.decoder == "bifpn":
+                return BiFPN(
+                    ch,
+                    red,
+                    cfg.decoder_channels,
+                    cfg.bifpn_levels,
+                    cfg.bifpn_repeats,
+                    cfg.se,
+                    cfg.se_reduction,
+                )
             return DeepLabV3PlusLite(
                 ch,
                 red,
@@ -45,7 +55,15 @@ class HardSharing(MultiTaskModel):
         if not self.light:
             width = cfg.decoder_channels
             self.heads = nn.ModuleDict(
-                {n: nn.Conv2d(width, self.out_channels[n], 1) for n in self.task_names}
+                {
+                    n: nn.Sequential(
+                        *(InvertedResidual(width) for _ in range(cfg.head_blocks)),
+                        nn.Conv2d(width, self.out_channels[n], 1),
+                    )
+                    if cfg.head_blocks
+                    else nn.Conv2d(width, self.out_channels[n], 1)
+                    for n in self.task_names
+                }
             )
 
     def forward_tasks(self, image: Tensor, names: list[str], return_features: bool = False):
