@@ -100,13 +100,8 @@ def numeric_parity(
     runtime: str,
     task_info: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run every task on every image through PyTorch and ``run``; report max |Δ| per task/output.
-
-    A task whose ``task_info`` entry decodes boxes also reports ``boxes_matched``: the worst image's
-    share of decoded detections the artifact and PyTorch have in common (same class, IoU >= 0.5,
-    edgemtl.artifact.boxes.matched_fraction). It is a reported figure, not a gate: the raw-output rule
-    above is the stricter check, and near-tied scores of an untrained head may legitimately reorder."""
-    from edgemtl.artifact import boxes as box_ops
+    """Run every task on every image through PyTorch and ``run``; report max |Δ| per task/output
+    (and ``boxes_matched`` for a task that decodes boxes, :func:`_boxes_matched`)."""
     from edgemtl.artifact.processing import preprocess
 
     if not images:
@@ -142,9 +137,7 @@ def numeric_parity(
             finite = bool(np.isfinite(got).all())
             diff = float(np.abs(got.astype(np.float64) - ref).max()) if finite else float("inf")
             if info.get("decoding") == "boxes" and finite:
-                n_cls, params = int(info["out_channels"]) - 5, box_ops.params(info)
-                a, b = box_ops.decode(got, n_cls, **params), box_ops.decode(ref, n_cls, **params)
-                matched.append(box_ops.matched_fraction(a, b, iou=0.5))
+                matched.append(_boxes_matched(got, ref, info))
             if int8:
                 sq = sqnr_db(ref, got) if finite else float("-inf")
                 if sq <= worst["sqnr_db"]:
@@ -198,6 +191,17 @@ def numeric_parity(
         "failures": failures,
         "passed": not failures,
     }
+
+
+def _boxes_matched(got: np.ndarray, ref: np.ndarray, info: dict[str, Any]) -> float:
+    """The share of decoded detections the artifact and PyTorch have in common (same class, IoU >= 0.5,
+    edgemtl.artifact.boxes.matched_fraction); the worst image's is reported. A figure, not a gate: the
+    raw-output rule is the stricter check, and near-tied scores of an untrained head may reorder."""
+    from edgemtl.artifact import boxes as box_ops
+
+    n_cls, params = int(info["out_channels"]) - 5, box_ops.params(info)
+    a, b = box_ops.decode(got, n_cls, **params), box_ops.decode(ref, n_cls, **params)
+    return box_ops.matched_fraction(a, b, iou=0.5)
 
 
 def raise_if_failed(
