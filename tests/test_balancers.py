@@ -587,3 +587,35 @@ def test_no_task_labelled_leaves_everything_as_it_was() -> None:
     b = make("mgda")
     assert b.step({}, model.ctx()) == b.last_weights
     assert all(p.grad is None for p in model.params())
+
+
+@pytest.mark.parametrize("name", ["gradnorm", "uncertainty", "imtl"])
+def test_an_absent_tasks_balancer_state_does_not_move(name: str) -> None:
+    """GradNorm's own optimizer, and the trainer's for uncertainty / imtl parameters (momentum, weight
+    decay), would move the absent task's row; it stays as it was."""
+    model = Tiny()
+    b = make(name)
+    prime(b, model)
+    params = b.parameters()
+    opt = torch.optim.AdamW(params, lr=0.1, weight_decay=0.1) if params else None
+    if opt is not None:  # momentum from full steps first
+        for _ in range(2):
+            model.zero_grad()
+            opt.zero_grad()
+            b.step(model.losses(), model.ctx())
+            opt.step()
+    state = (b.w if name == "gradnorm" else params[0]).detach().clone()
+    for _ in range(3):
+        model.zero_grad()
+        if opt is not None:
+            opt.zero_grad()
+        losses = model.losses()
+        b.step({t: losses[t] for t in ("semseg", "normals")}, model.ctx())
+        if opt is not None:
+            opt.step()
+        b.restore_absent()
+    now = (b.w if name == "gradnorm" else params[0]).detach()
+    assert now[1] == state[1]  # depth
+    assert not torch.equal(now[[0, 2]], state[[0, 2]])
+    if name == "gradnorm":
+        assert float(now.sum()) == pytest.approx(3.0)

@@ -68,3 +68,8 @@ def test_onehot_onnx_export_verifies(tmp_path):
     res = export(m, "onnx", tmp_path / "m.onnx", images=None, num_images=1)
     assert res.metadata["verification"]["passed"] and res.metadata["task_input"]["scheme"] == "onehot"
     assert res.metadata["model_config"]["decoder"] == "bifpn"
+
+
+def test_the_neck_is_refused_where_the_architecture_has_its_own_decoder():
+    with pytest.raises(EdgeMTLError, match="not 'mtinet'"):
+        create_model(arch="mtinet", tasks=TASKS, **SMALL)

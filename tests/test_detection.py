@@ -407,6 +407,15 @@ def test_train_export_and_predict_boxes_on_photos(det_data, tmp_path):
     assert box_ops.matched_fraction(det, ref, iou=0.99) >= 0.95
     drawn = rt.visualize(pred, image=img)
     assert drawn.shape == img.shape and drawn.dtype == np.uint8
+    # the CLI draws the boxes on the photo and writes them, in its pixels, as JSON
+    photo = sorted((det_data / "images").glob("*.jpg"))[0]
+    png, js = tmp_path / "det.png", tmp_path / "det.json"
+    assert cli(["predict", "--model", str(out), "--image", str(photo), "--task", "detection",
+                "--out", str(png), "--raw-out", str(js)]) == 0  # fmt: skip
+    objs = json.loads(js.read_text())["objects"]
+    assert len(objs) == len(det["boxes"]) and objs[0]["name"] in rt.task_info("detection")["class_names"]
+    np.testing.assert_allclose([o["box"] for o in objs], det["boxes"], atol=0.01)
+    assert cv2.imread(str(png)).shape == img.shape
 
 
 def test_matched_fraction_ignores_order_but_not_boxes_or_classes():

@@ -219,3 +219,25 @@ def test_a_single_task_run_trains_on_the_images_with_its_labels(partial_data):
     assert ds.ids and all(int(i) % 2 == 1 for i in ds.ids)
     both = MultiTaskDataset(partial_data, "train", tasks=TASKS, require_labels=["depth", "detection"])
     assert len(both) == len(MultiTaskDataset(partial_data, "train"))
+
+
+def test_mixing_renormalises_over_sources_with_items():
+    from edgemtl.data.merge import mix_indices
+
+    rng = np.random.default_rng(0)
+    got = mix_indices([[], list(range(10))], [1.0, 1.0], 10, rng)
+    assert sorted(got) == list(range(10))  # a single-task run on one source: a full epoch of it
+
+
+def test_a_merge_refuses_splits_without_a_tasks_labels_and_stale_folders(two_sources, tmp_path):
+    from edgemtl.data.merge import merge_datasets
+
+    a, b = two_sources
+    merge_datasets([(a, 1.0), (b, 1.0)], tmp_path / "m")
+    with pytest.raises(EdgeMTLError, match="merge of other sources or ratios"):
+        merge_datasets([(a, 1.0), (b, 2.0)], tmp_path / "m")
+    c = tmp_path / "c"
+    shutil.copytree(b, c)
+    (c / "splits" / "test.txt").unlink()  # the depth source has no test split
+    with pytest.raises(EdgeMTLError, match="no image of the merged 'test' split is labelled for 'depth'"):
+        merge_datasets([(a, 1.0), (c, 1.0)], tmp_path / "bad")

@@ -48,7 +48,12 @@ class KPIBalancer(Balancer):
         self.w = self.compute_weights(new)
 
     def weights(self, losses: dict[str, Tensor], ctx: BalanceContext) -> dict[str, float]:
-        return dict(self.w)
+        if len(self.tasks) == len(self.w):
+            return dict(self.w)
+        # narrowed to the tasks present in the batch (Balancer.step): the same total over them
+        present = sum(self.w[t] for t in self.tasks)
+        total = sum(self.w.values())
+        return {t: self.w[t] * total / present if present > 0 else self.w[t] for t in self.tasks}
 
     def state_dict(self) -> dict[str, Any]:
         kpi = None if self.kpi is None else dict(self.kpi)

@@ -61,6 +61,14 @@ class Balancer:
         if len(present) == len(self.tasks):
             return self.backward(losses, ctx)
         full, before = self.tasks, dict(self.last_weights)
+        absent = [self.positions[t] for t in full if t not in losses]
+        # per-task rows of learnable parameters (uncertainty, imtl): the trainer's optimizer would still
+        # move an absent task's row (momentum, weight decay); restore_absent() puts it back after it
+        self._held = [
+            (p, absent, p.detach()[absent].clone())
+            for p in self.parameters()
+            if p.dim() >= 1 and p.shape[0] == len(full)
+        ]
         self.tasks = present
         try:
             used = self.backward({t: losses[t] for t in present}, ctx)
@@ -68,6 +76,13 @@ class Balancer:
             self.tasks = full
         self.last_weights = {**before, **used}
         return dict(self.last_weights)
+
+    def restore_absent(self) -> None:
+        """After the optimizer step of a narrowed ``step``: absent tasks' parameter rows as they were."""
+        with torch.no_grad():
+            for p, rows, values in getattr(self, "_held", []):
+                p[rows] = values.to(p.device)
+        self._held = []
 
     # ---- loss-based balancers override these two ----
     def weights(self, losses: dict[str, Tensor], ctx: BalanceContext) -> dict[str, Tensor | float]:

@@ -80,10 +80,15 @@ class GradNorm(Balancer):
         target = (G.mean() * rate**self.alpha).detach()
         self.opt.zero_grad(set_to_none=True)
         (G - target).abs().sum().backward(inputs=[self.w])
+        absent = torch.ones(len(self.positions), dtype=torch.bool)
+        absent[idx] = False
+        held = self.w.detach()[absent].clone()
         self.opt.step()
-        with torch.no_grad():
+        with torch.no_grad():  # an absent task's weight stays; the present ones share what is left of T
+            self.w[absent] = held
             self.w.clamp_(min=MIN_WEIGHT)
-            self.w.mul_(len(self.positions) / self.w.sum())
+            rest = len(self.positions) - float(self.w[absent].sum())
+            self.w[idx] *= rest / self.w[idx].sum()
 
         device = losses[self.tasks[0]].device
         sum(used[self.positions[t]].to(device) * losses[t] for t in self.tasks).backward()

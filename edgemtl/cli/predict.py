@@ -17,7 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", required=True, help="input image (PNG/JPEG/BMP)")
     p.add_argument("--task", required=True, help="task name (see the manifest's 'tasks')")
     p.add_argument("--out", required=True, help="output PNG (the task's colouring, same size as the image)")
-    p.add_argument("--raw-out", help="also save the decoded prediction as .npy")
+    p.add_argument(
+        "--raw-out", help="also save the decoded prediction: .npy (maps), .json (detection: boxes in pixels)"
+    )
     p.add_argument("--threads", type=positive_int, help="runtime CPU threads (default: the runtime's choice)")
 
 
@@ -37,9 +39,26 @@ def run(args: argparse.Namespace) -> int:
     bgr = cv2.imread(args.image, cv2.IMREAD_COLOR)
     if bgr is None:
         raise EdgeMTLError(f"--image {args.image}: cannot read it as an image")
-    pred = model.predict(np.ascontiguousarray(bgr[..., ::-1]), args.task)
-    atomic_write_bytes(args.out, encode_png(model.visualize(pred)))
-    if args.raw_out:
+    rgb = np.ascontiguousarray(bgr[..., ::-1])
+    # (an unknown task is refused by predict() below, in one line)
+    boxes = args.task in model.tasks and model.task_info(args.task).get("decoding") == "boxes"
+    if boxes and args.raw_out and not str(args.raw_out).endswith(".json"):
+        raise EdgeMTLError(f"--raw-out {args.raw_out}: detection predictions are boxes; name a .json file")
+    pred = model.predict(rgb, args.task)
+    # boxes are drawn on the photo; maps are drawn on their own (as the task colours them)
+    atomic_write_bytes(args.out, encode_png(model.visualize(pred, image=rgb if boxes else None)))
+    if args.raw_out and boxes:
+        from edgemtl.data.layout import json_text
+
+        det = pred["prediction"]
+        names = pred.get("class_names") or []
+        items = [
+            {"box": [round(float(v), 2) for v in b], "score": float(sc), "class": int(c),
+             "name": names[int(c)] if int(c) < len(names) else None}
+            for b, sc, c in zip(det["boxes"], det["scores"], det["labels"])
+        ]  # fmt: skip
+        atomic_write_bytes(args.raw_out, (json_text({"objects": items}, indent=1) + "\n").encode())
+    elif args.raw_out:
         import io
 
         buf = io.BytesIO()

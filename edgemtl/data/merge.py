@@ -39,8 +39,15 @@ def merge_datasets(sources: list[tuple[Path, float]], out: str | os.PathLike) ->
     """Link ``sources`` ((root, ratio) pairs) into ``out`` (module docstring); returns its dataset.json.
     Re-running into an existing merge of the same sources is a no-op."""
     out = Path(out)
+    key = merged_name(sources)
     if (out / layout.DATASET_JSON).is_file():
-        return load_meta(out)
+        meta = load_meta(out)
+        if meta.get("merge_key") != key:
+            raise EdgeMTLError(
+                f"{out} holds a merge of other sources or ratios (or is not a merge): delete it, or "
+                "choose another data.root for this data.sources"
+            )
+        return meta
     if len(sources) < 2:
         raise EdgeMTLError("data.sources: list at least two datasets to mix (one dataset: use data.root)")
     metas = [load_meta(root) for root, _ in sources]
@@ -89,8 +96,16 @@ def merge_datasets(sources: list[tuple[Path, float]], out: str | os.PathLike) ->
                 "ratio": float(ratio),
             }
         )
+    for split, ids in splits.items():  # a split without a task's labels cannot evaluate that task
+        for t in tasks:
+            if not any(label_path(out, t, i).exists() for i in ids):
+                raise EdgeMTLError(
+                    f"data.sources: no image of the merged '{split}' split is labelled for '{t}'; give "
+                    f"the source with '{t}' labels a {split} split (splits/{split}.txt)"
+                )
     layout.write_splits(out, splits)
     merged: dict[str, Any] = {
+        "merge_key": key,
         "name": "+".join(m["name"] for m in metas),
         "tasks": tasks,
         "classes": classes,
@@ -125,6 +140,11 @@ def mix_indices(groups: list[list[int]], ratios: list[float], n: int, rng: np.ra
     """``n`` item indices drawn so that source ``k`` supplies a share ``ratio_k / sum(ratios)`` of them
     (largest remainder), cycling through a fresh permutation of its items (a source smaller than its
     share is repeated, a larger one is subsampled), in a random order."""
+    # a source with no item here (e.g. a single-task run keeps one source's images) takes no share:
+    # the others' ratios are renormalised, so the epoch still has n items
+    ratios = [r if items else 0.0 for items, r in zip(groups, ratios)]
+    if not any(items for items in groups) or n == 0:
+        return []
     p = np.asarray(ratios, np.float64) / float(np.sum(ratios))
     exact = p * n
     counts = np.floor(exact).astype(int)

@@ -305,11 +305,11 @@ class DetectionMeter:
         for c in range(C):
             sel = rows[:, 0] == c
             order = np.argsort(-rows[sel, 1], kind="mergesort")
-            d, w_all = rows[sel][order], weights[:, img[sel][order]]
-            for r in range(R):
+            d, img_c = rows[sel][order], img[sel][order]
+            for r in range(R):  # one resample at a time: [R, D] weights could take gigabytes
                 if n_gt[r, c] <= 0:
                     continue
-                w = w_all[r]
+                w = weights[r, img_c]
                 if key != "VOC_mAP50":
                     wc = w * d[:, 2]
                     for ti in [0] if key == "AP50" else [5] if key == "AP75" else range(T):

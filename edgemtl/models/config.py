@@ -105,6 +105,15 @@ class ModelConfig:
             raise EdgeMTLError(f"model.head_blocks must be >= 0 (got {self.head_blocks})")
         if self.head_blocks and self.decoder == "light":
             raise EdgeMTLError("model.head_blocks needs a decoder (aspp_lite or bifpn), not the light heads")
+        if (self.decoder == "bifpn" or self.head_blocks) and self.arch not in (
+            "hard_sharing",
+            "single_task",
+            "astmt",
+        ):
+            raise EdgeMTLError(
+                f"model.decoder=bifpn and model.head_blocks apply to hard_sharing, single_task and astmt, "
+                f"not '{self.arch}' (it has its own decoder)"
+            )
         if self.bifpn_repeats < 1:
             raise EdgeMTLError(f"model.bifpn_repeats must be >= 1 (got {self.bifpn_repeats})")
         for key in ("mean", "std"):

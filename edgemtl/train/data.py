@@ -165,11 +165,17 @@ def make_loader(
 ):
     """A loader whose order depends only on (seed, epoch): resuming at an epoch replays it exactly.
     Its workers persist; call :func:`set_loader_epoch` to reuse it for another epoch."""
+    sources = (getattr(ds, "meta", None) or {}).get("sources")
+    if distributed and shuffle and sources and len({float(x.get("ratio", 1.0)) for x in sources}) > 1:
+        raise EdgeMTLError(
+            "data.sources with different ratios is not supported under DDP (the distributed sampler "
+            "draws uniformly); use equal ratios or one process"
+        )
     if distributed:
         sampler = torch.utils.data.distributed.DistributedSampler(
             ds, shuffle=shuffle, seed=seed, drop_last=drop_last
         )
-    elif shuffle and (getattr(ds, "meta", None) or {}).get("sources"):
+    elif shuffle and sources:
         sampler = SourceMixSampler(list(ds.ids), ds.meta, seed)
     elif shuffle:
         sampler = EpochRandomSampler(len(ds), seed)

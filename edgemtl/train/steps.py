@@ -213,4 +213,5 @@ def joint_step(s: StepContext, batch: dict[str, Any], where: str) -> dict[str, f
     _clip(s)
     s.amp.step(s.optimizer)
     s.amp.update()
+    s.balancer.restore_absent()
     return reported

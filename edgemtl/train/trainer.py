@@ -321,6 +321,7 @@ class Trainer:
             "loop": self.loop,
             "grad_scaler": self.amp.state_dict(),
             "precision": self.amp.precision,
+            "last_means": dict(getattr(self, "_last_means", {})),
         }
 
     def _load_state(self, ckpt: dict[str, Any]) -> None:
@@ -329,6 +330,7 @@ class Trainer:
         self.optimizer.load_state_dict(st["optimizer"])
         self.schedule.load_state_dict(st["schedule"])
         self.balancer.load_state_dict(st["balancer"])
+        self._last_means = dict(st.get("last_means") or {})
         if self.disc is not None and st["disc"] is not None:
             self.disc.load_state_dict(st["disc"])
         ran = st.get("precision", "fp32")  # runs from before train.precision trained in fp32
@@ -531,7 +533,9 @@ class Trainer:
         if self.first_val is None:
             self.first_val = prim
         hib = {n: t.higher_is_better for n, t in self.tasks.items()}
-        safe = {n: v if v != 0 else 1e-9 for n, v in self.first_val.items()}
+        # A higher-is-better reference (mIoU, maxF, odsF, mAP: all in %) below 1 % counts as 1 %: a task
+        # that starts near 0 (a young detector's mAP) would otherwise dominate the score.
+        safe = {n: max(v, 1.0) if hib[n] else (v if v != 0 else 1e-9) for n, v in self.first_val.items()}
         return float(delta_m(prim, safe, hib))
 
     def finish(self) -> dict[str, Any]:
