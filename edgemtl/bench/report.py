@@ -268,12 +268,21 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
         if name in st.values() or row.get("delta_m") is None or names != list(suite.tasks):
             continue
         mine = metric_samples(name, names)
-        row["delta_m_ci"] = summarize(delta_m_samples(mine, base, hib), row["delta_m"])
+        # A reference metric of 0 on some resample (e.g. a barely trained detector's mAP) leaves Δm
+        # undefined there: the row gets no interval and says why, instead of the bench stopping.
+        try:
+            row["delta_m_ci"] = summarize(delta_m_samples(mine, base, hib), row["delta_m"])
+        except EdgeMTLError as e:
+            row["delta_m_ci_note"] = str(e)
         if hs and name != hs and hs in states and trained.get(hs, {}).get("metrics"):
             ref = metric_samples(hs, names)
             hs_mean = _mean_std(seed_runs(results, hs))[0]
-            point = task_delta_m({t: tasks[t] for t in names}, row["metrics"], hs_mean, suite.protocol)
-            row["delta_m_vs_hs_ci"] = {**summarize(delta_m_samples(mine, ref, hib), point), "reference": hs}
+            try:
+                point = task_delta_m({t: tasks[t] for t in names}, row["metrics"], hs_mean, suite.protocol)
+                ci = summarize(delta_m_samples(mine, ref, hib), point)
+                row["delta_m_vs_hs_ci"] = {**ci, "reference": hs}
+            except (EdgeMTLError, ZeroDivisionError) as e:
+                row["delta_m_vs_hs_ci_note"] = str(e)
     return {
         "status": "ok",
         "n_images": len(ids),
