@@ -41,6 +41,7 @@ def test_models_with_the_neck_and_head_blocks_predict_every_task(arch, se):
     if arch == "astmt":  # task SE in the neck, per-task convs in the heads
         assert any(type(x).__name__ == "TaskSE" for x in m.decoder.modules())
         assert any(type(x).__name__ == "TaskConv2d" for x in m.head_blocks.modules())
+        assert any(type(x).__name__ == "TaskSE" for x in m.head_blocks.modules())
 
 
 def test_a_task_step_leaves_the_other_tasks_heads_unchanged():

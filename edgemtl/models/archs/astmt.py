@@ -15,6 +15,7 @@ from edgemtl.models.base import MultiTaskModel
 from edgemtl.models.config import ModelConfig
 from edgemtl.models.decoders import BiFPN, DeepLabV3PlusLite, LightHeads
 from edgemtl.models.layers import InvertedResidual, TaskHead, bn_factory, conv_factory, upsample_to
+from edgemtl.models.modulation import TaskSE
 from edgemtl.models.task_input import TaskContext, check_task_tensor
 
 
@@ -77,9 +78,13 @@ class ASTMT(MultiTaskModel):
             self.head = TaskHead(self.decoder.out_channels, outs, self.ctx)
         if cfg.head_blocks:  # per-task heads: every conv and BN has one set of weights per task
             norm, conv = bn_factory(self.ctx, True), conv_factory(self.ctx, True)
-            self.head_blocks = nn.Sequential(
-                *(InvertedResidual(self.decoder.out_channels, 4, norm, conv) for _ in range(cfg.head_blocks))
-            )
+            width = self.decoder.out_channels
+            blocks: list[nn.Module] = []
+            for _ in range(cfg.head_blocks):
+                blocks.append(InvertedResidual(width, 4, norm, conv))
+                if dec_se == "task":  # task SE in the heads as in the neck
+                    blocks.append(TaskSE(width, self.ctx.num_tasks, self.ctx, cfg.se_reduction))
+            self.head_blocks = nn.Sequential(*blocks)
 
     @property
     def encoder_shared(self) -> bool:
