@@ -98,6 +98,37 @@ def test_resume_of_a_run_started_from_pretrained_weights(write_recipe, tmp_path)
     assert resumed.epoch == 2
 
 
+def test_resume_of_a_run_made_by_an_older_edgemtl(write_recipe, tmp_path):
+    """A run whose config lacks fields added since (model.bifpn_levels, ...) ran with their defaults;
+    and train.precision 'auto' is the same run as the precision it resolves to here."""
+    from edgemtl.train.speed import resolve_precision
+
+    here = resolve_precision("auto", torch.device("cpu"))
+    kw = dict(train={"epochs": 2, "precision": here})
+    first = make_trainer(write_recipe, tmp_path, "run", **kw)
+    first.cfg.epochs = 1
+    first.fit()
+    last = tmp_path / "run" / "last.pt"
+    ckpt = torch.load(last, weights_only=True)
+    for key in ("bifpn_levels", "bifpn_repeats", "head_blocks"):
+        del ckpt["model_config"][key]
+    ckpt["extra"]["train_config"]["precision"] = "auto"
+    torch.save(ckpt, last)
+    resumed = Trainer(
+        load_recipe(str(write_recipe(**kw))),
+        tmp_path / "run",
+        resume=True,
+        progress=False,
+        baselines_path=str(tmp_path / "baselines.json"),
+    )
+    assert resumed.epoch == 1
+    ckpt["model_config"]["decoder_channels"] = 999  # a real difference is still refused
+    torch.save(ckpt, last)
+    with pytest.raises(EdgeMTLError, match="model.decoder_channels: run 999"):
+        Trainer(load_recipe(str(write_recipe(**kw))), tmp_path / "run", resume=True, progress=False,
+                baselines_path=str(tmp_path / "baselines.json"))  # fmt: skip
+
+
 def test_existing_run_needs_resume(write_recipe, tmp_path):
     make_trainer(write_recipe, tmp_path).fit()
     with pytest.raises(EdgeMTLError, match="--resume"):

@@ -224,6 +224,17 @@ class Trainer:
             self.amp,
         )
 
+    def _same_precision(self, ckpt: dict[str, Any], run: str, now: str) -> bool:
+        """Whether ``train.precision`` asked as ``now`` trains in what the run trained in ('auto' and the
+        precision it resolves to on this machine are the same run)."""
+        from edgemtl.train.speed import resolve_device, resolve_precision
+
+        device = resolve_device(self.cfg.device)
+        ran = ((ckpt.get("extra") or {}).get("train_state") or {}).get("precision") or resolve_precision(
+            run, device
+        )
+        return resolve_precision(now, device) == ran
+
     def _check_resume(self, ckpt: dict[str, Any], model_cfg, custom_model: bool):
         """The run's model and training config must match the recipe; only train.epochs (and settings
         that do not change results: workers, eval cadence, memory format, compile, data cache) may change
@@ -232,6 +243,9 @@ class Trainer:
         run_model = ckpt["model_config"]
         if not custom_model:
             now = model_cfg.to_dict()
+            # a field added by a newer edgemtl is absent from an older run's config: it ran with the
+            # field's default (e.g. model.bifpn_levels, which only the bifpn decoder reads)
+            run_model = {**_model_defaults(), **run_model}
             for k in sorted(set(now) | set(run_model)):
                 # None = the default the model resolves at build time (mean/std from the backbone).
                 # ``pretrained`` only chose the initial weights, which the checkpoint supersedes, and
@@ -249,6 +263,9 @@ class Trainer:
         applied = []
         for k in sorted(set(now_train) & set(run_train)):
             if now_train[k] == run_train[k]:
+                continue
+            if k == "precision" and self._same_precision(ckpt, run_train[k], now_train[k]):
+                applied.append(f"train.precision {run_train[k]!r} -> {now_train[k]!r} (the same here)")
                 continue
             if k in ("epochs", "num_workers", "eval_every", "channels_last", "compile", "data_cache"):
                 applied.append(f"train.{k} {run_train[k]!r} -> {now_train[k]!r}")
@@ -629,6 +646,19 @@ def _last_shared(model, owners) -> torch.nn.Parameter | None:
         if owners[n] is None and p.dim() > 1 and p.requires_grad:
             last = p
     return last
+
+
+def _model_defaults() -> dict[str, Any]:
+    """ModelConfig's field defaults, as ``to_dict`` writes them (tuples as lists)."""
+    import dataclasses
+
+    from edgemtl.models.config import ModelConfig
+
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(ModelConfig):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = list(f.default) if isinstance(f.default, tuple) else f.default
+    return out
 
 
 def _task_outputs(tasks: dict[str, Any] | None) -> dict[str, tuple] | None:
