@@ -433,12 +433,15 @@ def test_matched_fraction_ignores_order_but_not_boxes_or_classes():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target, suffix", [("coreml", ".mlpackage")])
-def test_task_input_artifacts_carry_detection(tmp_path, target, suffix):
-    """A task-conditional (one-hot task input) model with detection exports to CoreML (numbers checked
-    on the converted program in ONNX Runtime): the manifest describes the boxes output, and decoded
-    boxes agree with PyTorch's. (ONNX with the one-hot input: the web app test's 7-task model; an
-    ExecuTorch export takes ~50 s here, so it is left to the export benchmarks.)"""
+@pytest.mark.parametrize(
+    "target, suffix, arch, scheme",
+    [("coreml", ".mlpackage", "astmt", "onehot"), ("executorch", ".pte", "hard_sharing", "all")],
+)
+def test_task_input_artifacts_carry_detection(tmp_path, target, suffix, arch, scheme):
+    """Detection beside semseg exports to CoreML with the one-hot task input (numbers checked on the
+    converted program in ONNX Runtime) and to ExecuTorch (one output per task: the one-hot ASTMT
+    export takes ~50 s here): the manifest describes the boxes output, and decoded boxes agree with
+    PyTorch's. (ONNX with the one-hot input: the web app test's 7-task model.)"""
     from conftest import TINY_MODEL
 
     from edgemtl.export import export
@@ -450,10 +453,11 @@ def test_task_input_artifacts_carry_detection(tmp_path, target, suffix):
     tasks = {n: t.describe() for n, t in build_tasks(["semseg", "detection"], meta).items()}
     torch.manual_seed(0)
     small = {**TINY_MODEL, "backbone": "mobilenetv2_tiny", "image_size": [32, 32]}  # export time
-    model = create_model(arch="astmt", tasks=tasks, se="decoder", **small).eval()
+    extra = {"se": "decoder"} if arch == "astmt" else {}
+    model = create_model(arch=arch, tasks=tasks, **extra, **small).eval()
     res = export(model, target, tmp_path / f"m{suffix}", images=None, num_images=2)
     meta = res.metadata
-    assert meta["verification"]["passed"] and meta["task_input"]["scheme"] == "onehot"
+    assert meta["verification"]["passed"] and meta["task_input"]["scheme"] == scheme
     info = meta["task_info"]["detection"]
     assert info["decoding"] == "boxes" and info["out_channels"] == 7 and "postprocess" in info["boxes"]
     # an untrained head ties scores, so float rounding may reorder a few at the cut: >= 95 %
