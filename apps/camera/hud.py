@@ -12,6 +12,7 @@ import textwrap
 import cv2
 import numpy as np
 
+from edgemtl.artifact.boxes import box_colour
 from edgemtl.artifact.decoding import colormap, palette, visual_spec
 
 TOP = 34
@@ -106,7 +107,7 @@ def legend(
         keep = [i for i, sc in enumerate(prediction["scores"]) if sc >= 0.3]
         for i in keep[:8]:
             c = int(prediction["labels"][i])
-            colour = tuple(int(v) for v in PALETTE[(c + 1) % 255][::-1])
+            colour = box_colour(c)[::-1]  # BGR
             cv2.rectangle(img, (x, y - 11), (x + 14, y + 3), colour, -1)
             name = names[c] if c < len(names) else f"class {c}"
             text(img, f"{name} {float(prediction['scores'][i]):.2f}", (x + 22, y), WHITE, 0.45)

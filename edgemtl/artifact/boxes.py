@@ -22,6 +22,7 @@ spans ``[j, j+1] / W``); :func:`to_pixels` scales them to an image's size.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -62,12 +63,18 @@ def _local_max(s: np.ndarray) -> np.ndarray:
     return s >= m
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def box_iou(a: np.ndarray, b: np.ndarray, crowd: np.ndarray | None = None) -> np.ndarray:
+    """[N, 4] x [M, 4] xyxy -> [N, M] IoU (float64); where ``crowd[j]``, intersection / area of ``a``'s
+    box (COCO's crowd regions). The one IoU of decoding, parity and the detection metrics."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
     w = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
     h = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
     inter = w * h
-    area = lambda z: (z[:, 2] - z[:, 0]) * (z[:, 3] - z[:, 1])  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
+    area_a = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[:, None]
+    area_b = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))[None, :]
+    union = area_a + area_b - inter
+    if crowd is not None:
+        union = np.where(np.asarray(crowd, bool)[None, :], area_a, union)
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
@@ -76,7 +83,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou: float) -
     order = np.argsort(-scores, kind="mergesort")
     keep: list[int] = []
     suppressed = np.zeros(len(boxes), bool)
-    ious = iou_matrix(boxes[order], boxes[order])
+    ious = box_iou(boxes[order], boxes[order])
     same = labels[order][:, None] == labels[order][None, :]
     for i in range(len(order)):
         if suppressed[i]:
@@ -120,7 +127,7 @@ def matched_fraction(a: dict[str, np.ndarray], b: dict[str, np.ndarray], iou: fl
     def one_way(x: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> float:
         if not len(x["boxes"]):
             return 1.0
-        ious = iou_matrix(np.asarray(x["boxes"], np.float64), np.asarray(y["boxes"], np.float64))
+        ious = box_iou(x["boxes"], y["boxes"])
         ious[np.asarray(x["labels"])[:, None] != np.asarray(y["labels"])[None, :]] = 0.0
         free = np.ones(len(y["boxes"]), bool)
         hits = 0
@@ -140,6 +147,19 @@ def to_pixels(det: dict[str, np.ndarray], hw: tuple[int, int]) -> dict[str, np.n
     return {**det, "boxes": det["boxes"] * scale}
 
 
+@functools.lru_cache(maxsize=1)
+def _palette() -> np.ndarray:
+    from edgemtl.artifact.decoding import palette
+
+    return palette(256)
+
+
+def box_colour(label: int) -> tuple[int, int, int]:
+    """The RGB a box of class ``label`` is drawn in: the palette entry of ``label + 1`` (entry 0 is
+    black), as the apps draw it too (apps/web/js/tasks.js boxColour)."""
+    return tuple(int(v) for v in _palette()[(int(label) + 1) % 255])  # type: ignore[return-value]
+
+
 def draw(
     image: np.ndarray,
     det: dict[str, np.ndarray],
@@ -150,14 +170,11 @@ def draw(
     ``name score``; boxes below ``min_score`` are not drawn."""
     import cv2
 
-    from edgemtl.artifact.decoding import palette
-
     out = np.ascontiguousarray(image, dtype=np.uint8).copy()
-    colours = palette(256)
     for box, score, label in zip(det["boxes"], det["scores"], det["labels"]):
         if score < min_score:
             continue
-        colour = tuple(int(v) for v in colours[(int(label) + 1) % 255])
+        colour = box_colour(int(label))
         x1, y1, x2, y2 = (int(round(float(v))) for v in box)
         cv2.rectangle(out, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), colour, 2)
         name = class_names[int(label)] if class_names and int(label) < len(class_names) else str(int(label))

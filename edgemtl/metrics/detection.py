@@ -34,26 +34,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from edgemtl.artifact.boxes import box_iou
 from edgemtl.errors import EdgeMTLError
 from edgemtl.metrics import _check_merge, _to_numpy
 
 _WHAT = "detection metric"
 COCO_IOUS = np.linspace(0.5, 0.95, 10)
 RECALLS = np.linspace(0.0, 1.0, 101)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray, crowd: np.ndarray | None = None) -> np.ndarray:
-    """[N, 4] x [M, 4] xyxy -> [N, M] IoU; where ``crowd[j]``, intersection / area of ``a``'s box."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    w = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    h = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = w * h
-    area_a = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[:, None]
-    area_b = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))[None, :]
-    union = area_a + area_b - inter
-    if crowd is not None:
-        union = np.where(np.asarray(crowd, bool)[None, :], area_a, union)
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def _boxes(x: Any, name: str) -> np.ndarray:
