@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from edgemtl.data.dataset import labelled_rows, take_rows
 from edgemtl.tasks import Task
 
 # Bumped whenever what a training run or an evaluation computes changes (input scale, metrics):
@@ -123,24 +124,18 @@ def evaluate(
     for batch in it:
         outs = model.forward_tasks(batch["image"].to(device), names)
         ids.extend(batch.get("id", []))
-        flags = batch.get("labelled")  # partially-labelled data: images without a task's label
         for n in names:
             out = outs[n].float().cpu()
-            keep = None if flags is None else [bool(f.get(n, True)) for f in flags]
+            rows = labelled_rows(batch, n)  # partially-labelled data: images without n's label
             if per_image is None:
-                if keep is not None and not all(keep):
-                    rows = [i for i, k in enumerate(keep) if k]
-                    if not rows:
-                        continue
-                    target = batch[n]
-                    out, target = out[rows], [target[i] for i in rows]
-                    update_at_label_resolution(tasks[n], meters[n], out, target)
-                    continue
-                update_at_label_resolution(tasks[n], meters[n], out, batch[n])
+                if rows is None:
+                    update_at_label_resolution(tasks[n], meters[n], out, batch[n])
+                elif rows:
+                    update_at_label_resolution(tasks[n], meters[n], out[rows], take_rows(batch[n], rows))
                 continue
             for i, (o, t) in enumerate(at_label_resolution(out, batch[n], tasks[n])):
                 m = new_meter(tasks[n])
-                if keep is None or keep[i]:  # an unlabelled image keeps an empty (zero) state
+                if rows is None or i in rows:  # an unlabelled image keeps an empty (zero) state
                     tasks[n].update_meter(m, o, t[None])
                 per_image[n].append(m)
                 if getattr(m, "_pending", None):  # parallel edge work: bound what is in flight (memory)

@@ -206,14 +206,7 @@ class MultiTaskDataset(Dataset):
         self.ids = read_split(self.root, split)
         self.partial = bool(self._meta.get("partial_labels"))
         if require_labels and self.partial:
-            self.ids = [
-                i
-                for i in self.ids
-                if any(
-                    label_path(self.root, "semseg" if t in self._derived else t, i).is_file()
-                    for t in require_labels
-                )
-            ]
+            self.ids = [i for i in self.ids if any(self._label_file(t, i).is_file() for t in require_labels)]
             if not self.ids:
                 raise EdgeMTLError(
                     f"{self.root}: no image of split '{split}' is labelled for {', '.join(require_labels)}"
@@ -299,8 +292,7 @@ class MultiTaskDataset(Dataset):
         labels: dict[str, np.ndarray] = {}
         labelled: dict[str, bool] = {}
         for task in self._tasks:
-            src = "semseg" if task in self._derived else task
-            labelled[task] = not self.partial or label_path(self.root, src, sid).is_file()
+            labelled[task] = not self.partial or self._label_file(task, sid).is_file()
             if not labelled[task]:
                 labels[task] = TASKS.get(task).empty_label(hw)
             elif task in self._derived:
@@ -329,8 +321,27 @@ class MultiTaskDataset(Dataset):
                         break
         return len(self._cache)
 
+    def _label_file(self, task: str, sid: str) -> Path:
+        """The file ``task``'s label of ``sid`` comes from (derived edges: the semseg map)."""
+        return label_path(self.root, "semseg" if task in self._derived else task, sid)
+
     def _ncls(self, task: str) -> int | None:
         return num_classes_of(self._meta, task)
+
+
+def labelled_rows(batch: Sample, task: str) -> list[int] | None:
+    """Rows of ``batch`` labelled for ``task`` (partially-labelled data, ``item["labelled"]``); None
+    when every row is."""
+    flags = batch.get("labelled")
+    if flags is None:
+        return None
+    rows = [i for i, f in enumerate(flags) if f.get(task, True)]
+    return None if len(rows) == len(flags) else rows
+
+
+def take_rows(target: torch.Tensor | list, rows: list[int]) -> torch.Tensor | list:
+    """Those rows of a batch entry (a stacked tensor or a list of per-item tensors)."""
+    return target[rows] if isinstance(target, torch.Tensor) else [target[i] for i in rows]
 
 
 def collate(items: list[Sample]) -> Sample:

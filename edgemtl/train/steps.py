@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from edgemtl.balancers import BalanceContext, Balancer
+from edgemtl.data.dataset import labelled_rows, take_rows
 from edgemtl.errors import EdgeMTLError
 from edgemtl.tasks import Task
 from edgemtl.train.adversarial import TaskDiscriminator, discriminator_loss
@@ -70,15 +71,6 @@ def _forward(s: StepContext, image: Tensor, names: list[str], features: bool, au
     return s.net(image), None, None
 
 
-def labelled_rows(batch: dict[str, Any], task: str) -> list[int] | None:
-    """Rows of ``batch`` labelled for ``task`` (partially-labelled data), None when all are."""
-    flags = batch.get("labelled")
-    if flags is None:
-        return None
-    rows = [i for i, f in enumerate(flags) if f.get(task, True)]
-    return None if len(rows) == len(flags) else rows
-
-
 def task_loss(task: Task, pred: Tensor, target: Any, rows: list[int] | None) -> Tensor | None:
     """``task``'s loss over the labelled rows only (None when no row is labelled): an unlabelled
     image is not a negative example (detection) and does not dilute the mean (dense tasks)."""
@@ -86,8 +78,7 @@ def task_loss(task: Task, pred: Tensor, target: Any, rows: list[int] | None) -> 
         return task.loss(pred, target)
     if not rows:
         return None
-    sub = target[rows] if isinstance(target, Tensor) else [target[i] for i in rows]
-    return task.loss(pred[rows], sub)
+    return task.loss(pred[rows], take_rows(target, rows))
 
 
 def _valid(s: StepContext, n: str, batch: dict[str, Any], rows: list[int] | None) -> Tensor:
