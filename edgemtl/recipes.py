@@ -92,16 +92,9 @@ class Recipe:
                 dataclasses.replace(self, data={k: v for k, v in src.items() if k != "ratio"}).dataset_meta()
                 for src in self.data["sources"]
             ]
-            tasks = list(dict.fromkeys(t for m in metas for t in m["tasks"]))
-            classes: dict[str, Any] = {}
-            for m in metas:
-                for t, names in (m.get("classes") or {}).items():
-                    classes.setdefault(t, names)
-            out = {"name": "+".join(m["name"] for m in metas), "tasks": tasks, "classes": classes}
-            ranges = [m["depth_range"] for m in metas if "depth_range" in m]
-            if ranges:
-                out["depth_range"] = [min(r[0] for r in ranges), max(r[1] for r in ranges)]
-            return out
+            from edgemtl.data.merge import union_meta
+
+            return union_meta(metas, [f"data.sources[{k}]" for k in range(len(metas))])
         root = self.data.get("root")
         if root and (Path(root) / "dataset.json").is_file():
             from edgemtl.data.dataset import load_meta

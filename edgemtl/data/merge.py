@@ -26,18 +26,53 @@ from edgemtl.errors import EdgeMTLError
 
 
 def merged_name(sources: list[tuple[Path, float]]) -> str:
-    """A folder name that changes with the sources' content (dataset.json + splits) and ratios."""
+    """A folder name that changes with the sources' content (dataset.json + splits) and ratios (each
+    checked: a number > 0)."""
     from edgemtl.train.data import dataset_fingerprint
 
+    for root, ratio in sources:
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio > 0:
+            raise EdgeMTLError(f"data.sources: ratio of {root} must be a number > 0 (got {ratio!r})")
     h = hashlib.sha256()
     for root, ratio in sources:
         h.update(f"{dataset_fingerprint(root)}:{float(ratio)!r};".encode())
     return f"merged-{h.hexdigest()[:12]}"
 
 
+def union_meta(metas: list[dict[str, Any]], where: list[str]) -> dict[str, Any]:
+    """What datasets mixed as one have: the union of their tasks (first seen first), their classes (a
+    task two of them share must have the same list: an error names both ``where``), a depth range that
+    covers every one, the first edge_max_dist. The merge writes it; a recipe sizes its heads from it."""
+    tasks: list[str] = []
+    classes: dict[str, list[str]] = {}
+    owner: dict[str, str] = {}
+    lo, hi = np.inf, -np.inf
+    for meta, here in zip(metas, where):
+        tasks += [t for t in meta["tasks"] if t not in tasks]
+        for t, names in (meta.get("classes") or {}).items():
+            if t in classes and classes[t] != names:
+                raise EdgeMTLError(
+                    f"data.sources: task '{t}' has different classes in {owner[t]} and {here}; map both "
+                    "to one class list first"
+                )
+            classes.setdefault(t, list(names))
+            owner.setdefault(t, here)
+        if "depth_range" in meta:
+            lo, hi = min(lo, meta["depth_range"][0]), max(hi, meta["depth_range"][1])
+    out: dict[str, Any] = {"name": "+".join(m["name"] for m in metas), "tasks": tasks, "classes": classes}
+    if np.isfinite(lo):
+        out["depth_range"] = [float(lo), float(hi)]
+    dists = [m["edge_max_dist"] for m in metas if "edge_max_dist" in m]
+    if dists:
+        out["edge_max_dist"] = dists[0]
+    return out
+
+
 def merge_datasets(sources: list[tuple[Path, float]], out: str | os.PathLike) -> dict[str, Any]:
     """Link ``sources`` ((root, ratio) pairs) into ``out`` (module docstring); returns its dataset.json.
     Re-running into an existing merge of the same sources is a no-op."""
+    if len(sources) < 2:
+        raise EdgeMTLError("data.sources: list at least two datasets to mix (one dataset: use data.root)")
     out = Path(out)
     key = merged_name(sources)
     if (out / layout.DATASET_JSON).is_file():
@@ -48,31 +83,10 @@ def merge_datasets(sources: list[tuple[Path, float]], out: str | os.PathLike) ->
                 "choose another data.root for this data.sources"
             )
         return meta
-    if len(sources) < 2:
-        raise EdgeMTLError("data.sources: list at least two datasets to mix (one dataset: use data.root)")
     metas = [load_meta(root) for root, _ in sources]
-    for (root, ratio), _ in zip(sources, metas):
-        if not (isinstance(ratio, (int, float)) and ratio > 0):
-            raise EdgeMTLError(f"data.sources: ratio of {root} must be a number > 0 (got {ratio!r})")
-    tasks: list[str] = []
-    classes: dict[str, list[str]] = {}
-    owner: dict[str, Path] = {}
-    lo, hi = np.inf, -np.inf
-    for (root, _), meta in zip(sources, metas):
-        for t in meta["tasks"]:
-            if t not in tasks:
-                tasks.append(t)
-        for t, names in (meta.get("classes") or {}).items():
-            if t in classes and classes[t] != names:
-                raise EdgeMTLError(
-                    f"data.sources: task '{t}' has different classes in {owner[t] / layout.DATASET_JSON} "
-                    f"and {root / layout.DATASET_JSON}; map both to one class list first"
-                )
-            classes.setdefault(t, list(names))
-            owner.setdefault(t, root)
-        if "depth_range" in meta:
-            lo, hi = min(lo, meta["depth_range"][0]), max(hi, meta["depth_range"][1])
+    merged = union_meta(metas, [str(Path(root) / layout.DATASET_JSON) for root, _ in sources])
     splits: dict[str, list[str]] = {}
+    labelled: dict[str, set[str]] = {}  # per split, the tasks some image of it is labelled for
     entries = []
     for k, ((root, ratio), meta) in enumerate(zip(sources, metas)):
         prefix = f"s{k}-"
@@ -87,6 +101,7 @@ def merge_datasets(sources: list[tuple[Path, float]], out: str | os.PathLike) ->
                     src = label_path(root, t, sid)
                     if src.exists():  # a partially-labelled source may lack some
                         _link(src, label_path(out, t, new))
+                        labelled.setdefault(split, set()).add(t)
                 splits.setdefault(split, []).append(new)
         entries.append(
             {
@@ -96,29 +111,16 @@ def merge_datasets(sources: list[tuple[Path, float]], out: str | os.PathLike) ->
                 "ratio": float(ratio),
             }
         )
-    for split, ids in splits.items():  # a split without a task's labels cannot evaluate that task
-        for t in tasks:
-            if not any(label_path(out, t, i).exists() for i in ids):
+    for split in splits:  # a split without a task's labels cannot evaluate that task
+        for t in merged["tasks"]:
+            if t not in labelled.get(split, set()):
                 raise EdgeMTLError(
                     f"data.sources: no image of the merged '{split}' split is labelled for '{t}'; give "
                     f"the source with '{t}' labels a {split} split (splits/{split}.txt)"
                 )
     layout.write_splits(out, splits)
-    merged: dict[str, Any] = {
-        "merge_key": key,
-        "name": "+".join(m["name"] for m in metas),
-        "tasks": tasks,
-        "classes": classes,
-        "partial_labels": True,
-        "sources": entries,
-    }
-    if np.isfinite(lo):
-        merged["depth_range"] = [float(lo), float(hi)]
-    dists = [m["edge_max_dist"] for m in metas if "edge_max_dist" in m]
-    if dists:
-        merged["edge_max_dist"] = dists[0]
-    layout.write_meta(out, merged)  # last: a folder without dataset.json is an unfinished merge
-    return load_meta(out)
+    layout.write_meta(out, {"merge_key": key, **merged, "partial_labels": True, "sources": entries})
+    return load_meta(out)  # dataset.json last: a folder without it is an unfinished merge
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -160,4 +162,4 @@ def mix_indices(groups: list[list[int]], ratios: list[float], n: int, rng: np.ra
     return [out[j] for j in rng.permutation(len(out))]
 
 
-__all__ = ["merge_datasets", "merged_name", "mix_indices", "source_of"]
+__all__ = ["merge_datasets", "merged_name", "mix_indices", "source_of", "union_meta"]
