@@ -13,9 +13,15 @@ from edgemtl.train.adversarial import ganin_alpha, grad_reverse
 from edgemtl.train.trainer import Trainer
 
 
-def make_trainer(write_recipe, tmp_path, name="run", **kw):
+def make_trainer(write_recipe, tmp_path, name="run", resume=False, **kw):
     recipe = load_recipe(str(write_recipe(**kw)))
-    return Trainer(recipe, tmp_path / name, progress=False, baselines_path=str(tmp_path / "baselines.json"))
+    return Trainer(
+        recipe,
+        tmp_path / name,
+        resume=resume,
+        progress=False,
+        baselines_path=str(tmp_path / "baselines.json"),
+    )
 
 
 def test_single_tasking_step_touches_only_that_tasks_parameters(write_recipe, tmp_path):
@@ -50,13 +56,7 @@ def test_train_resume_is_exact(write_recipe, tmp_path):
     first = make_trainer(write_recipe, tmp_path, "split", **{**kw, "train": {**kw["train"], "epochs": 2}})
     first.cfg.epochs = 1  # stop after one epoch, as if interrupted
     first.fit()
-    resumed = Trainer(
-        load_recipe(str(write_recipe(**kw))),
-        tmp_path / "split",
-        resume=True,
-        progress=False,
-        baselines_path=str(tmp_path / "baselines.json"),
-    )
+    resumed = make_trainer(write_recipe, tmp_path, "split", resume=True, **kw)
     assert resumed.epoch == 1
     resumed.fit()
     for (n, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
@@ -86,13 +86,7 @@ def test_resume_of_a_run_started_from_pretrained_weights(write_recipe, tmp_path)
     first = make_trainer(write_recipe, tmp_path, "run", **kw)
     first.cfg.epochs = 1  # interrupted after one epoch
     first.fit()
-    resumed = Trainer(
-        load_recipe(str(write_recipe(**kw))),
-        tmp_path / "run",
-        resume=True,
-        progress=False,
-        baselines_path=str(tmp_path / "baselines.json"),
-    )
+    resumed = make_trainer(write_recipe, tmp_path, "run", resume=True, **kw)
     assert resumed.epoch == 1
     resumed.fit()
     assert resumed.epoch == 2
@@ -114,19 +108,12 @@ def test_resume_of_a_run_made_by_an_older_edgemtl(write_recipe, tmp_path):
         del ckpt["model_config"][key]
     ckpt["extra"]["train_config"]["precision"] = "auto"
     torch.save(ckpt, last)
-    resumed = Trainer(
-        load_recipe(str(write_recipe(**kw))),
-        tmp_path / "run",
-        resume=True,
-        progress=False,
-        baselines_path=str(tmp_path / "baselines.json"),
-    )
+    resumed = make_trainer(write_recipe, tmp_path, "run", resume=True, **kw)
     assert resumed.epoch == 1
     ckpt["model_config"]["decoder_channels"] = 999  # a real difference is still refused
     torch.save(ckpt, last)
     with pytest.raises(EdgeMTLError, match="model.decoder_channels: run 999"):
-        Trainer(load_recipe(str(write_recipe(**kw))), tmp_path / "run", resume=True, progress=False,
-                baselines_path=str(tmp_path / "baselines.json"))  # fmt: skip
+        make_trainer(write_recipe, tmp_path, "run", resume=True, **kw)
 
 
 def test_existing_run_needs_resume(write_recipe, tmp_path):

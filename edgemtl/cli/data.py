@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "synth":
         import time
 
-        from edgemtl.data.synth import generate
+        from edgemtl.data.synth import OPTIONAL_TASKS, TASKS, generate
 
         t0 = time.perf_counter()
         meta = generate(
@@ -65,9 +65,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             preset=args.preset,
             workers=args.workers,
-            tasks=("semseg", "depth", "normals", "edges", "saliency", "parts", "detection")
-            if args.detection
-            else None,
+            tasks=(*TASKS, *OPTIONAL_TASKS) if args.detection else None,
         )
         dt = time.perf_counter() - t0
         print(

@@ -67,10 +67,8 @@ class DeepLabV3PlusLite(nn.Module):
         self.blocks = nn.ModuleList()
         for cin in (width + low_width, width):
             mods: list[nn.Module] = [SepConv(cin, width, 1, norm)]
-            if se == "task":
-                mods.append(TaskSE(width, ctx.num_tasks, ctx, se_reduction))
-            elif se == "shared":
-                mods.append(SE(width, se_reduction))
+            if se != "none":
+                mods.append(_modulation(width, se, se_reduction, ctx))
             self.blocks.append(nn.Sequential(*mods))
         self.out_channels = width
 
@@ -123,6 +121,7 @@ class LightHeads(nn.Module):
 
 
 def _modulation(width: int, se: str, se_reduction: int, ctx: TaskContext | None) -> nn.Module:
+    """The SE a decoder block ends with: per task ("task"), shared ("shared") or none."""
     if se == "task":
         return TaskSE(width, ctx.num_tasks, ctx, se_reduction)
     if se == "shared":

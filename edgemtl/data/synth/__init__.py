@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from edgemtl.data.synth.driver import VERSION, generate, image_rng, preset_meta, render_index, split_ids
 from edgemtl.data.synth.presets import PRESETS, Preset, get_preset
-from edgemtl.data.synth.renderer import TASKS, edges_from_instances, render, render_scene
+from edgemtl.data.synth.renderer import OPTIONAL_TASKS, TASKS, edges_from_instances, render, render_scene
 from edgemtl.data.synth.scene import Camera, Scene, sample_scene
 
 __all__ = [
+    "OPTIONAL_TASKS",
     "PRESETS",
     "TASKS",
     "VERSION",
