@@ -340,3 +340,13 @@ def test_non_empty_out_is_refused(tmp_path):
     with pytest.raises(EdgeMTLError, match="--out.*empty"):
         generate(tmp_path, 2, (32, 32), workers=1, progress=False)
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+@pytest.mark.parametrize(
+    "tasks, says", [("detection", "expected a list"), (["detectoin"], "no task 'detectoin'")]
+)
+def test_bad_synth_task_lists_are_one_line(tasks, says):
+    from edgemtl.data.synth.driver import check_tasks
+
+    with pytest.raises(EdgeMTLError, match=says):
+        check_tasks(tasks)

@@ -103,10 +103,14 @@ def check_tasks(tasks) -> tuple[str, ...]:
     if tasks is None:
         return TASKS
     known = TASKS + OPTIONAL_TASKS
+    if isinstance(tasks, str) or not isinstance(tasks, (list, tuple)):
+        raise EdgeMTLError(
+            f"synth tasks: expected a list of task names, e.g. [semseg, detection] (got {tasks!r})."
+        )
     bad = [t for t in tasks if t not in known]
     if bad:
         raise EdgeMTLError(
-            f"--tasks: the synthetic scenes have no task {bad[0]!r}; they have {', '.join(known)}."
+            f"synth tasks: the synthetic scenes have no task {bad[0]!r}; they have {', '.join(known)}."
         )
     return tuple(t for t in known if t in tasks)
 
