@@ -569,6 +569,70 @@ def test_onnx_specialized_graphs_behind_the_task_input(astmt, images, tmp_path, 
         assert np.isnan(rt.backend.run("forward", [x, half])[0]).all()
 
 
+LAZY_WITHOUT_ONNX = r"""
+import importlib.abc, json, sys
+import numpy as np
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "onnx", "onnxscript"):
+            raise ImportError(f"{name} is blocked")
+
+sys.meta_path.insert(0, Block())
+import edgemtl.runtime as runtime
+
+rt = runtime.load(sys.argv[1], threads=1)
+before = sorted(rt.backend._sessions)
+x = np.load(sys.argv[2])
+np.save(sys.argv[3], rt.run(x, rt.tasks[-1]))
+print(json.dumps([before, sorted(rt.backend._sessions)]))
+"""
+
+
+def test_onnx_specialized_runs_one_session_per_task_built_when_first_used(astmt, images, tmp_path):
+    """edgemtl's runtime cuts task i's branch out of the file (no onnx package needed) and runs it as
+    a single-task session, created on the task's first call; the file's If graph run as one session
+    (how any other ONNX Runtime program runs it) gives the same numbers, and both are verified."""
+    import subprocess
+    import sys
+
+    res = export(
+        astmt,
+        "onnx",
+        tmp_path / "s.onnx",
+        task_input="onehot",
+        images=images,
+        options={"graphs": "specialized"},
+    )
+    assert res.metadata["target_options"]["shared_weights"] is True  # the default: small, and fast here
+    numeric = res.metadata["verification"]["numeric"]
+    assert numeric["passed"] and numeric["if_graph"]["passed"]
+    assert "one session" in numeric["if_graph"]["runtime"]
+    x = preprocess(images[0][1], (32, 32))
+    np.save(tmp_path / "x.npy", x)
+    script = tmp_path / "lazy.py"
+    script.write_text(LAZY_WITHOUT_ONNX)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(res.path), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [[], [2]]  # only the task asked for
+    lazy, single = runtime.load(res.path, threads=1), runtime.load(res.path, threads=1, sessions="single")
+    assert single.backend.branches is None and lazy.backend.branches.count == 3
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), single.run(x, astmt.task_names[-1]), atol=1e-5)
+    for task in astmt.task_names:
+        np.testing.assert_allclose(lazy.run(x, task), single.run(x, task), atol=1e-5, err_msg=task)
+    with pytest.raises(EdgeMTLError, match="must be float32 \\[1, 3\\], got int64 \\[1\\]"):
+        lazy.backend.run("forward", [x, np.array([0])])
+    with pytest.raises(
+        EdgeMTLError, match="runtime option 'session': the onnxruntime runtime takes sessions"
+    ):
+        runtime.load(res.path, session="single")
+
+
 @pytest.mark.slow
 def test_onnx_specialized_int8_and_refusals(astmt, astmt_ptq, images, tmp_path):
     res = export(

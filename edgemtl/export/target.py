@@ -6,6 +6,7 @@ Torch-free on import, like the target files: the runtime reads these declaration
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,8 +138,9 @@ class ExportTarget:
         )
 
     @classmethod
-    def open(cls, path: str | os.PathLike, threads: int | None = None) -> Backend:
-        """This target's artifact at ``path``, loaded by its runtime backend on this host."""
+    def open(cls, path: str | os.PathLike, threads: int | None = None, **options: Any) -> Backend:
+        """This target's artifact at ``path``, loaded by its runtime backend on this host; ``options``
+        are the backend's own (ONNX Runtime: ``sessions``)."""
         if cls.backend is None:
             from edgemtl.export import TARGETS, runnable_targets
 
@@ -146,7 +148,12 @@ class ExportTarget:
             raise UnsupportedError(f"{path}: {cls.not_runnable}; here, use its {here} export")
         if cls.delegate:
             cls.backend.require_delegate(cls.delegate)
-        return cls.backend(path, threads)
+        known = set(list(inspect.signature(cls.backend.__init__).parameters)[2:]) - {"threads"}
+        for key in options:
+            if key not in known:
+                takes = f"takes {', '.join(sorted(known))}" if known else "takes no options"
+                raise EdgeMTLError(f"runtime option '{key}': the {cls.backend.name} runtime {takes}")
+        return cls.backend(path, threads, **options)
 
     def specializes(self, scheme: str, options: dict[str, Any]) -> bool:
         """Whether the artifact holds the model specialised to each task (edgemtl.models.specialize)

@@ -45,7 +45,7 @@ def _rss_mb() -> tuple[float | None, float]:
         return None, peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
-def _child(paths: list[str], threads: int) -> dict[str, Any]:
+def _child(paths: list[str], threads: int, options: dict[str, Any]) -> dict[str, Any]:
     import time
 
     import numpy as np
@@ -63,7 +63,7 @@ def _child(paths: list[str], threads: int) -> dict[str, Any]:
         pass
     base, _ = _rss_mb()
     t0 = time.perf_counter()
-    models = [runtime.load(p, threads=threads) for p in paths]
+    models = [runtime.load(p, threads=threads, **options) for p in paths]
     load_ms = (time.perf_counter() - t0) * 1e3
     after_load, _ = _rss_mb()
     for m in models:
@@ -74,6 +74,7 @@ def _child(paths: list[str], threads: int) -> dict[str, Any]:
     return {
         "artifacts": [Path(p).name for p in paths],
         "threads": threads,
+        "options": options,
         "load_ms": round(load_ms, 1),
         "baseline_mb": None if base is None else round(base, 1),
         "after_load_mb": None if after_load is None else round(after_load, 1),
@@ -83,12 +84,19 @@ def _child(paths: list[str], threads: int) -> dict[str, Any]:
     }
 
 
-def footprint(paths: list[str | os.PathLike], threads: int = 1, timeout: float = 600) -> dict[str, Any]:
-    """Load time and resident memory of loading ``paths`` together and calling each task once."""
+def footprint(
+    paths: list[str | os.PathLike],
+    threads: int = 1,
+    timeout: float = 600,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Load time and resident memory of loading ``paths`` together and calling each task once;
+    ``options`` go to ``runtime.load`` (e.g. ``{"sessions": "single"}`` for ONNX Runtime)."""
     for p in paths:
         if not Path(p).exists():
             raise EdgeMTLError(f"artifact not found: {p}")
-    cmd = [sys.executable, "-m", "edgemtl.profile.memory", str(int(threads)), *map(str, paths)]
+    opts = json.dumps(options or {})
+    cmd = [sys.executable, "-m", "edgemtl.profile.memory", str(int(threads)), opts, *map(str, paths)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -97,4 +105,6 @@ def footprint(paths: list[str | os.PathLike], threads: int = 1, timeout: float =
 
 
 if __name__ == "__main__":
-    sys.stdout.write(json.dumps(_child(sys.argv[2:], int(sys.argv[1]))) + "\n")  # the parent parses it
+    sys.stdout.write(
+        json.dumps(_child(sys.argv[3:], int(sys.argv[1]), json.loads(sys.argv[2]))) + "\n"
+    )  # the parent parses it

@@ -102,8 +102,15 @@ class Model:
         return {"name": name, **self.metadata["task_info"][name]}
 
 
-def load(path: str | os.PathLike, threads: int | None = None, allow_unverified: bool = False) -> Model:
-    """Load an artifact exported by ``edgemtl export`` (manifest beside it) with its target's runtime."""
+def load(
+    path: str | os.PathLike, threads: int | None = None, allow_unverified: bool = False, **options: Any
+) -> Model:
+    """Load an artifact exported by ``edgemtl export`` (manifest beside it) with its target's runtime.
+
+    ``options`` go to the runtime backend. ONNX Runtime: ``sessions="per-task"`` (default; a
+    ``graphs=specialized`` file runs each task as its own single-task session, created when the task
+    is first asked for) or ``"single"`` (the file's ``If`` graph as one session, as other ONNX
+    Runtime programs run it)."""
     path = Path(path)
     if not path.exists():
         raise EdgeMTLError(f"artifact not found: {path}")
@@ -126,7 +133,7 @@ def load(path: str | os.PathLike, threads: int | None = None, allow_unverified: 
             f"{path} failed its export verification ({'; '.join(_failures(ver))[:300]}); "
             "re-export, or load(..., allow_unverified=True) to inspect it"
         )
-    backend = target_class(path, meta.get("target")).open(path, threads)
+    backend = target_class(path, meta.get("target")).open(path, threads, **options)
     missing = sorted(set(meta["task_input"]["methods"]) - set(backend.methods))
     if missing:
         raise EdgeMTLError(
