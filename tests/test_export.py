@@ -240,6 +240,44 @@ def test_onnx_runtime_predict_matches_pytorch_for_every_task(onnx_onehot, astmt,
     assert rt.predict(images[0][1], 0)["task"] == "semseg"
 
 
+def test_onnx_global_pools_are_global_average_pools(onnx_onehot, tmp_path):
+    """adaptive_avg_pool2d(x, 1) (SE, ASPP pooling) is GlobalAveragePool in the file, not ReduceMean
+    over H, W, so that ORT's quantizer makes it one uint8 kernel; other ReduceMeans stay as they are."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgemtl.export.targets.onnx import _global_pools
+
+    ops = [n.op_type for n in onnx.load(str(onnx_onehot.path)).graph.node]
+    assert "GlobalAveragePool" in ops and "ReduceMean" not in ops
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 5])
+    nodes, outs = [], []
+    cases = [
+        ([2, 3], 1, [1, 3, 1, 1]),
+        ([-1, -2], 1, [1, 3, 1, 1]),
+        ([1], 1, [1, 1, 4, 5]),
+        ([2, 3], 0, [1, 3]),
+    ]
+    for i, (axes, keep, shape) in enumerate(cases):
+        axes_t = helper.make_tensor(f"axes{i}", TensorProto.INT64, [len(axes)], axes)
+        nodes.append((helper.make_node("ReduceMean", ["x", f"axes{i}"], [f"y{i}"], keepdims=keep), axes_t))
+        outs.append(helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, shape))
+    graph = helper.make_graph([n for n, _ in nodes], "g", [x], outs, [t for _, t in nodes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    rewritten = onnx.load_from_string(_global_pools(model.SerializeToString()))
+    assert [n.op_type for n in rewritten.graph.node] == ["GlobalAveragePool"] * 2 + ["ReduceMean"] * 2
+    assert sorted(t.name for t in rewritten.graph.initializer) == ["axes2", "axes3"]
+    import onnxruntime as ort
+
+    feed = {"x": np.random.default_rng(0).random((1, 3, 4, 5), dtype=np.float32)}
+    a = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)
+    b = ort.InferenceSession(rewritten.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, feed
+    )
+    for u, v in zip(a, b):
+        np.testing.assert_allclose(u, v, rtol=1e-6)
+
+
 def test_graph_returns_nan_for_an_invalid_onehot(onnx_onehot):
     import onnxruntime as ort
 
