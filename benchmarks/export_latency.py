@@ -40,8 +40,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = ["semseg", "parts", "saliency", "normals", "edges"]  # the recipe's tasks, in its order
-SPEC = {"graphs": "specialized"}  # each branch its own weights (fast in ONNX Runtime)
-SPEC_SHARED = {"graphs": "specialized", "shared_weights": True}  # common weights once (smaller)
+SPEC = {"graphs": "specialized", "shared_weights": False}  # each branch its own weights
+SPEC_SHARED = {"graphs": "specialized", "shared_weights": True}  # common weights once (the default)
+# The specialised files are also timed as one session running their If graph (sessions="single"):
+# how ONNX Runtime programs other than edgemtl's runtime run them.
+ONE_SESSION = " (one If session)"
 # Models: astmt = the recipe (SE in encoder and decoder, per-task BN); astmt_dec = SE and per-task
 # BN in the decoder only; astmt_dec3 = the same with its first three tasks; astmt_2t = astmt with two
 # tasks, for per-task-method artifacts (each method is one specialised single-task graph, so the
@@ -70,6 +73,13 @@ ARTIFACTS = [  # (file stem, model, runtime target, precision, suffix, task inpu
     ("single_task_int8", "single_task", "onnx", "int8", ".onnx", None, None),
     ("single_task_int8", "single_task", "executorch", "int8", ".pte", None, None),
     *[(f"single_{t}_fp32", f"single_{t}", "onnx", "fp32", ".onnx", None, None) for t in TASKS[1:]],
+    # CoreML (sizes only: prediction needs macOS): does a multifunction package store the weights
+    # its functions share once? Against the one-hot program and one single-task network.
+    ("astmt_pertask_fp16", "astmt", "coreml", "fp16", ".mlpackage", "per-task", None),
+    ("astmt_dec_pertask_fp16", "astmt_dec", "coreml", "fp16", ".mlpackage", "per-task", None),
+    ("astmt_fp16", "astmt", "coreml", "fp16", ".mlpackage", None, None),
+    ("astmt_dec_fp16", "astmt_dec", "coreml", "fp16", ".mlpackage", None, None),
+    ("single_task_fp16", "single_task", "coreml", "fp16", ".mlpackage", None, None),
 ]
 
 
@@ -121,7 +131,9 @@ def do_export(args: argparse.Namespace) -> None:
         res = export(model, target, path, precision=precision, task_input=scheme, options=options)
         log[path.name] = round(time.perf_counter() - t0, 1)
         print(f"{path.name}: {res.size_bytes / 1e6:.2f} MB in {log[path.name]} s, parity passed", flush=True)
-    (Path(args.out) / "export_seconds.json").write_text(json.dumps(log, indent=2) + "\n")
+    seconds = Path(args.out) / "export_seconds.json"  # merged: each run exports only what is missing
+    merged = {**(json.loads(seconds.read_text()) if seconds.exists() else {}), **log}
+    seconds.write_text(json.dumps(merged, indent=2) + "\n")
 
 
 def do_measure(args: argparse.Namespace) -> None:
@@ -134,33 +146,32 @@ def do_measure(args: argparse.Namespace) -> None:
     art = Path(args.out) / "artifacts"
     rows = {}
     for threads in args.threads:
-        for stem, name, target, precision, suffix, _scheme, _options in ARTIFACTS:
+        for stem, name, target, precision, suffix, _scheme, options in ARTIFACTS:
             path = art / f"{stem}{suffix}"
+            if target == "coreml":
+                continue  # no CoreML prediction off macOS: sizes only (coreml_sizes)
             if not path.exists():
                 print(f"skip {path.name} (not exported)")
                 continue
-            rt = runtime.load(path, threads=threads)
-            per_task = {t: measure(rt, t, args.warmup, args.runs) for t in rt.tasks}
-            all_tasks = measure_all_tasks(rt, args.warmup, max(args.runs // 2, 5))
-            rows[f"{path.name}@{threads}"] = {
-                "model": name,
-                "runtime": target,
-                "precision": precision,
-                "threads": threads,
-                "task_input": rt.io["scheme"],
-                "graphs": (rt.metadata.get("target_options") or {}).get("graphs", "conditional"),
-                "bytes": path.stat().st_size,
-                "median_ms": {t: m["median_ms"] for t, m in per_task.items()},
-                "p90_ms": {t: m["p90_ms"] for t, m in per_task.items()},
-                "all_tasks_ms": all_tasks["median_ms"],
-            }
-            med = rows[f"{path.name}@{threads}"]["median_ms"]
-            print(
-                f"{path.name:28s} {threads} thr: "
-                + ", ".join(f"{t} {v:.2f}" for t, v in med.items())
-                + " ms",
-                flush=True,
-            )
+            for tag in ("", ONE_SESSION) if options and target == "onnx" else ("",):
+                rt = runtime.load(path, threads=threads, **({"sessions": "single"} if tag else {}))
+                per_task = {t: measure(rt, t, args.warmup, args.runs) for t in rt.tasks}
+                all_tasks = measure_all_tasks(rt, args.warmup, max(args.runs // 2, 5))
+                key = f"{path.name}{tag}@{threads}"
+                rows[key] = {
+                    "model": name,
+                    "runtime": target,
+                    "precision": precision,
+                    "threads": threads,
+                    "task_input": rt.io["scheme"],
+                    "graphs": (rt.metadata.get("target_options") or {}).get("graphs", "conditional"),
+                    "bytes": path.stat().st_size,
+                    "median_ms": {t: m["median_ms"] for t, m in per_task.items()},
+                    "p90_ms": {t: m["p90_ms"] for t, m in per_task.items()},
+                    "all_tasks_ms": all_tasks["median_ms"],
+                }
+                med = rows[key]["median_ms"]
+                print(f"{key:44s}: " + ", ".join(f"{t} {v:.2f}" for t, v in med.items()) + " ms", flush=True)
 
     features = cpu_features()
     int8_hw = bool({"avx512_vnni", "avx_vnni", "amx"} & set(features)) or platform.machine() in (
@@ -171,18 +182,33 @@ def do_measure(args: argparse.Namespace) -> None:
     # 4. What the user would otherwise ship (ONNX Runtime, fp32): memory and load time, fresh process each.
     ship = {}
     singles = [art / f"single_{t}_fp32.onnx" for t in TASKS[1:]]
-    options = {
-        "(a) task-conditional, one-hot graph": [art / "astmt_dec_fp32.onnx"],
-        "(b) specialised graphs behind the task input": [art / "astmt_dec_spec_fp32.onnx"],
-        "(b') the same, common weights stored once": [art / "astmt_dec_specshared_fp32.onnx"],
-        "(c) T single-task artifacts": [art / "single_task_fp32.onnx", *singles],
+    shared, own = art / "astmt_dec_specshared_fp32.onnx", art / "astmt_dec_spec_fp32.onnx"
+    options = {  # label: (artifacts, the runtime's session mode, tag of their latency rows)
+        "(a) task-conditional, one-hot graph": ([art / "astmt_dec_fp32.onnx"], {}, ""),
+        "(b) specialised, common weights once (default): a session per task, made when first used": (
+            [shared],
+            {},
+            "",
+        ),
+        "(b2) specialised, each branch its own weights: a session per task": ([own], {}, ""),
+        "(b3) specialised, common weights once, the If graph as one session": (
+            [shared],
+            {"sessions": "single"},
+            ONE_SESSION,
+        ),
+        "(b4) specialised, each branch its own weights, the If graph as one session": (
+            [own],
+            {"sessions": "single"},
+            ONE_SESSION,
+        ),
+        "(c) T single-task artifacts": ([art / "single_task_fp32.onnx", *singles], {}, ""),
     }
     for threads in args.threads:
-        for label, paths in options.items():
+        for label, (paths, session_opts, tag) in options.items():
             if not all(p.exists() for p in paths):
                 continue
-            fp = footprint(paths, threads)
-            lat = [rows.get(f"{p.name}@{threads}") for p in paths]
+            fp = footprint(paths, threads, options=session_opts)
+            lat = [rows.get(f"{p.name}{tag}@{threads}") for p in paths]
             per_task = [v for r in lat if r for v in r["median_ms"].values()]
             ship[f"{label}@{threads}"] = {
                 **fp,
@@ -204,7 +230,13 @@ def do_measure(args: argparse.Namespace) -> None:
         "warmup": args.warmup,
         "note": "median of runs after warm-up, batch 1, graph call only (edgemtl.profile.latency.measure)",
     }
-    report = {"environment": env, "rows": rows, "checks": checks, "shipping": ship}
+    report = {
+        "environment": env,
+        "rows": rows,
+        "checks": checks,
+        "shipping": ship,
+        "coreml_sizes": coreml_sizes(art),
+    }
     write_json(Path(args.out) / "report.json", report)
     (Path(args.out) / "report.md").write_text(_markdown(report, args) + "\n")
     print(_markdown(report, args))
@@ -213,12 +245,36 @@ def do_measure(args: argparse.Namespace) -> None:
 SUFFIX = {"onnx": ".onnx", "executorch": ".pte", "onnxruntime-web": ".onnx"}
 
 
+def coreml_sizes(art: Path) -> dict[str, dict]:
+    """Weight bytes of each CoreML package (its manifest's structural check: the ``weights/`` blob),
+    and for a multifunction package the largest single function converted alone."""
+    sizes = {}
+    for stem, name, target, precision, suffix, scheme, _ in ARTIFACTS:
+        meta = art / f"{stem}{suffix}.json"
+        if target != "coreml" or not meta.exists():
+            continue
+        s = json.loads(meta.read_text())["verification"]["structure"]
+        sizes[f"{stem}{suffix}"] = {
+            "model": name,
+            "task_input": scheme or "onehot",
+            "precision": precision,
+            "functions": len(s["io"]),
+            "weights_mb": round(s["weights_bytes"] / 1e6, 2),
+            "package_mb": round(s["bytes"] / 1e6, 2),
+            "one_function_weights_mb": round(s["single_function_weights_bytes"] / 1e6, 2)
+            if "single_function_weights_bytes" in s
+            else None,
+        }
+    return sizes
+
+
 def ratio_checks(rows: dict, configs: list[tuple[str, object]]) -> list[dict]:
     """The issue's ratios from measured rows (keys ``<artifact file>@<config>``), for each
     (runtime, config): config is a thread count, or e.g. ``wasm2`` / ``webgpu`` in the browser."""
 
     def row(stem: str, rt_name: str, config: object) -> dict | None:
-        return rows.get(f"{stem}{SUFFIX[rt_name]}@{config}")
+        name, _, tag = stem.partition(" ")  # "<stem> (one If session)": the file's If graph
+        return rows.get(f"{name}{SUFFIX[rt_name]}{' ' + tag if tag else ''}@{config}")
 
     def mean_ms(stem: str, rt_name: str, config: object) -> float | None:
         r = row(stem, rt_name, config)
@@ -249,6 +305,8 @@ def ratio_checks(rows: dict, configs: list[tuple[str, object]]) -> list[dict]:
             ("astmt_spec_fp32", "specialised graphs behind the task input, SE enc+dec"),
             ("astmt_dec_spec_fp32", "specialised graphs behind the task input, SE decoder"),
             ("astmt_dec_specshared_fp32", "specialised graphs, common weights stored once, SE decoder"),
+            (f"astmt_dec_specshared_fp32{ONE_SESSION}", "the same file's If graph as one session"),
+            (f"astmt_dec_spec_fp32{ONE_SESSION}", "specialised, own weights, If graph as one session"),
             ("astmt_2t_pertask_fp32", "per-task methods, SE enc+dec"),
         ):
             what = f"task-conditional per-task latency / single-task ({how})"
@@ -450,6 +508,21 @@ def _markdown(report: dict, args: argparse.Namespace) -> str:
                 f"{s['after_load_delta_mb']} | "
                 f"{s['peak_delta_mb']} | {s['per_task_ms']} | {s['all_tasks_ms']} |"
             )
+    if report.get("coreml_sizes"):
+        lines += [
+            "",
+            "CoreML packages (fp16; sizes only, prediction needs macOS): weights blob, whole package, and "
+            "for a multifunction package (one function per task) the largest function converted alone.",
+            "",
+            "| package | model | task input | functions | weights MB | package MB | one function alone MB |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for key, c in report["coreml_sizes"].items():
+            one = "" if c["one_function_weights_mb"] is None else c["one_function_weights_mb"]
+            lines.append(
+                f"| {key} | {c['model']} | {c['task_input']} | {c['functions']} | {c['weights_mb']} | "
+                f"{c['package_mb']} | {one} |"
+            )
     return "\n".join(lines)
 
 
@@ -478,7 +551,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--force", action="store_true", help="re-export existing artifacts")
-    ap.add_argument("--target", nargs="+", choices=["onnx", "executorch"], help="export: only these")
+    ap.add_argument(
+        "--target", nargs="+", choices=["onnx", "executorch", "coreml"], help="export: only these"
+    )
     ap.add_argument(
         "--webgpu",
         choices=["off", "on", "swiftshader"],

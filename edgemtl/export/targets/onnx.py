@@ -30,6 +30,7 @@ import json
 import mmap
 import os
 import tempfile
+import threading
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -144,6 +145,7 @@ class OrtBackend(Backend):
         self.methods = ["forward"]
         self.branches = split(_mapped(model)) if sessions == "per-task" else None
         self._sessions: dict[int, Any] = {}
+        self._lock = threading.Lock()
         if self.branches is None:
             self.session = self._session(model if isinstance(model, bytes) else str(model))
             self._names = [i.name for i in self.session.get_inputs()]
@@ -175,8 +177,9 @@ class OrtBackend(Backend):
         i = self._branch_index(inputs[1])
         if i is None:  # what the If graph gives for an invalid task input
             return [np.full(self.branches.output_shape, np.nan, np.float32)]
-        if i not in self._sessions:
-            self._sessions[i] = self._session(self.branches.model(i))
+        with self._lock:  # two threads asking for a new task build its session once
+            if i not in self._sessions:
+                self._sessions[i] = self._session(self.branches.model(i))
         return self._sessions[i].run(None, {self.branches.image: inputs[0]})
 
     def _branch_index(self, task: np.ndarray) -> int | None:
