@@ -118,12 +118,11 @@ class Branches:
     image: str  # input names and specs of the artifact, as its selector reads them
     task: str
     task_dtype: str
-    output: str
     output_shape: list[int]
-    _buf: memoryview
     _head: bytes  # the ModelProto's fields other than the graph and the metadata
     _image_input: memoryview
-    _outer_inits: dict[str, memoryview]  # name -> the initializer field, a view into the file
+    # name -> the initializer field: views into the file (they keep its buffer or mmap alive)
+    _outer_inits: dict[str, memoryview]
     _graphs: list[tuple[memoryview, list]]
 
     def model(self, i: int) -> bytes:
@@ -189,9 +188,7 @@ def _parse(buf: memoryview, top, g: memoryview, gf) -> Branches:
         image=inputs[0][0],
         task=inputs[1][0],
         task_dtype=inputs[1][1],
-        output=outputs[0][0],
         output_shape=outputs[0][2],
-        _buf=buf,
         _head=head,
         _image_input=_raw(g, image_at),
         _outer_inits=outer_inits,

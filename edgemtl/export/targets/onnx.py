@@ -139,7 +139,7 @@ class OrtBackend(Backend):
         from edgemtl.artifact.onnx_branches import split
 
         if sessions not in ("per-task", "single"):
-            raise EdgeMTLError(f"OrtBackend sessions={sessions!r}: choose 'per-task' or 'single'")
+            raise EdgeMTLError(f"runtime option sessions={sessions!r}: choose 'per-task' or 'single'")
         self._where = "ONNX model" if isinstance(model, bytes) else str(model)
         self.threads = threads
         self.methods = ["forward"]
