@@ -870,6 +870,16 @@ def test_cli_export_and_predict(tmp_path, images, capsys):
         main(["predict", "--model", str(out), "--image", str(img), "--task", "sem", "--out", str(png)]) == 2
     )
     assert "Did you mean 'semseg'" in capsys.readouterr().err
+    # the file names must say what the bytes are: PNG for the picture, .npy for a map's raw values
+    base = ["predict", "--model", str(out), "--image", str(img), "--task", "semseg"]
+    assert main([*base, "--out", str(tmp_path / "pred.jpg")]) == 2
+    assert "name a .png file" in capsys.readouterr().err and not (tmp_path / "pred.jpg").exists()
+    assert main([*base, "--out", str(png), "--raw-out", str(tmp_path / "raw.txt")]) == 2
+    assert "name a .npy file" in capsys.readouterr().err and not (tmp_path / "raw.txt").exists()
+    assert main([*base, "--out", str(png), "--raw-out", str(tmp_path / "raw.json")]) == 2
+    assert "semseg predicts a map; name a .npy file" in capsys.readouterr().err
+    assert main([*base, "--out", str(png), "--raw-out", str(tmp_path / "raw.npy")]) == 0
+    assert np.load(tmp_path / "raw.npy").shape == images[0][1].shape[:2]
     assert (
         main(
             [

@@ -35,6 +35,14 @@ def run(args: argparse.Namespace) -> int:
 
     if not Path(args.image).is_file():
         raise EdgeMTLError(f"--image {args.image}: file not found")
+    # Checked before the model loads: PNG bytes behind a .jpg name, or an .npy behind .txt, would be
+    # files that other tools misread.
+    if Path(args.out).suffix.lower() != ".png":
+        raise EdgeMTLError(f"--out {args.out}: the visualisation is written as PNG; name a .png file")
+    if args.raw_out and Path(args.raw_out).suffix.lower() not in (".npy", ".json"):
+        raise EdgeMTLError(
+            f"--raw-out {args.raw_out}: name a .npy file (maps) or a .json file (detection boxes)"
+        )
     model = runtime.load(args.model, threads=args.threads)
     bgr = cv2.imread(args.image, cv2.IMREAD_COLOR)
     if bgr is None:
@@ -42,8 +50,11 @@ def run(args: argparse.Namespace) -> int:
     rgb = np.ascontiguousarray(bgr[..., ::-1])
     # (an unknown task is refused by predict() below, in one line)
     boxes = args.task in model.tasks and model.task_info(args.task).get("decoding") == "boxes"
-    if boxes and args.raw_out and not str(args.raw_out).endswith(".json"):
+    raw_suffix = Path(args.raw_out).suffix.lower() if args.raw_out else None
+    if boxes and raw_suffix and raw_suffix != ".json":
         raise EdgeMTLError(f"--raw-out {args.raw_out}: detection predictions are boxes; name a .json file")
+    if not boxes and raw_suffix and raw_suffix != ".npy" and args.task in model.tasks:
+        raise EdgeMTLError(f"--raw-out {args.raw_out}: {args.task} predicts a map; name a .npy file")
     pred = model.predict(rgb, args.task)
     # boxes are drawn on the photo; maps are drawn on their own (as the task colours them)
     atomic_write_bytes(args.out, encode_png(model.visualize(pred, image=rgb if boxes else None)))
