@@ -43,24 +43,38 @@ def save_checkpoint(
     atomic_write_bytes(path, buf.getvalue())
 
 
+def load_torch_file(path: str | os.PathLike, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` with one-line errors naming ``what`` (e.g. "checkpoint").
+
+    torch's own messages run to a page and suggest ``weights_only=False``: exactly what must not be done
+    with a stranger's file. A file that is not a zip archive (what torch.save writes) gets no unpickling
+    diagnosis: an image or a truncated copy is not "pickled Python objects"."""
+    import zipfile
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        unsafe = "Weights only load failed" in str(e) or "Unsupported global" in str(e)
+        if unsafe and zipfile.is_zipfile(path):
+            raise EdgeMTLError(
+                f"{path} is not a plain {what}: it holds pickled Python objects, which edgemtl will not "
+                "unpickle (unpickling can run arbitrary code). Re-save the weights as a plain state_dict "
+                "of tensors (or use a .safetensors file)"
+            ) from None
+        raise EdgeMTLError(
+            f"cannot read {what} {path}: truncated, or not a file torch.save wrote (an image, an exported "
+            "artifact, an interrupted copy?)"
+        ) from None
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise EdgeMTLError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        if "Weights only load failed" in str(e) or "Unsupported global" in str(e):
-            # torch's own message suggests weights_only=False: exactly what must not be done with a
-            # stranger's file.
-            raise EdgeMTLError(
-                f"{path} is not a plain edgemtl checkpoint: it holds pickled Python objects, which "
-                "edgemtl will not unpickle (unpickling can run arbitrary code). Use a checkpoint "
-                "written by edgemtl, or re-save the weights as a plain state_dict"
-            ) from None
-        raise EdgeMTLError(
-            f"cannot read checkpoint {path} (truncated or not an edgemtl checkpoint): {str(e)[:300]}"
-        ) from None
+        ckpt = load_torch_file(path, "edgemtl checkpoint")
+    except EdgeMTLError as e:
+        raise EdgeMTLError(f"{e}: pass the best.pt or last.pt of an 'edgemtl train' run") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise EdgeMTLError(f"{path} is not an edgemtl checkpoint (no 'format: {FORMAT}' entry)")
     if ckpt.get("format_version", 0) > FORMAT_VERSION:

@@ -42,8 +42,13 @@ def test_bad_checkpoints_are_clear_errors(tiny_ckpt, tmp_path):
     path, _, _ = tiny_ckpt
     trunc = tmp_path / "trunc.pt"
     trunc.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(EdgeMTLError, match="truncated or not an edgemtl checkpoint"):
+    with pytest.raises(EdgeMTLError, match="truncated, or not a file torch.save wrote"):
         load_checkpoint(trunc)
+    png = tmp_path / "photo.pt"  # not a zip at all: must not be called "pickled Python objects"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    with pytest.raises(EdgeMTLError, match="truncated, or not a file torch.save wrote") as e:
+        load_checkpoint(png)
+    assert "pickled" not in str(e.value)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, other)
     with pytest.raises(EdgeMTLError, match="not an edgemtl checkpoint"):

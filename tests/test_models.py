@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -255,8 +257,23 @@ def test_pretrained_loader_maps_every_key(tmp_path):
     with pytest.raises(EdgeMTLError, match="do not match"):
         build("astmt", pretrained=str(path))
     path.write_bytes(b"not a checkpoint")
-    with pytest.raises(EdgeMTLError, match="cannot read pretrained weights"):
+    with pytest.raises(EdgeMTLError, match="cannot read pretrained weights.*truncated") as e:
         build("astmt", pretrained=str(path))
+    assert "\n" not in str(e.value) and "weights_only=False" not in str(e.value)
+    torch.save({"conv_stem.weight": torch.zeros(3), "why": Path("x")}, path)  # a pickled object
+    with pytest.raises(EdgeMTLError, match="holds pickled Python objects") as e:
+        build("astmt", pretrained=str(path))
+    assert "\n" not in str(e.value) and "weights_only=False" not in str(e.value)
+    # .safetensors, as the timm / Hugging Face hubs serve weights
+    from safetensors.torch import save_file
+
+    st = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(st))
+    model = build("astmt", pretrained=str(st))
+    assert torch.equal(model.backbone.body.conv_stem.weight, ref.conv_stem.weight)
+    st.write_bytes(st.read_bytes()[:500])
+    with pytest.raises(EdgeMTLError, match="cannot read pretrained weights .*model.safetensors"):
+        build("astmt", pretrained=str(st))
     with pytest.raises(EdgeMTLError, match="not found"):
         build("astmt", pretrained=str(tmp_path / "nope.pth"))
 

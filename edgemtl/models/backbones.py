@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from edgemtl.errors import EdgeMTLError
@@ -58,10 +57,17 @@ _HEAD_KEYS = ("conv_head.", "bn2.", "classifier.")  # classifier parts absent fr
 def load_state_dict_file(path: str) -> dict[str, Tensor]:
     if not os.path.isfile(path):
         raise EdgeMTLError(f"pretrained weights file not found: {path} (model.pretrained)")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle/zip errors: the file is not a torch checkpoint
-        raise EdgeMTLError(f"cannot read pretrained weights {path}: {e}") from None
+    if path.endswith(".safetensors"):  # what the timm / Hugging Face hubs serve
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path, device="cpu")
+        except (SafetensorError, OSError, ValueError) as e:
+            raise EdgeMTLError(f"cannot read pretrained weights {path}: {str(e).splitlines()[0]}") from None
+    from edgemtl.checkpoint import load_torch_file
+
+    sd = load_torch_file(path, "pretrained weights file (model.pretrained)")
     for key in ("state_dict", "model"):
         if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
             sd = sd[key]
