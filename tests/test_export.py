@@ -699,6 +699,35 @@ def test_onnx_specialized_refuses_what_it_cannot_specialise(astmt, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def _assert_float_heads(path) -> None:
+    """The output heads of an ORT-quantized graph stay float (edgemtl.quant.ort.float_heads): from
+    every output back to the heads' linear layer (a Conv, or for the stacked task-selected heads an
+    Einsum) no activation is quantized, and that layer's stored weights are float."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: i for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    stack, seen, linear = [o.name for o in graph.output], set(), []
+    while stack:
+        node = producer.get(stack.pop())
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        quantizes_activations = node.input[0] not in inits  # not a constant stored as int8
+        assert not (node.op_type in ("QuantizeLinear", "DequantizeLinear") and quantizes_activations), (
+            node.name
+        )
+        if node.op_type in ("Conv", "MatMul", "Gemm", "Einsum"):
+            linear.append(node)
+        else:
+            stack.extend(node.input)
+    assert linear
+    for node in linear:
+        stored = [inits[i] for i in node.input[1:] if i in inits]
+        assert all(w.data_type == onnx.TensorProto.FLOAT for w in stored), node.name
+
+
 @pytest.mark.slow
 def test_onnx_int8_ort_quantizer(astmt, images, tmp_path):
     import onnx
@@ -724,6 +753,10 @@ def test_onnx_int8_ort_quantizer(astmt, images, tmp_path):
     for task in rt.tasks:
         assert _sqnr(reference(astmt, images[0][1], task), rt.predict(images[0][1], task)["raw"]) >= 20, task
     assert "ONNX Runtime static quantization" in res.metadata["notes"][0]
+    _assert_float_heads(res.path)
+    _assert_float_heads(
+        export(tiny("single_task"), "onnx", tmp_path / "st.onnx", precision="int8", images=images).path
+    )
     from edgemtl.profile.cpu import x86_without_vnni
 
     assert res.metadata["target_options"]["reduce_range"] is x86_without_vnni()

@@ -192,3 +192,28 @@ def test_qat_cli_reports_fp32_ptq_qat(write_recipe, tiny_data, tmp_path, capsys)
     assert set(report["delta_vs_fp32"]) == {"ptq", "qat"}
     assert (tmp_path / "q" / "qat_int8.pt2").is_file()
     assert "QAT int8: Δm vs its fp32 model" in capsys.readouterr().out
+
+
+def test_ort_float_heads_stop_at_the_last_conv_on_each_output_path():
+    """edgemtl.quant.ort.float_heads against a hand-built graph: out = Resize(Conv2(Relu(Conv1(x))))
+    + Conv3(x), aux = Sigmoid(Conv2 path). Kept float: the Resize, the Add, the Sigmoid and the two
+    convs next to the outputs (Conv2, Conv3), not Conv1 or the Relu behind Conv2."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgemtl.quant.ort import float_heads
+
+    w = numpy_helper.from_array(np.ones((2, 2, 1, 1), np.float32), "w")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c1"], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r"], name="relu"),
+        helper.make_node("Conv", ["r", "w"], ["c2"], name="conv2"),
+        helper.make_node("Resize", ["c2", "", "scales"], ["up"], name="resize", mode="linear"),
+        helper.make_node("Conv", ["x", "w"], ["c3"], name="conv3"),
+        helper.make_node("Add", ["up", "c3"], ["out"], name="add"),
+        helper.make_node("Sigmoid", ["c2"], ["aux"], name="sigmoid"),
+    ]
+    scales = numpy_helper.from_array(np.array([1, 1, 1, 1], np.float32), "scales")
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 2, 4, 4]) for n in ("x", "out", "aux")]
+    model = helper.make_model(helper.make_graph(nodes, "g", [io[0]], io[1:], [w, scales]))
+    assert sorted(float_heads(model)) == ["add", "conv2", "conv3", "resize", "sigmoid"]
