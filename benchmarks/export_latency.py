@@ -139,13 +139,16 @@ def do_export(args: argparse.Namespace) -> None:
 def do_measure(args: argparse.Namespace) -> None:
     from edgemtl import runtime
     from edgemtl.profile.cpu import cpu_features
-    from edgemtl.profile.latency import measure, measure_all_tasks
+    from edgemtl.profile.latency import all_tasks_call, measure_interleaved, task_call
     from edgemtl.profile.memory import footprint
     from edgemtl.report import write_json
 
     art = Path(args.out) / "artifacts"
     rows = {}
     for threads in args.threads:
+        # Every artifact is loaded first and timed in interleaved rounds (measure_interleaved), so
+        # that the machine's drift over the minutes this takes does not land on some artifacts only.
+        loaded = {}
         for stem, name, target, precision, suffix, _scheme, options in ARTIFACTS:
             path = art / f"{stem}{suffix}"
             if target == "coreml":
@@ -155,23 +158,31 @@ def do_measure(args: argparse.Namespace) -> None:
                 continue
             for tag in ("", ONE_SESSION) if options and target == "onnx" else ("",):
                 rt = runtime.load(path, threads=threads, **({"sessions": "single"} if tag else {}))
-                per_task = {t: measure(rt, t, args.warmup, args.runs) for t in rt.tasks}
-                all_tasks = measure_all_tasks(rt, args.warmup, max(args.runs // 2, 5))
-                key = f"{path.name}{tag}@{threads}"
-                rows[key] = {
-                    "model": name,
-                    "runtime": target,
-                    "precision": precision,
-                    "threads": threads,
-                    "task_input": rt.io["scheme"],
-                    "graphs": (rt.metadata.get("target_options") or {}).get("graphs", "conditional"),
-                    "bytes": path.stat().st_size,
-                    "median_ms": {t: m["median_ms"] for t, m in per_task.items()},
-                    "p90_ms": {t: m["p90_ms"] for t, m in per_task.items()},
-                    "all_tasks_ms": all_tasks["median_ms"],
-                }
-                med = rows[key]["median_ms"]
-                print(f"{key:44s}: " + ", ".join(f"{t} {v:.2f}" for t, v in med.items()) + " ms", flush=True)
+                loaded[f"{path.name}{tag}@{threads}"] = (rt, path, name, target, precision)
+        calls = {}
+        for key, (rt, *_) in loaded.items():
+            calls.update({(key, t): task_call(rt, t) for t in rt.tasks})
+            calls[(key, None)] = all_tasks_call(rt)
+        timed = measure_interleaved(calls, args.warmup, args.runs, args.rounds)
+        for key, (rt, path, name, target, precision) in loaded.items():
+            rows[key] = {
+                "model": name,
+                "runtime": target,
+                "precision": precision,
+                "threads": threads,
+                "task_input": rt.io["scheme"],
+                "graphs": (rt.metadata.get("target_options") or {}).get("graphs", "conditional"),
+                "bytes": path.stat().st_size,
+                "median_ms": {t: timed[(key, t)]["median_ms"] for t in rt.tasks},
+                "p90_ms": {t: timed[(key, t)]["p90_ms"] for t in rt.tasks},
+                "all_tasks_ms": timed[(key, None)]["median_ms"],
+                # every timed call, for the ratios' bootstrap intervals (ratio_checks)
+                "samples_ms": {t: timed[(key, t)]["times_ms"] for t in rt.tasks},
+                "all_tasks_samples_ms": timed[(key, None)]["times_ms"],
+            }
+            med = rows[key]["median_ms"]
+            print(f"{key:44s}: " + ", ".join(f"{t} {v:.2f}" for t, v in med.items()) + " ms", flush=True)
+        del loaded, calls
 
     features = cpu_features()
     int8_hw = bool({"avx512_vnni", "avx_vnni", "amx"} & set(features)) or platform.machine() in (
@@ -228,7 +239,12 @@ def do_measure(args: argparse.Namespace) -> None:
         "input": [args.size, args.size],
         "runs": args.runs,
         "warmup": args.warmup,
-        "note": "median of runs after warm-up, batch 1, graph call only (edgemtl.profile.latency.measure)",
+        "rounds": args.rounds,
+        "note": (
+            "median of runs, batch 1, graph call only; every artifact of one thread count loaded, then "
+            "timed in interleaved rounds, warm-up calls at the start of each (edgemtl.profile.latency."
+            "measure_interleaved)"
+        ),
     }
     report = {
         "environment": env,
@@ -271,6 +287,7 @@ def coreml_sizes(art: Path) -> dict[str, dict]:
 def ratio_checks(rows: dict, configs: list[tuple[str, object]]) -> list[dict]:
     """The issue's ratios from measured rows (keys ``<artifact file>@<config>``), for each
     (runtime, config): config is a thread count, or e.g. ``wasm2`` / ``webgpu`` in the browser."""
+    from edgemtl.profile.latency import ratio_interval
 
     def row(stem: str, rt_name: str, config: object) -> dict | None:
         name, _, tag = stem.partition(" ")  # "<stem> (one If session)": the file's If graph
@@ -280,19 +297,34 @@ def ratio_checks(rows: dict, configs: list[tuple[str, object]]) -> list[dict]:
         r = row(stem, rt_name, config)
         return sum(r["median_ms"].values()) / len(r["median_ms"]) if r else None
 
+    def samples(stem: str, rt_name: str, config: object, all_tasks: bool = False) -> list | None:
+        """The row's timed calls (per task, or of the all-tasks call), where the run kept them."""
+        r = row(stem, rt_name, config) or {}
+        if all_tasks:
+            return [r["all_tasks_samples_ms"]] if "all_tasks_samples_ms" in r else None
+        return list(r["samples_ms"].values()) if "samples_ms" in r else None
+
     checks = []
 
-    def check(what: str, rt_name: str, config: object, num: float | None, den: float | None, goal: float):
+    def check(
+        what, rt_name, config, num, den, goal, num_samples=None, den_samples=None, agg=("mean", "mean")
+    ):
         if num is None or den is None:
             return
+        ci = ratio_interval(num_samples, den_samples, agg) if num_samples and den_samples else None
         checks.append(
             {
                 "target": what,
                 "runtime": rt_name,
                 "threads": config,
                 "ratio": num / den,
+                "ci95": ci,
                 "goal": goal,
                 "ok": num / den <= goal,
+                # at 95 %: met (the whole interval under the goal), missed (over it), or undecided
+                "verdict": None
+                if ci is None
+                else ("met" if ci[1] <= goal else "missed" if ci[0] > goal else "undecided"),
                 "values_ms": [num, den],
             }
         )
@@ -310,7 +342,8 @@ def ratio_checks(rows: dict, configs: list[tuple[str, object]]) -> list[dict]:
             ("astmt_2t_pertask_fp32", "per-task methods, SE enc+dec"),
         ):
             what = f"task-conditional per-task latency / single-task ({how})"
-            check(what, rt_name, config, mean_ms(stem, rt_name, config), single, 1.05)
+            num, n_s = mean_ms(stem, rt_name, config), samples(stem, rt_name, config)
+            check(what, rt_name, config, num, single, 1.05, n_s, samples("single_task_fp32", rt_name, config))
         for stem, how in (
             ("astmt", "one-hot graph, SE enc+dec"),
             ("astmt_dec", "one-hot graph, SE decoder"),
@@ -320,7 +353,8 @@ def ratio_checks(rows: dict, configs: list[tuple[str, object]]) -> list[dict]:
             ("single_task", "single-task"),
         ):
             num, den = mean_ms(f"{stem}_int8", rt_name, config), mean_ms(f"{stem}_fp32", rt_name, config)
-            check(f"int8 / fp32 latency ({how})", rt_name, config, num, den, 0.55)
+            n_s, d_s = samples(f"{stem}_int8", rt_name, config), samples(f"{stem}_fp32", rt_name, config)
+            check(f"int8 / fp32 latency ({how})", rt_name, config, num, den, 0.55, n_s, d_s)
         if SUFFIX[rt_name] != ".onnx":
             continue
         for stem, spec, t in (
@@ -330,7 +364,9 @@ def ratio_checks(rows: dict, configs: list[tuple[str, object]]) -> list[dict]:
             a, per = row(stem, rt_name, config), row(spec, rt_name, config)
             if a and per:
                 what = f"all {t} tasks in one call / {t} per-task calls (SE decoder, encoder once)"
-                check(what, rt_name, config, a["all_tasks_ms"], sum(per["median_ms"].values()), 1 / 1.5)
+                num, den = a["all_tasks_ms"], sum(per["median_ms"].values())
+                n_s, d_s = samples(stem, rt_name, config, all_tasks=True), samples(spec, rt_name, config)
+                check(what, rt_name, config, num, den, 1 / 1.5, n_s, d_s, ("mean", "sum"))
     return checks
 
 
@@ -471,7 +507,8 @@ def _markdown(report: dict, args: argparse.Namespace) -> str:
         "",
         f"CPU: {env['cpu']} ({env['cores']} cores; SIMD: {' '.join(env['cpu_features'])}); input "
         f"{args.size}x{args.size}; recipe {args.recipe} (MobileNet-v2 1.0, 5 tasks); random weights; "
-        f"{args.runs} runs after {args.warmup} warm-up, batch 1; the median of each.",
+        f"{args.runs} runs in {args.rounds} interleaved rounds (every artifact of a thread count timed in "
+        f"turn, {args.warmup} warm-up calls each round), batch 1; the median of each.",
         "",
         "| artifact | threads | task input | graphs | size MB | per-task median ms | all tasks ms |",
         "|---|---|---|---|---|---|---|",
@@ -483,14 +520,26 @@ def _markdown(report: dict, args: argparse.Namespace) -> str:
             + ", ".join(f"{t} {v:.2f}" for t, v in r["median_ms"].items())
             + f" | {r['all_tasks_ms']:.2f} |"
         )
-    lines += ["", "| target | runtime | threads | ratio | goal | met |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Ratios with a 95 % bootstrap interval over the timed calls (ratio_interval); met = the whole "
+        "interval under the goal, NO = over it, undecided = it spans the goal.",
+        "",
+        "| target | runtime | threads | ratio | 95 % CI | goal | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in checks:
-        met = "yes" if c["ok"] else "NO"
+        verdict = c.get("verdict")
+        met = {"met": "yes", "missed": "NO", "undecided": "undecided"}.get(
+            verdict, "yes" if c["ok"] else "NO"
+        )
         if c["target"].startswith("int8") and not env["int8_dot_product_hardware"]:
             met = "n/a: no VNNI/AMX/ARM dot product on this CPU"
+        ci = c.get("ci95")
         lines.append(
             f"| {c['target']} | {c['runtime']} | {c['threads']} | {c['ratio']:.3f} | "
-            f"<= {c['goal']:.3g} | {met} |"
+            + (f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+            + f" | <= {c['goal']:.3g} | {met} |"
         )
     if ship:
         lines += [
@@ -549,7 +598,13 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--runs", type=int, default=50)
-    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument(
+        "--warmup",
+        type=int,
+        help="untimed calls: before each interleaved round (measure, default 2), "
+        "before the runs (web, default 10)",
+    )
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds the --runs are spread over")
     ap.add_argument("--force", action="store_true", help="re-export existing artifacts")
     ap.add_argument(
         "--target", nargs="+", choices=["onnx", "executorch", "coreml"], help="export: only these"
@@ -562,6 +617,8 @@ def main() -> None:
         "emulation, very slow: a check that the path runs)",
     )
     args = ap.parse_args()
+    if args.warmup is None:
+        args.warmup = 2 if args.phase == "measure" else 10
     {"export": do_export, "measure": do_measure, "web": do_web}[args.phase](args)
 
 

@@ -24,7 +24,8 @@ import numpy as np
 from edgemtl.errors import EdgeMTLError
 
 
-def _time(call: Callable[[], Any], warmup: int, runs: int) -> dict[str, Any]:
+def _samples(call: Callable[[], Any], warmup: int, runs: int) -> np.ndarray:
+    """Milliseconds of ``runs`` timed calls after ``warmup`` untimed ones."""
     if runs < 1 or warmup < 0:
         raise EdgeMTLError(f"latency: runs must be >= 1 and warmup >= 0 (got runs={runs}, warmup={warmup})")
     for _ in range(warmup):
@@ -34,13 +35,21 @@ def _time(call: Callable[[], Any], warmup: int, runs: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         call()
         times[i] = (time.perf_counter() - t0) * 1e3
+    return times
+
+
+def _summary(times: np.ndarray, warmup: int) -> dict[str, Any]:
     return {
         "median_ms": float(np.median(times)),
         "p90_ms": float(np.percentile(times, 90)),
         "min_ms": float(times.min()),
-        "runs": runs,
+        "runs": len(times),
         "warmup": warmup,
     }
+
+
+def _time(call: Callable[[], Any], warmup: int, runs: int) -> dict[str, Any]:
+    return _summary(_samples(call, warmup, runs), warmup)
 
 
 def _input(model: Any, image: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -52,6 +61,72 @@ def _input(model: Any, image: np.ndarray | None) -> tuple[np.ndarray, np.ndarray
     return image, preprocess(image, (h, w))
 
 
+def task_call(
+    model: Any, task: str, include_processing: bool = False, image: np.ndarray | None = None
+) -> Callable[[], Any]:
+    """One task's timed call: the graph call on a prepared input, or ``predict`` on a uint8 image."""
+    image, x = _input(model, image)
+    return (lambda: model.predict(image, task)) if include_processing else (lambda: model.run(x, task))
+
+
+def all_tasks_call(model: Any, image: np.ndarray | None = None) -> Callable[[], Any]:
+    """Every task for one image: one call of an all-tasks graph, else one call per task."""
+    _, x = _input(model, image)
+    if model.io["scheme"] == "all":
+        return lambda: model.backend.run("forward", [x])
+    return lambda: [model.run(x, t) for t in model.tasks]
+
+
+def measure_interleaved(
+    calls: dict[Any, Callable[[], Any]], warmup: int = 2, runs: int = 50, rounds: int = 5, seed: int = 0
+) -> dict[Any, dict[str, Any]]:
+    """Latency of several calls measured in turn: ``rounds`` rounds, each running every call (in a
+    shuffled order) ``warmup`` times untimed and then about ``runs / rounds`` times timed; median and
+    p90 over each call's pooled timings, which are returned too (``times_ms``, for intervals).
+
+    Why: on a shared or thermally throttled machine the speed drifts by 10-20 % over minutes, so
+    artifacts timed one after another compare the machine's moods as much as the artifacts. Taking
+    every artifact's samples from the same stretches of time makes their ratios measured in one run
+    comparable; the drift widens each median's spread instead of biasing one artifact."""
+    if runs < 1 or rounds < 1 or warmup < 0:
+        raise EdgeMTLError(
+            "latency: runs and rounds must be >= 1 and warmup >= 0 "
+            f"(got runs={runs}, rounds={rounds}, warmup={warmup})"
+        )
+    rng = np.random.default_rng(seed)
+    keys = list(calls)
+    times: dict[Any, list[np.ndarray]] = {k: [] for k in keys}
+    for r in range(rounds):
+        n = runs // rounds + (r < runs % rounds)
+        if n == 0:
+            continue
+        for i in rng.permutation(len(keys)):
+            times[keys[i]].append(_samples(calls[keys[i]], warmup, n))
+    out = {}
+    for key, ts in times.items():
+        arr = np.concatenate(ts)
+        out[key] = {**_summary(arr, warmup), "rounds": rounds, "times_ms": np.round(arr, 4).tolist()}
+    return out
+
+
+def ratio_interval(
+    num: list, den: list, agg: tuple[str, str] = ("mean", "mean"), resamples: int = 1000
+) -> list[float]:
+    """95 % bootstrap interval of a latency ratio: each side is the mean (or sum) over its tasks of
+    the median of that task's timed calls; every task's calls are resampled with replacement
+    (fixed seed). It covers the call-to-call spread of this run, drift included (the calls were
+    interleaved); it does not cover another machine or another day."""
+    rng = np.random.default_rng(0)
+    num, den = [np.asarray(a) for a in num], [np.asarray(a) for a in den]
+
+    def side(arrays: list, how: str) -> float:
+        medians = [np.median(a[rng.integers(0, len(a), len(a))]) for a in arrays]
+        return float(np.mean(medians) if how == "mean" else np.sum(medians))
+
+    reps = [side(num, agg[0]) / side(den, agg[1]) for _ in range(resamples)]
+    return [float(v) for v in np.percentile(reps, [2.5, 97.5])]
+
+
 def measure(
     model: Any,
     task: str,
@@ -61,8 +136,7 @@ def measure(
     image: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Median and p90 latency in milliseconds of ``runs`` calls of one task after ``warmup`` calls."""
-    image, x = _input(model, image)
-    call = (lambda: model.predict(image, task)) if include_processing else (lambda: model.run(x, task))
+    call = task_call(model, task, include_processing, image)
     return {
         **_time(call, warmup, runs),
         "threads": model.threads,
@@ -78,20 +152,9 @@ def measure_all_tasks(
 ) -> dict[str, Any]:
     """Latency of producing every task for one image: one call of an all-tasks graph (``--task-input
     all``, where the encoder runs once), else one call per task in sequence."""
-    _, x = _input(model, image)
     one_call = model.io["scheme"] == "all"
-    if one_call:
-
-        def call() -> None:
-            model.backend.run("forward", [x])
-    else:
-
-        def call() -> None:
-            for t in model.tasks:
-                model.run(x, t)
-
     return {
-        **_time(call, warmup, runs),
+        **_time(all_tasks_call(model, image), warmup, runs),
         "threads": model.threads,
         "backend": model.backend.name,
         "calls_per_image": 1 if one_call else len(model.tasks),
