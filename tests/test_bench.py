@@ -213,6 +213,7 @@ def test_bench_end_to_end_on_a_tiny_suite(mixed_data, tmp_path, capsys):
     assert res["bootstrap"]["status"] == "ok" and res["bootstrap"]["n_images"] == 6
     # Two training seeds: fp32 PyTorch metrics are seed means, with their spread and per-seed Δm.
     assert astmt_row["seeds"] == [0, 1] and res["bootstrap"]["training_seeds"] == [0, 1]
+    assert res["bootstrap"]["seeds_resampled"] is True  # two-level intervals: seeds, then images
     runs = res["trained_seeds"]["astmt"]
     mean = sum(r["metrics"]["depth"]["rmse"] for r in runs) / 2
     assert astmt_row["metrics"]["depth"]["rmse"] == pytest.approx(mean)
@@ -231,6 +232,7 @@ def test_bench_end_to_end_on_a_tiny_suite(mixed_data, tmp_path, capsys):
     assert (
         "Δm" in md and "unsupported" in md and res["environment"]["cores"] and "95 % paired bootstrap" in md
     )
+    assert "resampling the training seeds" in md
     for png in ("pareto_gmac.png", "pareto_params.png", "pareto_latency.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert "| astmt | int8-ptq | executorch | ok |" in printed

@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgemtl.errors import EdgeMTLError
 from edgemtl.metrics import ConfusionMeter, DepthMeter, EdgeMeter, NormalsMeter
 from edgemtl.metrics.bootstrap import (
     delta_m_samples,
     resample_weights,
     resampled_metric,
+    seed_weights,
     state_vector,
     summarize,
     with_state,
@@ -94,6 +96,36 @@ def test_resamples_are_fixed_and_multinomial():
     W = resample_weights(7, 50)
     assert W.shape == (50, 7) and np.all(W.sum(1) == 7)
     assert np.array_equal(W, resample_weights(7, 50)), "a fixed seed: the same resamples for every model"
+
+
+def test_seed_weights_resample_the_training_seeds():
+    W = seed_weights(3, 400)
+    assert W.shape == (400, 3) and np.allclose(W.sum(1), 1) and np.allclose(W * 3, np.rint(W * 3))
+    assert np.array_equal(W, seed_weights(3, 400)) and np.array_equal(seed_weights(1, 5), np.ones((5, 1)))
+    # Every seed is left out of some resamples and drawn 3 times in others (1/27 each: ~15 of 400).
+    assert all((W[:, k] == 0).any() and (W[:, k] == 1).any() for k in range(3))
+    with pytest.raises(EdgeMTLError, match="at least one seed"):
+        seed_weights(0)
+
+
+def test_seed_resampling_turns_a_seed_dependent_difference_into_a_tie():
+    """Three seeds whose Δm vs a reference is +0.4, +0.6 and -3.0 points, each measured precisely
+    (image noise 0.05): resampling images only, the seed mean (-0.67) looks significant; resampling
+    the seeds too (as edgemtl bench does) gives an interval that spans 0. A difference of the same
+    sign on every seed (-2.8, -1.5, -4.8) stays significant."""
+    rng = np.random.default_rng(3)
+    W = seed_weights(3)
+
+    def intervals(per_seed_delta):
+        per_seed = np.array(per_seed_delta)[:, None] + rng.normal(0, 0.05, (3, W.shape[0]))  # [S, R]
+        images_only = summarize(per_seed.mean(0), float(np.mean(per_seed_delta)))
+        two_level = summarize(np.einsum("rs,sr->r", W, per_seed), float(np.mean(per_seed_delta)))
+        return images_only, two_level
+
+    images_only, two_level = intervals([0.4, 0.6, -3.0])
+    assert images_only["significant"] and not two_level["significant"], (images_only, two_level)
+    assert two_level["ci_low"] < -2.5 and two_level["ci_high"] > 0.3
+    assert all(ci["significant"] for ci in intervals([-2.8, -1.5, -4.8]))
 
 
 def test_paired_delta_m_interval():

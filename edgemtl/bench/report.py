@@ -219,18 +219,20 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
         delta_m_samples,
         resample_weights,
         resampled_metric,
+        seed_weights,
         summarize,
     )
     from edgemtl.train.trainer import load_image_states
 
     trained = results["trained"]
     states: dict[str, list[dict[str, Any]]] = {}  # per model: one state set per seed
+    run_seeds: dict[str, list[Any]] = {}
     for name in trained:
-        paths = [
-            Path(r["run"]) / states_file(suite.protocol) for r in seed_runs(results, name) if r.get("run")
-        ]
+        runs = [r for r in seed_runs(results, name) if r.get("run")]
+        paths = [Path(r["run"]) / states_file(suite.protocol) for r in runs]
         if paths and all(p.is_file() for p in paths):
             states[name] = [load_image_states(p) for p in paths]
+            run_seeds[name] = [r.get("seed") for r in runs]
     st = {t: f"single_task_{t}" for t in suite.tasks}
     if not all(n in states for n in st.values()):
         return {"status": "skipped: runs without per-image states (trained by an older edgemtl)"}
@@ -238,6 +240,10 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
     if any(s["_ids"] != ids for runs in states.values() for s in runs):
         return {"status": "skipped: the runs were tested on different images"}
     weights = resample_weights(len(ids))
+    # Training seeds are resampled too (two levels: seeds, then images; seed_weights), paired by
+    # seed. A model trained on other seeds than the single-task baselines averages its own seeds.
+    seeds = run_seeds[st[suite.tasks[0]]]
+    by_seed = seed_weights(len(seeds))
     # The meters the runs' test evaluation used (the trainer's protocol), to rebuild resampled states.
     protocol = Protocol(edge_thresholds=suite.train_config.edge_thresholds, name=suite.protocol)
     templates = {t: protocol.new_meter(tasks[t]) for t in suite.tasks}
@@ -245,17 +251,21 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
     samples: dict[str, dict[str, np.ndarray]] = {}
 
     def metric_samples(name: str, names: list[str]) -> dict[str, np.ndarray]:
-        """Per resample, the metric averaged over the model's seeds (the same resample for every seed)."""
+        """Per resample, the metric averaged over the model's seeds, weighted by the resample's seed
+        draw (the same image resample for every seed)."""
         got = samples.setdefault(name, {})
         for t in names:
             if t not in got:
-                got[t] = np.mean(
+                per_seed = np.stack(
                     [
                         resampled_metric(templates[t], run[t], tasks[t].primary(suite.protocol), weights)
                         for run in states[name]
-                    ],
-                    axis=0,
-                )
+                    ]
+                )  # [S, R]
+                if run_seeds[name] == seeds:
+                    got[t] = np.einsum("rs,sr->r", by_seed, per_seed)
+                else:
+                    got[t] = per_seed.mean(axis=0)
         return {t: got[t] for t in names}
 
     base = {t: metric_samples(n, [t])[t] for t, n in st.items()}
@@ -291,6 +301,7 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
         "level": 0.95,
         "hard_sharing_reference": hs,
         "training_seeds": list(suite.seeds),
+        "seeds_resampled": len(seeds) > 1,
     }
 
 
@@ -415,7 +426,13 @@ def markdown(rows: list[dict[str, Any]], suite: Suite, results: dict[str, Any]) 
             lines.append(
                 f"Training seeds {seeds}: PyTorch fp32 metrics are means ± std over seeds, Δm ± the std of "
                 "per-seed Δm (each seed against the single-task models of the same seed); intervals are "
-                "of the seed-mean Δm over test-image resamples."
+                "of the seed-mean Δm"
+                + (
+                    ", resampling the training seeds (with replacement, paired by seed) and then the test "
+                    "images: they cover seed-to-seed variation too."
+                    if boot.get("seeds_resampled")
+                    else " over test-image resamples (seed variation not included)."
+                )
             )
     elif boot:
         lines.append(f"Δm intervals: {boot['status']}")

@@ -66,6 +66,19 @@ def resample_weights(n: int, n_resamples: int = N_RESAMPLES, seed: int = SEED) -
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples).astype(np.float64)
 
 
+def seed_weights(n_seeds: int, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> np.ndarray:
+    """[R, S] weights of S training seeds in R resamples: seed multiplicities drawn with replacement
+    (multinomial, S draws), divided by S. Averaging per-seed metrics with these weights resamples the
+    seeds as well as the images (a two-level bootstrap), so an interval also covers how much another
+    training run would move the result. The same draw for every model (paired by seed: seed k of a
+    model against seed k of its baselines). One seed: all ones, the images-only bootstrap."""
+    if n_seeds < 1:
+        raise EdgeMTLError(f"seed_weights: need at least one seed (got {n_seeds})")
+    rng = np.random.default_rng([seed, n_seeds, 1])
+    counts = rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=n_resamples)
+    return counts.astype(np.float64) / n_seeds
+
+
 def resampled_metric(template: Any, states: np.ndarray, key: str, weights: np.ndarray) -> np.ndarray:
     """``key`` of ``template``'s compute() on each resample: [R] values."""
     if hasattr(template, "resampled"):  # not additive (detection AP): the meter resamples itself
