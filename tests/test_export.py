@@ -528,6 +528,8 @@ def test_profile_latency_of_an_artifact_and_of_a_recipe(pte_per_task, tmp_path, 
                 str(recipe),
                 "--runtime",
                 "onnx",
+                "--runtime",
+                "executorch",
                 "--threads",
                 "1",
                 "--runs",
@@ -540,11 +542,19 @@ def test_profile_latency_of_an_artifact_and_of_a_recipe(pte_per_task, tmp_path, 
         )
         == 0
     )
-    ort_prof = json.loads(out.read_text())["latency"]["runtimes"]["onnx"]
+    both = json.loads(out.read_text())["latency"]["runtimes"]
+    ort_prof = both["onnx"]
     assert ort_prof["task_input"] == "onehot" and set(ort_prof["per_task"]) == {"semseg", "depth"}
     assert ort_prof["all_tasks"]["calls_per_image"] == 1, "decoder-only SE: all-tasks graph, encoder once"
     assert ort_prof["all_tasks_sequential"]["calls_per_image"] == 2
-    assert "encoder once" in capsys.readouterr().out
+    # Two runtimes, timed in interleaved rounds: every call got its runs, and memory was measured.
+    for prof in both.values():
+        assert all(
+            m["runs"] == 3 and m["rounds"] == 3 and "times_ms" not in m for m in prof["per_task"].values()
+        )
+        assert prof["memory"].get("load_ms") or prof["memory"].get("error")
+    printed = capsys.readouterr().out
+    assert "encoder once" in printed and "interleaved rounds" in printed
 
 
 # ---- CoreML (structural on Linux + the converted program in ORT) ----------------------------

@@ -196,10 +196,10 @@ def _latency(args: argparse.Namespace, model) -> dict:
     from edgemtl.profile.cpu import cpu_features
 
     cpu = f"{_cpu_name()} ({' '.join(cpu_features()) or 'SIMD unknown'})"
+    how = "" if len(res) < 2 else "; the runtimes timed in turn, in interleaved rounds"
     print(
         f"  latency at batch 1, {threads} thread(s), median (p90) of {args.runs} runs after {args.warmup} "
-        "warm-up, "
-        f"graph call only; CPU: {cpu}"
+        f"warm-up{how}, graph call only; CPU: {cpu}"
     )
     for name, r in res.items():
         size = f"{r['bytes'] / 1e6:.2f} MB" if r.get("bytes") else ""

@@ -137,8 +137,12 @@ def measure(
 ) -> dict[str, Any]:
     """Median and p90 latency in milliseconds of ``runs`` calls of one task after ``warmup`` calls."""
     call = task_call(model, task, include_processing, image)
+    return _task_entry(_time(call, warmup, runs), model, task, include_processing)
+
+
+def _task_entry(summary: dict[str, Any], model: Any, task: str, include_processing: bool = False) -> dict:
     return {
-        **_time(call, warmup, runs),
+        **{k: v for k, v in summary.items() if k != "times_ms"},
         "threads": model.threads,
         "backend": model.backend.name,
         "task": task,
@@ -147,20 +151,23 @@ def measure(
     }
 
 
+def _all_tasks_entry(summary: dict[str, Any], model: Any) -> dict:
+    return {
+        **{k: v for k, v in summary.items() if k != "times_ms"},
+        "threads": model.threads,
+        "backend": model.backend.name,
+        "calls_per_image": 1 if model.io["scheme"] == "all" else len(model.tasks),
+        "task_input": model.io["scheme"],
+        "input_size": list(model.input_size),
+    }
+
+
 def measure_all_tasks(
     model: Any, warmup: int = 5, runs: int = 30, image: np.ndarray | None = None
 ) -> dict[str, Any]:
     """Latency of producing every task for one image: one call of an all-tasks graph (``--task-input
     all``, where the encoder runs once), else one call per task in sequence."""
-    one_call = model.io["scheme"] == "all"
-    return {
-        **_time(all_tasks_call(model, image), warmup, runs),
-        "threads": model.threads,
-        "backend": model.backend.name,
-        "calls_per_image": 1 if one_call else len(model.tasks),
-        "task_input": model.io["scheme"],
-        "input_size": list(model.input_size),
-    }
+    return _all_tasks_entry(_time(all_tasks_call(model, image), warmup, runs), model)
 
 
 def profile_artifact(
@@ -169,10 +176,20 @@ def profile_artifact(
     """Per-task and all-tasks latency of one artifact on its own runtime, plus its size on disk and
     (``memory``) its load time and resident memory, measured in a fresh process (profile.memory)."""
     from edgemtl import runtime
-    from edgemtl.artifact.manifest import artifact_size
 
     rt = runtime.load(path, threads=threads)
-    out = {
+    out = _artifact_entry(path, rt, threads)
+    out["per_task"] = {t: measure(rt, t, warmup, runs) for t in rt.tasks}
+    out["all_tasks"] = measure_all_tasks(rt, warmup, runs)
+    if memory:
+        out["memory"] = _memory(path, threads)
+    return out
+
+
+def _artifact_entry(path: str | os.PathLike, rt: Any, threads: int | None) -> dict[str, Any]:
+    from edgemtl.artifact.manifest import artifact_size
+
+    return {
         "artifact": str(path),
         "runtime": rt.backend.name,
         "bytes": artifact_size(path),
@@ -180,17 +197,18 @@ def profile_artifact(
         "precision": rt.metadata.get("precision"),
         "task_input": rt.io["scheme"],
         "threads": threads,
-        "per_task": {t: measure(rt, t, warmup, runs) for t in rt.tasks},
     }
-    out["all_tasks"] = measure_all_tasks(rt, warmup, runs)
-    if memory:  # a failed memory measurement is said in its place; the latency stands
-        from edgemtl.profile.memory import footprint
 
-        try:
-            out["memory"] = footprint([path], threads or 1)
-        except (EdgeMTLError, OSError, subprocess.TimeoutExpired) as e:
-            out["memory"] = {"error": str(e)[:300]}
-    return out
+
+def _memory(path: str | os.PathLike, threads: int | None) -> dict[str, Any]:
+    """Load time and resident memory in a fresh process; a failure is said in its place (the
+    latency stands)."""
+    from edgemtl.profile.memory import footprint
+
+    try:
+        return footprint([path], threads or 1)
+    except (EdgeMTLError, OSError, subprocess.TimeoutExpired) as e:
+        return {"error": str(e)[:300]}
 
 
 def profile_runtimes(
@@ -203,16 +221,20 @@ def profile_runtimes(
     workdir: str | os.PathLike | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Export ``model`` to each runtime (verified as usual), then time every task and all tasks.
+    """Export ``model`` to each runtime (verified as usual), then time every task and all tasks of
+    every artifact in interleaved rounds (measure_interleaved: the runtimes are compared on the same
+    stretches of the machine's time; ``warmup`` untimed calls in all, spread over the rounds).
 
     For astmt with a task-independent encoder, a second ``all`` artifact gives the all-tasks
     latency with the encoder computed once.
     """
+    from edgemtl import runtime
     from edgemtl.export import TARGETS, export, runnable_targets
     from edgemtl.export.wrapper import valid_schemes
 
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        loaded: dict[str, tuple[Path, Any, Any]] = {}
         for name in runtimes:
             if name not in runnable_targets():
                 from edgemtl.errors import unknown_choice
@@ -220,21 +242,35 @@ def profile_runtimes(
                 raise unknown_choice("--runtime", name, runnable_targets())
             target, suffix = name, TARGETS.get(name).suffix
             if progress:
-                progress(f"exporting to {name} ({precision}) and timing {len(model.task_names)} tasks")
+                progress(f"exporting to {name} ({precision})")
             res = export(model, target, Path(tmp) / f"model{suffix}", precision=precision)
-            entry = profile_artifact(res.path, threads, warmup, runs)
+            rt_all = None
             if model.conditional and "all" in valid_schemes(model) and precision == "fp32":
                 if progress:
                     progress(f"exporting the all-tasks graph to {name} (encoder once)")
                 res_all = export(
                     model, target, Path(tmp) / f"model_all{suffix}", precision=precision, task_input="all"
                 )
-                from edgemtl import runtime
-
+                rt_all = runtime.load(res_all.path, threads=threads)
+            loaded[name] = (res.path, runtime.load(res.path, threads=threads), rt_all)
+        calls: dict[tuple[str, str | None], Callable[[], Any]] = {}
+        for name, (_, rt, rt_all) in loaded.items():
+            calls.update({(name, t): task_call(rt, t) for t in rt.tasks})
+            calls[(name, None)] = all_tasks_call(rt)
+            if rt_all is not None:
+                calls[(name, "all-graph")] = all_tasks_call(rt_all)
+        if progress:
+            progress(f"timing {len(calls)} calls in interleaved rounds")
+        rounds = min(5, runs)
+        timed = measure_interleaved(calls, -(-warmup // rounds), runs, rounds)
+        for name, (path, rt, rt_all) in loaded.items():
+            entry = _artifact_entry(path, rt, threads)
+            entry["per_task"] = {t: _task_entry(timed[(name, t)], rt, t) for t in rt.tasks}
+            entry["all_tasks"] = _all_tasks_entry(timed[(name, None)], rt)
+            if rt_all is not None:
                 entry["all_tasks_sequential"] = entry["all_tasks"]
-                entry["all_tasks"] = measure_all_tasks(
-                    runtime.load(res_all.path, threads=threads), warmup, runs
-                )
+                entry["all_tasks"] = _all_tasks_entry(timed[(name, "all-graph")], rt_all)
+            entry["memory"] = _memory(path, threads)
             entry["artifact"] = None  # a temporary file
             results[name] = entry
     return results
