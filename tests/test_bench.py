@@ -214,6 +214,20 @@ def test_bench_end_to_end_on_a_tiny_suite(mixed_data, tmp_path, capsys):
     # Two training seeds: fp32 PyTorch metrics are seed means, with their spread and per-seed Δm.
     assert astmt_row["seeds"] == [0, 1] and res["bootstrap"]["training_seeds"] == [0, 1]
     assert res["bootstrap"]["seeds_resampled"] is True  # two-level intervals: seeds, then images
+    assert res["bootstrap"]["seeds_not_resampled"] == []
+    # A model with other seeds than its baselines (here: astmt's seed 1 dropped) cannot be paired by
+    # seed: its interval resamples images only, and the table says so.
+    import copy
+
+    from edgemtl.bench import load_suite
+    from edgemtl.bench.report import build_rows, markdown
+
+    one_seed = copy.deepcopy(res)
+    one_seed["trained_seeds"]["astmt"] = one_seed["trained_seeds"]["astmt"][:1]
+    loaded = load_suite(str(suite), None, [], "smoke")
+    md_rows = build_rows(loaded, one_seed)
+    assert one_seed["bootstrap"]["seeds_not_resampled"] == ["astmt"]
+    assert "not for astmt" in markdown(md_rows, loaded, one_seed)
     runs = res["trained_seeds"]["astmt"]
     mean = sum(r["metrics"]["depth"]["rmse"] for r in runs) / 2
     assert astmt_row["metrics"]["depth"]["rmse"] == pytest.approx(mean)

@@ -249,6 +249,7 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
     templates = {t: protocol.new_meter(tasks[t]) for t in suite.tasks}
     hib = {t: tasks[t].higher_is_better for t in suite.tasks}
     samples: dict[str, dict[str, np.ndarray]] = {}
+    unpaired: set[str] = set()
 
     def metric_samples(name: str, names: list[str]) -> dict[str, np.ndarray]:
         """Per resample, the metric averaged over the model's seeds, weighted by the resample's seed
@@ -264,8 +265,9 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
                 )  # [S, R]
                 if run_seeds[name] == seeds:
                     got[t] = np.einsum("rs,sr->r", by_seed, per_seed)
-                else:
+                else:  # no seed to pair with: its own seeds averaged, images resampled only
                     got[t] = per_seed.mean(axis=0)
+                    unpaired.add(name)
         return {t: got[t] for t in names}
 
     base = {t: metric_samples(n, [t])[t] for t, n in st.items()}
@@ -302,6 +304,8 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
         "hard_sharing_reference": hs,
         "training_seeds": list(suite.seeds),
         "seeds_resampled": len(seeds) > 1,
+        # models trained on other seeds than the single-task baselines: their seeds are not resampled
+        "seeds_not_resampled": sorted(unpaired) if len(seeds) > 1 else [],
     }
 
 
@@ -429,7 +433,13 @@ def markdown(rows: list[dict[str, Any]], suite: Suite, results: dict[str, Any]) 
                 "of the seed-mean Δm"
                 + (
                     ", resampling the training seeds (with replacement, paired by seed) and then the test "
-                    "images: they cover seed-to-seed variation too."
+                    "images: they cover seed-to-seed variation too"
+                    + (
+                        f" (not for {', '.join(boot['seeds_not_resampled'])}: other seeds than the "
+                        "single-task models, so images only)."
+                        if boot.get("seeds_not_resampled")
+                        else "."
+                    )
                     if boot.get("seeds_resampled")
                     else " over test-image resamples (seed variation not included)."
                 )
