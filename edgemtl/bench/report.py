@@ -206,6 +206,22 @@ def reference_hard_sharing(suite: Suite) -> str | None:
     )
 
 
+def _seed_states(suite: Suite, results: dict[str, Any]) -> tuple[dict[str, list], dict[str, list]]:
+    """Per trained model whose runs all saved them: the per-image test states of each seed's run,
+    and those runs' seeds (in the same order)."""
+    from edgemtl.train.trainer import load_image_states
+
+    states: dict[str, list[dict[str, Any]]] = {}
+    run_seeds: dict[str, list[Any]] = {}
+    for name in results["trained"]:
+        runs = [r for r in seed_runs(results, name) if r.get("run")]
+        paths = [Path(r["run"]) / states_file(suite.protocol) for r in runs]
+        if paths and all(p.is_file() for p in paths):
+            states[name] = [load_image_states(p) for p in paths]
+            run_seeds[name] = [r.get("seed") for r in runs]
+    return states, run_seeds
+
+
 def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """95 % paired-bootstrap intervals of Δm (vs the single-task models, and vs hard sharing) for every
     fp32 PyTorch row, from the per-image states each run saved (docs/metrics.md, "Confidence intervals")."""
@@ -222,17 +238,9 @@ def _bootstrap(suite: Suite, results: dict[str, Any], tasks, rows: list[dict[str
         seed_weights,
         summarize,
     )
-    from edgemtl.train.trainer import load_image_states
 
     trained = results["trained"]
-    states: dict[str, list[dict[str, Any]]] = {}  # per model: one state set per seed
-    run_seeds: dict[str, list[Any]] = {}
-    for name in trained:
-        runs = [r for r in seed_runs(results, name) if r.get("run")]
-        paths = [Path(r["run"]) / states_file(suite.protocol) for r in runs]
-        if paths and all(p.is_file() for p in paths):
-            states[name] = [load_image_states(p) for p in paths]
-            run_seeds[name] = [r.get("seed") for r in runs]
+    states, run_seeds = _seed_states(suite, results)
     st = {t: f"single_task_{t}" for t in suite.tasks}
     if not all(n in states for n in st.values()):
         return {"status": "skipped: runs without per-image states (trained by an older edgemtl)"}
