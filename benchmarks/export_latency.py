@@ -183,6 +183,11 @@ def do_measure(args: argparse.Namespace) -> None:
             med = rows[key]["median_ms"]
             print(f"{key:44s}: " + ", ".join(f"{t} {v:.2f}" for t, v in med.items()) + " ms", flush=True)
         del loaded, calls
+    if not rows:  # nothing exported: say so instead of writing an empty report over a good one
+        raise SystemExit(
+            f"export_latency measure: no artifacts in {art}; "
+            f"run `python benchmarks/export_latency.py export --out {args.out}` first"
+        )
 
     features = cpu_features()
     int8_hw = bool({"avx512_vnni", "avx_vnni", "amx"} & set(features)) or platform.machine() in (
@@ -591,20 +596,24 @@ def _versions() -> dict[str, str]:
 
 
 def main() -> None:
+    from edgemtl.cli._args import positive_int
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("phase", choices=["export", "measure", "web"])
     ap.add_argument("--out", default="benchmarks/results/export_latency_cpu")
     ap.add_argument("--recipe", default="astmt_mnv2")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--runs", type=positive_int, default=50)
     ap.add_argument(
         "--warmup",
         type=int,
         help="untimed calls: before each interleaved round (measure, default 2), "
         "before the runs (web, default 10)",
     )
-    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds the --runs are spread over")
+    ap.add_argument(
+        "--rounds", type=positive_int, default=5, help="interleaved rounds the --runs are spread over"
+    )
     ap.add_argument("--force", action="store_true", help="re-export existing artifacts")
     ap.add_argument(
         "--target", nargs="+", choices=["onnx", "executorch", "coreml"], help="export: only these"
@@ -619,6 +628,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.warmup is None:
         args.warmup = 2 if args.phase == "measure" else 10
+    elif args.warmup < 0:
+        ap.error(f"argument --warmup: must be at least 0 (got {args.warmup})")
     {"export": do_export, "measure": do_measure, "web": do_web}[args.phase](args)
 
 

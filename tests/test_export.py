@@ -414,6 +414,19 @@ def test_latency_measure_interleaved_spreads_every_call_over_the_rounds(onnx_one
         measure_interleaved(calls, rounds=0)
 
 
+def test_profile_rejects_a_negative_warmup_before_any_export(capsys):
+    """Spread over interleaved rounds, a negative warm-up would round to 0 silently: the flag and
+    the library both refuse it, before minutes of export."""
+    from edgemtl.cli import main
+    from edgemtl.profile.latency import profile_runtimes
+
+    with pytest.raises(SystemExit):
+        main(["profile", "models/astmt_mnv2.yaml", "--warmup", "-1"])
+    assert "argument --warmup: must be at least 0 (got -1)" in capsys.readouterr().err
+    with pytest.raises(EdgeMTLError, match="warmup >= 0"):
+        profile_runtimes(None, ["onnx"], 1, warmup=-1)
+
+
 # ---- ExecuTorch (per-task methods) ----------------------------------------------------------
 
 

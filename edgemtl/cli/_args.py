@@ -22,12 +22,21 @@ def sizes_arg(text: str) -> tuple[int, int] | list[tuple[int, int]]:
     return parts[0] if len(parts) == 1 else parts
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1."""
+def _int_at_least(text: str, low: int) -> int:
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a whole number (got '{text}')") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {v})")
+    if v < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low} (got {v})")
     return v
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 (e.g. a number of warm-up calls)."""
+    return _int_at_least(text, 0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgemtl.cli._args import positive_int, size_arg
+from edgemtl.cli._args import non_negative_int, positive_int, size_arg
 
 NAME = "profile"
 HELP = "params, MACs per task, artifact size and runtime latency of a checkpoint, artifact or recipe"
@@ -54,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-latency", action="store_true", help="counts only (no export, no timing)")
     p.add_argument("--runs", type=positive_int, default=30, help="timed calls per measurement (default 30)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed calls first (default 5)")
+    p.add_argument("--warmup", type=non_negative_int, default=5, help="untimed calls first (default 5)")
 
 
 def _model(target: str, overrides: list[str]):

@@ -232,6 +232,8 @@ def profile_runtimes(
     from edgemtl.export import TARGETS, export, runnable_targets
     from edgemtl.export.wrapper import valid_schemes
 
+    if runs < 1 or warmup < 0:  # before minutes of export, not after
+        raise EdgeMTLError(f"latency: runs must be >= 1 and warmup >= 0 (got runs={runs}, warmup={warmup})")
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         loaded: dict[str, tuple[Path, Any, Any]] = {}
