@@ -379,7 +379,9 @@ def do_web(args: argparse.Namespace) -> None:
     """The same artifacts in onnxruntime-web in headless Chromium (apps/web/bench.html through the
     demo server, which sends COOP/COEP: WebAssembly with SIMD and threads), and WebGPU where
     Chromium finds an adapter (``--webgpu swiftshader`` uses the CPU emulation: a check that the
-    path runs, not a GPU figure). Writes web_report.json / web_report.md beside report.json."""
+    path runs, not a GPU figure). Like ``measure``, every artifact's page is opened once per round,
+    in a shuffled order, so all artifacts are timed over the same stretches of time and their ratios
+    get bootstrap intervals. Writes web_report.json / web_report.md beside report.json."""
     import shutil
     import subprocess
     import tempfile
@@ -395,14 +397,11 @@ def do_web(args: argparse.Namespace) -> None:
     art = Path(args.out) / "artifacts"
     paths = sorted({art / f"{stem}.onnx" for stem, _, target, *_ in ARTIFACTS if target == "onnx"})
     paths = [p for p in paths if p.exists()]
+    if not paths:
+        raise SystemExit(f"web: no ONNX artifacts under {art}: run the export phase first")
     configs = [f"wasm{t}" for t in args.threads] + (["webgpu"] if args.webgpu != "off" else [])
     servers = [web.start_background(p) for p in paths]
-    steps = []
-    for (_, url), path in zip(servers, paths):
-        for c in configs:
-            ep = "ep=webgpu" if c == "webgpu" else f"ep=wasm&threads={c[4:]}"
-            query = f"{ep}&runs={args.runs}&warmup={args.warmup}&memory=1"
-            steps.append({"bench": f"{url}bench.html?{query}", "key": f"{path.name}@{c}"})
+    steps = _web_steps([(p.name, url) for (_, url), p in zip(servers, paths)], configs, args)
     flags = ["--enable-blink-features=ForceEagerMeasureMemory"]
     if args.webgpu == "swiftshader":
         flags += ["--enable-unsafe-webgpu", "--enable-unsafe-swiftshader", "--use-webgpu-adapter=swiftshader"]
@@ -424,46 +423,27 @@ def do_web(args: argparse.Namespace) -> None:
                 server.shutdown()
                 server.server_close()
         got = json.loads(Path(f"{tmp}/results.json").read_text())["bench"]["collected"]
-    rows, errors = {}, {}
-    for key, rec in got.items():
-        r = rec["result"]
-        config = key.rsplit("@", 1)[1]
-        want = ("webgpu", None) if config == "webgpu" else ("wasm", int(config[4:]))
-        if r is None or (r["backend"], r["threads"]) != want:
-            got = r and f"ran on {r['backend']} with {r['threads']} thread(s), not {want}"
-            errors[key] = rec["error"] or rec["warning"] or got
-            continue
-        rows[key] = {
-            "backend": r["backend"],
-            "threads": r["threads"],
-            "task_input": r["task_input"],
-            "graphs": r["graphs"],
-            "bytes": r["bytes"],
-            "load_ms": round(r["fetch_ms"] + r["session_ms"], 1),
-            "page_memory_mb": r["page_memory_mb"] and round(r["page_memory_mb"], 1),
-            "median_ms": {t: m["median_ms"] for t, m in r["tasks"].items()},
-            "p90_ms": {t: m["p90_ms"] for t, m in r["tasks"].items()},
-            "all_tasks_ms": r["all_tasks"]["median_ms"],
-        }
-        print(
-            f"{key:36s} " + ", ".join(f"{t} {v:.1f}" for t, v in rows[key]["median_ms"].items()), flush=True
-        )
-    isolated = {rec["result"]["cross_origin_isolated"] for rec in got.values() if rec["result"]}
+    rows, errors = _web_rows(got)
+    for key, r in rows.items():
+        print(f"{key:36s} " + ", ".join(f"{t} {v:.1f}" for t, v in r["median_ms"].items()), flush=True)
+    first = [rec["result"] for rec in got.values() if rec["result"]]
     env = {
         "cpu": _cpu(),
         "cpu_features": cpu_features(),
         "cores": os.cpu_count(),
-        "browser": next((rec["result"]["user_agent"] for rec in got.values() if rec["result"]), None),
+        "browser": first[0]["user_agent"] if first else None,
         "onnxruntime_web": json.loads((REPO / "apps/web/package.json").read_text())["dependencies"][
             "onnxruntime-web"
         ],
-        "cross_origin_isolated": sorted(isolated),
+        "cross_origin_isolated": sorted({r["cross_origin_isolated"] for r in first}),
         "webgpu": args.webgpu,
         "runs": args.runs,
+        "rounds": args.rounds,
         "warmup": args.warmup,
-        "note": "median of runs after warm-up, batch 1, session.run only (apps/web/js/bench.js); "
-        "load = fetch + session creation; memory = performance.measureUserAgentSpecificMemory "
-        "of the page",
+        "note": "median of the runs pooled over the interleaved rounds (each round opens every "
+        "artifact's page in a shuffled order, warms it up and times its share of the runs), batch 1, "
+        "session.run only (apps/web/js/bench.js); load = fetch + session creation, the median over "
+        "rounds; memory = performance.measureUserAgentSpecificMemory of the page, first round",
     }
     checks = ratio_checks(rows, [("onnxruntime-web", c) for c in configs])
     report = {"environment": env, "rows": rows, "errors": errors, "checks": checks}
@@ -471,6 +451,70 @@ def do_web(args: argparse.Namespace) -> None:
     text = _web_markdown(report, args)
     (Path(args.out) / "web_report.md").write_text(text + "\n")
     print(text)
+
+
+def _web_steps(pages: list[tuple[str, str]], configs: list[str], args: argparse.Namespace) -> list[dict]:
+    """bench.html visits: ``args.rounds`` rounds, each opening every (artifact, config) once in a
+    shuffled order for its share of ``args.runs``; the page memory is asked for in the first round
+    only (the browser answers at its next garbage collection, up to 30 s)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    pairs = [(name, url, c) for name, url in pages for c in configs]
+    steps = []
+    for r in range(args.rounds):
+        n = args.runs // args.rounds + (r < args.runs % args.rounds)
+        if n == 0:
+            continue
+        for i in rng.permutation(len(pairs)):
+            name, url, c = pairs[i]
+            ep = "ep=webgpu" if c == "webgpu" else f"ep=wasm&threads={c[4:]}"
+            query = f"{ep}&runs={n}&warmup={args.warmup}&memory={int(r == 0)}"
+            steps.append({"bench": f"{url}bench.html?{query}", "key": f"{name}@{c}#{r}"})
+    return steps
+
+
+def _web_rows(got: dict) -> tuple[dict, dict]:
+    """One row per ``<artifact>@<config>``: the rounds' timed calls pooled (medians, p90 and the
+    samples the ratio intervals resample), the median load time; a round that failed or ran on
+    another backend or thread count than asked makes the artifact an error, not a row."""
+    import numpy as np
+
+    rounds: dict[str, list[dict]] = {}
+    errors: dict[str, str] = {}
+    for key, rec in got.items():
+        base = key.rsplit("#", 1)[0]
+        r, config = rec["result"], base.rsplit("@", 1)[1]
+        want = ("webgpu", None) if config == "webgpu" else ("wasm", int(config[4:]))
+        if r is None or (r["backend"], r["threads"]) != want:
+            seen = r and f"ran on {r['backend']} with {r['threads']} thread(s), not {want}"
+            errors[base] = rec["error"] or rec["warning"] or seen
+            continue
+        rounds.setdefault(base, []).append(r)
+    rows = {}
+    for base, rs in rounds.items():
+        if base in errors:
+            continue
+        tasks = list(rs[0]["tasks"])
+        samples = {t: [v for r in rs for v in r["tasks"][t]["times_ms"]] for t in tasks}
+        all_samples = [v for r in rs for v in r["all_tasks"]["times_ms"]]
+        memory = next((r["page_memory_mb"] for r in rs if r["page_memory_mb"] is not None), None)
+        rows[base] = {
+            "backend": rs[0]["backend"],
+            "threads": rs[0]["threads"],
+            "task_input": rs[0]["task_input"],
+            "graphs": rs[0]["graphs"],
+            "bytes": rs[0]["bytes"],
+            "rounds": len(rs),
+            "load_ms": round(float(np.median([r["fetch_ms"] + r["session_ms"] for r in rs])), 1),
+            "page_memory_mb": memory and round(memory, 1),
+            "median_ms": {t: float(np.median(v)) for t, v in samples.items()},
+            "p90_ms": {t: float(np.percentile(v, 90)) for t, v in samples.items()},
+            "all_tasks_ms": float(np.median(all_samples)),
+            "samples_ms": samples,
+            "all_tasks_samples_ms": all_samples,
+        }
+    return dict(sorted(rows.items())), errors
 
 
 def _web_markdown(report: dict, args: argparse.Namespace) -> str:
@@ -481,7 +525,9 @@ def _web_markdown(report: dict, args: argparse.Namespace) -> str:
         f"CPU: {env['cpu']} ({env['cores']} cores; SIMD: {' '.join(env['cpu_features'])}); "
         f"onnxruntime-web {env['onnxruntime_web']}; {env['browser']}; "
         f"cross-origin isolated: {env['cross_origin_isolated']}; "
-        f"{args.runs} runs after {args.warmup} warm-up; the median of each.",
+        f"{args.runs} runs in {args.rounds} interleaved rounds (every artifact's page opened once per "
+        f"round in a shuffled order, {args.warmup} warm-up rounds over its tasks each time); the median "
+        "of each.",
         "",
         "| artifact | backend | threads | size MB | load ms | page memory MB | per-task median ms "
         "| all tasks ms |",
@@ -494,12 +540,24 @@ def _web_markdown(report: dict, args: argparse.Namespace) -> str:
             + ", ".join(f"{t} {v:.1f}" for t, v in r["median_ms"].items())
             + f" | {r['all_tasks_ms']:.1f} |"
         )
-    lines += ["", "| target | config | ratio | goal | met |", "|---|---|---|---|---|"]
     lines += [
-        f"| {c['target']} | {c['threads']} | {c['ratio']:.3f} | <= {c['goal']:.3g} | "
-        f"{'yes' if c['ok'] else 'NO'} |"
-        for c in checks
+        "",
+        "Ratios with a 95 % bootstrap interval over the timed calls (ratio_interval); met = the whole "
+        "interval under the goal, NO = over it, undecided = it spans the goal.",
+        "",
+        "| target | config | ratio | 95 % CI | goal | met |",
+        "|---|---|---|---|---|---|",
     ]
+    for c in checks:
+        ci = c.get("ci95")
+        met = {"met": "yes", "missed": "NO", "undecided": "undecided"}.get(
+            c.get("verdict"), "yes" if c["ok"] else "NO"
+        )
+        lines.append(
+            f"| {c['target']} | {c['threads']} | {c['ratio']:.3f} | "
+            + (f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+            + f" | <= {c['goal']:.3g} | {met} |"
+        )
     if errors:
         lines += ["", "Not measured:", ""] + [f"- {k}: {v}" for k, v in errors.items()]
     return "\n".join(lines)
@@ -608,8 +666,8 @@ def main() -> None:
     ap.add_argument(
         "--warmup",
         type=int,
-        help="untimed calls: before each interleaved round (measure, default 2), "
-        "before the runs (web, default 10)",
+        help="untimed calls before each interleaved round: calls (measure, default 2), rounds over "
+        "every task after each page load (web, default 3)",
     )
     ap.add_argument(
         "--rounds", type=positive_int, default=5, help="interleaved rounds the --runs are spread over"
@@ -627,7 +685,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.warmup is None:
-        args.warmup = 2 if args.phase == "measure" else 10
+        args.warmup = 2 if args.phase == "measure" else 3
     elif args.warmup < 0:
         ap.error(f"argument --warmup: must be at least 0 (got {args.warmup})")
     {"export": do_export, "measure": do_measure, "web": do_web}[args.phase](args)

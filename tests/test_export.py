@@ -1126,3 +1126,63 @@ def test_latency_ratio_interval_covers_the_true_ratio():
     # ("mean", "sum"): one all-tasks call against the sum of two per-task medians
     lo, hi = ratio_interval([[4.0] * 5], [[5.0] * 5, [5.0] * 5], ("mean", "sum"))
     assert lo == hi == pytest.approx(0.4)
+
+
+def test_web_latency_rounds_interleave_pages_and_pool_their_calls():
+    """benchmarks/export_latency.py web: every (artifact, config) page is opened once per round in a
+    shuffled order with its share of the runs (memory asked for in the first round only), and the
+    rounds' timed calls are pooled into one row whose samples feed the ratio intervals; a round on
+    another backend than asked makes the artifact an error instead of a row."""
+    import argparse
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "export_latency.py"
+    spec = importlib.util.spec_from_file_location("export_latency_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    args = argparse.Namespace(runs=7, rounds=3, warmup=2)
+    steps = bench._web_steps([("a.onnx", "http://x/"), ("b.onnx", "http://y/")], ["wasm1", "wasm2"], args)
+    keys = [s["key"] for s in steps]
+    assert len(keys) == len(set(keys)) == 12
+    per_round = [[k.split("#")[0] for k in keys[4 * r : 4 * r + 4]] for r in range(3)]
+    assert all(sorted(r) == sorted(per_round[0]) for r in per_round)  # every page once per round
+    assert len({tuple(r) for r in per_round}) > 1  # in a shuffled order
+    runs = {k: int(s["bench"].split("runs=")[1].split("&")[0]) for k, s in zip(keys, steps)}
+    assert sum(v for k, v in runs.items() if k.startswith("a.onnx@wasm1")) == 7
+    assert all(("memory=1" in s["bench"]) == s["key"].endswith("#0") for s in steps)
+
+    def result(times, backend="wasm", threads=1, load=(10.0, 5.0), memory=None):
+        t = {"median_ms": float(np.median(times)), "times_ms": times}
+        return {
+            "result": {
+                "backend": backend,
+                "threads": threads,
+                "task_input": "one-hot",
+                "graphs": "conditional",
+                "bytes": 100,
+                "fetch_ms": load[0],
+                "session_ms": load[1],
+                "page_memory_mb": memory,
+                "tasks": {"semseg": t, "depth": {**t, "times_ms": [2 * v for v in times]}},
+                "all_tasks": {"times_ms": [3 * v for v in times]},
+            },
+            "error": None,
+            "warning": None,
+        }
+
+    got = {
+        "a.onnx@wasm1#0": result([1.0, 2.0, 3.0], memory=40.0, load=(100.0, 50.0)),
+        "a.onnx@wasm1#1": result([4.0, 5.0], load=(10.0, 5.0)),
+        "a.onnx@wasm1#2": result([6.0, 7.0], load=(20.0, 5.0)),
+        "b.onnx@wasm2#0": result([1.0], threads=2),
+        "b.onnx@wasm2#1": result([1.0], threads=1),  # the page fell back to one thread
+    }
+    rows, errors = bench._web_rows(got)
+    assert (
+        list(rows) == ["a.onnx@wasm1"] and "b.onnx@wasm2" in errors and "1 thread" in errors["b.onnx@wasm2"]
+    )
+    a = rows["a.onnx@wasm1"]
+    assert a["rounds"] == 3 and a["samples_ms"]["semseg"] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    assert a["median_ms"] == {"semseg": 4.0, "depth": 8.0} and a["all_tasks_ms"] == 12.0
+    assert a["load_ms"] == 25.0 and a["page_memory_mb"] == 40.0  # median over rounds; the first's memory

@@ -27,7 +27,11 @@ function input(w, h) {
   return x;
 }
 
-const stats = (ms) => ({ median_ms: median(ms), p90_ms: quantile(ms, 0.9), runs: ms.length });
+// times_ms: every timed call, so a driver can pool rounds and bootstrap ratios between artifacts
+// (benchmarks/export_latency.py web).
+const stats = (ms) => ({
+  median_ms: median(ms), p90_ms: quantile(ms, 0.9), runs: ms.length, times_ms: ms.map((v) => Math.round(v * 1e4) / 1e4),
+});
 
 // The page's memory as the browser counts it (JS heap and WebAssembly memory; needs cross-origin
 // isolation). Chromium answers at its next garbage collection: bounded by a timeout.
