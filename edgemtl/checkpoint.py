@@ -69,6 +69,12 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        inside = [n for n in ("best.pt", "last.pt") if (path / n).is_file()]
+        hint = (
+            f"pass {path / inside[0]}" if inside else "pass the best.pt or last.pt of an 'edgemtl train' run"
+        )
+        raise EdgeMTLError(f"checkpoint {path} is a folder, not a checkpoint file: {hint}")
     if not path.is_file():
         raise EdgeMTLError(f"checkpoint not found: {path}")
     try:

@@ -35,7 +35,11 @@ def read_named_yaml(
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise EdgeMTLError(f"{path_prefix}{path}: invalid YAML: {e}") from None
+        # PyYAML's message spans several lines (context, a caret under the column): one line here
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise EdgeMTLError(f"{path_prefix}{path}: invalid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise EdgeMTLError(f"{path_prefix}{path}: a {kind} is a mapping {mapping_of}")
     return path, data

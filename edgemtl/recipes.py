@@ -69,6 +69,12 @@ class Recipe:
 
     def __post_init__(self) -> None:
         self.train_config  # noqa: B018 (validates now: a bad train key fails at load, naming the recipe)
+        from edgemtl.models.config import ModelConfig
+
+        try:  # a mistyped model key too, before any data is rendered or read
+            ModelConfig.check_keys(self.model)
+        except EdgeMTLError as e:
+            raise EdgeMTLError(f"{self.path}: {e}") from None
 
     @property
     def train_config(self):
@@ -123,7 +129,11 @@ class Recipe:
         meta = meta if meta is not None else self.dataset_meta()
         tasks = {n: t.describe() for n, t in build_tasks(self.tasks, meta).items()}
         aux = {n: t.describe() for n, t in build_tasks(self.aux_tasks, meta).items()}
-        return ModelConfig.from_dict({**self.model, "tasks": tasks, "aux_tasks": aux})
+        try:
+            return ModelConfig.from_dict({**self.model, "tasks": tasks, "aux_tasks": aux})
+        except EdgeMTLError as e:  # a model key or value: name the recipe it came from, as train's do
+            msg = str(e)
+            raise EdgeMTLError(msg if msg.startswith(f"{self.path}:") else f"{self.path}: {msg}") from None
 
 
 def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

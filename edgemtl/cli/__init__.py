@@ -41,8 +41,23 @@ class Parser(argparse.ArgumentParser):
             bad = message.split("unrecognized arguments:")[1].split()[0]
             flags = [o for act in self._actions for o in act.option_strings]
             hint = did_you_mean(bad.split("=")[0], flags)
+            if "--set" in flags:  # `--epochs 3` is a recipe setting: say how to give it
+                hint = _setting_hint(bad.split("=")[0].lstrip("-").replace("-", "_")) or hint
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}.{hint}\nRun '{self.prog} --help' for the full list.\n")
+
+
+def _setting_hint(name: str) -> str:
+    """' Use --set train.epochs=VALUE' when ``name`` is a train or model setting, else ''."""
+    import dataclasses
+
+    from edgemtl.models.config import ModelConfig
+    from edgemtl.train.config import TrainConfig
+
+    for section, cls in (("train", TrainConfig), ("model", ModelConfig)):
+        if name in {f.name for f in dataclasses.fields(cls)}:
+            return f" {name} is a recipe setting: use --set {section}.{name}=VALUE"
+    return ""
 
 
 def build_parser() -> Parser:
@@ -112,8 +127,30 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"edgemtl {args.command}: interrupted{_how_to_continue(args)}", file=sys.stderr)
         return 130
+
+
+def _how_to_continue(args: argparse.Namespace) -> str:
+    """What an interrupted command kept and how to go on from it."""
+    if args.command == "train":
+        from pathlib import Path
+
+        out = getattr(args, "out", None)
+        if out is None:
+            return "; if an epoch had finished, the same command with --resume continues from its last.pt"
+        if (Path(out) / "last.pt").is_file():
+            return (
+                f"; {Path(out) / 'last.pt'} holds the last finished epoch: run the same command with "
+                "--resume to continue exactly where it stopped"
+            )
+        return "; no epoch had finished, so there is nothing to resume"
+    if args.command == "bench":
+        return (
+            "; finished runs are kept: run the same command again to continue (a run resumes from "
+            "its last.pt)"
+        )
+    return ""
 
 
 if __name__ == "__main__":

@@ -40,3 +40,39 @@ def positive_int(text: str) -> int:
 def non_negative_int(text: str) -> int:
     """An integer >= 0 (e.g. a number of warm-up calls)."""
     return _int_at_least(text, 0)
+
+
+def check_output_file(flag: str, path: str | None) -> None:
+    """Refuse an output path that cannot be written before any work is done (a folder, a file where
+    a folder has to be, a read-only folder): the error names the flag and the path."""
+    import os
+    from pathlib import Path
+
+    from edgemtl.data.layout import file_in_the_way
+    from edgemtl.errors import EdgeMTLError
+
+    if not path:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise EdgeMTLError(f"{flag} {path}: is a folder; name a file")
+    blocker = file_in_the_way(p.parent)
+    if blocker is not None:
+        raise EdgeMTLError(f"{flag} {path}: {blocker} is a file, not a folder; choose another path")
+    folder = next((q for q in [p.parent, *p.parent.parents] if q.exists()), None)
+    if folder is not None and not os.access(folder, os.W_OK | os.X_OK):
+        raise EdgeMTLError(f"{flag} {path}: {folder} is not writable; choose another path")
+
+
+def check_input_file(flag: str, path: str | None) -> None:
+    """An input file that must exist (checked before the work that needs it at the end)."""
+    from pathlib import Path
+
+    from edgemtl.errors import EdgeMTLError
+
+    if not path:
+        return
+    if Path(path).is_dir():
+        raise EdgeMTLError(f"{flag} {path}: is a folder; name a file")
+    if not Path(path).is_file():
+        raise EdgeMTLError(f"{flag} {path}: file not found")

@@ -55,6 +55,21 @@ def run(args: argparse.Namespace) -> int:
         from edgemtl.errors import unknown_choice
 
         raise unknown_choice("--protocol", args.protocol, PROTOCOLS)
+    from edgemtl.cli._args import check_input_file, check_output_file
+
+    check_output_file("--json", args.json_out)  # before the evaluation, not after it
+    check_input_file("--baselines", args.baselines)
+    if args.baselines:  # and readable as what Δm needs, also before the evaluation
+        import json
+
+        try:
+            base = json.loads(Path(args.baselines).read_text())
+        except (OSError, ValueError) as e:
+            raise EdgeMTLError(f"--baselines {args.baselines}: not readable as JSON ({e})") from None
+        if not isinstance(base, dict):
+            raise EdgeMTLError(
+                f"--baselines {args.baselines}: expected a JSON object {{task: {{metric: value}}}}"
+            )
     if args.json_out and Path(args.json_out).suffix == ".json" and Path(args.json_out).is_file():
         import json
 

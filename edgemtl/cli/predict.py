@@ -26,13 +26,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import cv2
     import numpy as np
 
     from edgemtl import runtime
-    from edgemtl.data.layout import atomic_write_bytes, encode_png
+    from edgemtl.data.layout import atomic_write_bytes, encode_png, read_rgb
     from edgemtl.errors import EdgeMTLError
 
+    if Path(args.image).is_dir():
+        raise EdgeMTLError(f"--image {args.image}: is a folder; name one image file")
     if not Path(args.image).is_file():
         raise EdgeMTLError(f"--image {args.image}: file not found")
     # Checked before the model loads: PNG bytes behind a .jpg name, or an .npy behind .txt, would be
@@ -44,10 +45,7 @@ def run(args: argparse.Namespace) -> int:
             f"--raw-out {args.raw_out}: name a .npy file (maps) or a .json file (detection boxes)"
         )
     model = runtime.load(args.model, threads=args.threads)
-    bgr = cv2.imread(args.image, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise EdgeMTLError(f"--image {args.image}: cannot read it as an image")
-    rgb = np.ascontiguousarray(bgr[..., ::-1])
+    rgb = read_rgb(args.image, apply_orientation=True, what="--image")  # a photo, shown as viewers show it
     # (an unknown task is refused by predict() below, in one line)
     boxes = args.task in model.tasks and model.task_info(args.task).get("decoding") == "boxes"
     raw_suffix = Path(args.raw_out).suffix.lower() if args.raw_out else None

@@ -116,9 +116,17 @@ def single_task_reference(model):
 
 
 def run(args: argparse.Namespace) -> int:
+    from edgemtl.cli._args import check_output_file
+    from edgemtl.errors import EdgeMTLError
+    from edgemtl.models.config import MAX_SIDE, MIN_SIDE
     from edgemtl.profile.counts import profile_counts
     from edgemtl.report import write_json
 
+    check_output_file("--json", args.json_out)  # before the timing, not after it
+    if args.size and not all(MIN_SIDE <= v <= MAX_SIDE for v in args.size):
+        raise EdgeMTLError(
+            f"--size {args.size[0]}x{args.size[1]}: each side must be in [{MIN_SIDE}, {MAX_SIDE}]"
+        )
     model, artifact_size = _model(args.target, args.set)
     c = profile_counts(model, args.size or artifact_size)
     cfg = model.config

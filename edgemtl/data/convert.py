@@ -57,12 +57,10 @@ def find_file(folder: Path, sid: str, exts: tuple[str, ...]) -> Path | None:
 
 def copy_image(path: Path, out: Path, sid: str) -> tuple[int, int]:
     """Copy the image bytes unchanged (no JPEG re-encoding loss); returns its (H, W)."""
-    import cv2
+    from edgemtl.data.layout import read_rgb
 
+    img = read_rgb(path, apply_orientation=False)  # a truncated JPEG is refused here, not trained on
     data = path.read_bytes()
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise EdgeMTLError(f"{path}: unreadable or corrupt image.")
     atomic_write_bytes(out / "images" / f"{sid}{path.suffix.lower()}", data)
     return img.shape[0], img.shape[1]
 

@@ -42,8 +42,8 @@ def load_meta(root: str | os.PathLike) -> dict[str, Any]:
     path = Path(root) / DATASET_JSON
     if not path.is_file():
         raise EdgeMTLError(
-            f"{path} not found: '{root}' is not an edgemtl dataset. Create one with the synthetic "
-            "generator or a converter (convert_nyud / convert_pascal), see docs/data.md."
+            f"{path} not found: '{root}' is not an edgemtl dataset. Make one with `edgemtl data synth "
+            "--out DIR` or `edgemtl data convert nyud|pascal|voc SRC --out DIR` (docs/data.md)."
         )
     try:
         meta = json.loads(path.read_text())
@@ -114,14 +114,13 @@ def index_images(root: str | os.PathLike) -> dict[str, Path]:
 
 def load_image(path: Path) -> np.ndarray:
     """RGB uint8 HxWx3; EdgeMTLError naming the file if it cannot be decoded."""
-    import cv2
+    from edgemtl.data.layout import read_rgb
 
     if not Path(path).is_file():
         raise _fail(path, "image file not found.")
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise _fail(path, "unreadable or corrupt image; re-export it as PNG/JPEG.")
-    return np.ascontiguousarray(img[..., ::-1])
+    # The stored pixel order, not turned by an EXIF orientation tag: the label maps are aligned with
+    # the stored pixels (docs/data.md).
+    return read_rgb(path, apply_orientation=False)
 
 
 def label_path(root: str | os.PathLike, task: str, sample_id: str) -> Path:
@@ -219,6 +218,16 @@ class MultiTaskDataset(Dataset):
                 f"{self.root / 'images' / (missing[0] + '.png|.jpg')}."
             )
         self._images = [images[i] for i in self.ids]
+        if not self.partial:  # found here, not when a batch (or the test after training) reaches it
+            for t in self._tasks:
+                absent = [i for i in self.ids if not self._label_file(t, i).is_file()]
+                if absent:
+                    raise EdgeMTLError(
+                        f"{self._label_file(t, absent[0])}: missing {t} label file ({len(absent)} of the "
+                        f"{len(self.ids)} '{split}' images lack one); add them, or remove those ids from "
+                        f"{self.root / 'splits' / f'{split}.txt'} (`edgemtl data validate {self.root}` "
+                        "lists them)"
+                    )
         self.transform = transform
         self.seed = int(seed)
         # Shared so that persistent DataLoader workers see set_epoch() from the main process.

@@ -79,6 +79,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except OSError as e:
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)
+        blocker = file_in_the_way(path.parent)
+        if blocker is not None:  # mkdir's "File exists" would not say which file, or what to do
+            raise EdgeMTLError(
+                f"cannot write {path}: {blocker} is a file, not a folder; choose another path"
+            ) from None
         raise EdgeMTLError(
             f"cannot write {path}: {e.strerror or e} (check that the folder is writable and the "
             "disk has space; nothing was changed)"
@@ -87,6 +92,85 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def file_in_the_way(folder: str | os.PathLike) -> Path | None:
+    """The first of ``folder`` and its parents that exists as something other than a folder (a file
+    where a folder has to be made), else None."""
+    for p in [Path(folder), *Path(folder).parents]:
+        if p.exists() or p.is_symlink():
+            return None if p.is_dir() else p
+    return None
+
+
+# OpenCV's own decoder limit (CV_IO_MAX_IMAGE_PIXELS): larger headers are refused before decoding.
+MAX_IMAGE_PIXELS = 1 << 30
+
+
+def read_rgb(path: str | os.PathLike, apply_orientation: bool = True, what: str = "") -> np.ndarray:
+    """An image file as RGB uint8 HxWx3, or an EdgeMTLError naming the file and what is wrong.
+
+    A truncated JPEG is an error: libjpeg decodes what it has and fills the rest with grey, which
+    OpenCV returns as a valid image (so it is decoded once more by Pillow, at 1/8 scale, which
+    raises on the missing data). ``apply_orientation``: turn the pixels as the EXIF orientation tag
+    says, as a photo viewer shows them (``predict`` on a user's photo); datasets keep the stored
+    pixel order, which their label maps are aligned with (as PIL-based reference loaders read
+    them). ``what`` prefixes the message (e.g. the flag that named the file)."""
+    import cv2
+
+    from edgemtl.errors import EdgeMTLError
+
+    path = Path(path)
+    name = f"{what} {path}" if what else str(path)
+    if path.is_dir():
+        raise EdgeMTLError(f"{name}: is a folder, not an image file")
+    if not path.is_file():
+        raise EdgeMTLError(f"{name}: image file not found")
+    _check_header(path, name)
+    flags = cv2.IMREAD_COLOR | (0 if apply_orientation else cv2.IMREAD_IGNORE_ORIENTATION)
+    try:
+        bgr = cv2.imread(str(path), flags)
+    except cv2.error as e:  # e.g. a header over OpenCV's pixel limit (CV_IO_MAX_IMAGE_PIXELS)
+        why = (
+            f"the image is larger than {MAX_IMAGE_PIXELS} pixels; resize it first"
+            if "MAX_IMAGE_PIXELS" in str(e)
+            else "unreadable or corrupt image; re-export it as PNG/JPEG"
+        )
+        raise EdgeMTLError(f"{name}: {why}") from None
+    if bgr is None:
+        raise EdgeMTLError(
+            f"{name}: unreadable or corrupt image (truncated, or not an image file); re-export it as PNG/JPEG"
+        )
+    return np.ascontiguousarray(bgr[..., ::-1])
+
+
+def _check_header(path: Path, name: str) -> None:
+    """Refuse, before OpenCV decodes it, an image whose header is over the pixel limit and a JPEG
+    whose data ends early (Pillow, at 1/8 scale: every scan byte is read, little IDCT work)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from edgemtl.errors import EdgeMTLError
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the size check is ours (OpenCV's)
+    fmt = "image"
+    try:
+        with Image.open(path) as im:
+            fmt, (w, h) = im.format or fmt, im.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise EdgeMTLError(f"{name}: {w}x{h} is more than {MAX_IMAGE_PIXELS} pixels; resize it first")
+            if fmt == "JPEG":
+                im.draft("RGB", (max(w // 8, 1), max(h // 8, 1)))
+                im.load()
+    except EdgeMTLError:
+        raise
+    except UnidentifiedImageError:
+        return  # not a format Pillow knows (or not an image): OpenCV decides
+    except Exception as e:  # noqa: BLE001 (Pillow raises OSError, SyntaxError, ValueError, ...)
+        raise EdgeMTLError(
+            f"{name}: truncated or corrupt {fmt} ({e}); re-download or re-export the file"
+        ) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def read_label_png(path: str | os.PathLike) -> np.ndarray:

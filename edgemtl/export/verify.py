@@ -56,7 +56,7 @@ def sample_images(
         from edgemtl.data.synth import render_scene
 
         return [(f"synth_{s}", render_scene(s, size, "pascal")["image"]) for s in range(n)]
-    import cv2
+    from edgemtl.data.layout import read_rgb
 
     root = Path(images)
     files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTS) if root.is_dir() else []
@@ -64,10 +64,7 @@ def sample_images(
         raise EdgeMTLError(f"--images {root}: no {'/'.join(IMAGE_EXTS)} files in that folder")
     out = []
     for p in files[:n] if n > 0 else files:
-        bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise EdgeMTLError(f"--images: cannot decode {p}")
-        out.append((p.name, np.ascontiguousarray(bgr[..., ::-1])))
+        out.append((p.name, read_rgb(p, apply_orientation=True, what="--images")))
     return out
 
 

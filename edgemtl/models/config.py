@@ -13,6 +13,9 @@ DECODERS = ("aspp_lite", "light", "bifpn")
 ASPP_MODES = ("shared", "per_task")
 
 
+MIN_SIDE, MAX_SIDE = 32, 8192  # model.image_size bounds
+
+
 @dataclass
 class ModelConfig:
     """Typed model description.
@@ -93,6 +96,13 @@ class ModelConfig:
         if self.se_reduction < 1:
             raise EdgeMTLError(f"model.se_reduction must be >= 1 (got {self.se_reduction})")
         self.image_size = tuple(int(v) for v in self.image_size)  # type: ignore[assignment]
+        if len(self.image_size) != 2 or not all(MIN_SIDE <= v <= MAX_SIDE for v in self.image_size):
+            # The backbones reduce by 32 (a smaller side has no pixel left at the last stage); beyond
+            # MAX_SIDE one float32 feature map alone takes GBs.
+            raise EdgeMTLError(
+                f"model.image_size must be [H, W] with each side in [{MIN_SIDE}, {MAX_SIDE}] "
+                f"(got {list(self.image_size)})"
+            )
         self.aspp_rates = tuple(int(v) for v in self.aspp_rates)  # type: ignore[assignment]
         self.bifpn_levels = tuple(int(v) for v in self.bifpn_levels)  # type: ignore[assignment]
         lv = self.bifpn_levels
@@ -135,7 +145,7 @@ class ModelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+    def check_keys(cls, d: dict[str, Any]) -> None:
         names = {f.name for f in dataclasses.fields(cls)}
         for key in d:
             if key not in names:
@@ -143,6 +153,10 @@ class ModelConfig:
                     f"unknown model config key '{key}'.{did_you_mean(key, names)} Valid keys: "
                     f"{', '.join(sorted(names))}"
                 )
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        cls.check_keys(d)
         return cls(**d)
 
     def replace(self, **changes: Any) -> ModelConfig:

@@ -114,6 +114,10 @@ def load(
     path = Path(path)
     if not path.exists():
         raise EdgeMTLError(f"artifact not found: {path}")
+    if path.is_dir() and path.suffix.lower() != ".mlpackage":  # a CoreML package is the one folder artifact
+        raise EdgeMTLError(
+            f"{path} is a folder, not an exported artifact: name the .onnx / .pte / .tflite file"
+        )
     target = target_class(path)
     if target.backend is None:
         target.open(path)  # raises UnsupportedError saying where this format runs

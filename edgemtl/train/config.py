@@ -73,8 +73,26 @@ class TrainConfig:
         for key in ("epochs", "batch_size"):
             if int(getattr(self, key)) < 1:
                 raise EdgeMTLError(f"train.{key} must be >= 1 (got {getattr(self, key)})")
+        import math
+
+        # nan passes every comparison below and inf trains to NaN at step 1: refuse both up front
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise EdgeMTLError(f"train.{f.name} must be a finite number (got {v})")
+        for key in ("loss_weights", "balancer_params"):
+            for k, v in getattr(self, key).items():
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise EdgeMTLError(f"train.{key}.{k} must be a finite number (got {v})")
         if self.lr <= 0:
             raise EdgeMTLError(f"train.lr must be > 0 (got {self.lr})")
+        for key in ("max_steps_per_epoch", "eval_every"):
+            v = getattr(self, key)
+            if v is not None and int(v) < 1:
+                raise EdgeMTLError(
+                    f"train.{key} must be >= 1 (got {v})"
+                    + ("; leave it unset (null) for no cap" if key == "max_steps_per_epoch" else "")
+                )
         if not 0 <= self.adv_weight < 1:
             raise EdgeMTLError(f"train.adv_weight must be in [0, 1) (got {self.adv_weight})")
         from edgemtl.train.speed import PRECISIONS

@@ -76,6 +76,15 @@ def resolve_data_root(data: dict[str, Any], progress: bool = True) -> Path:
             / "data"
             / f"synth-{params['preset']}-n{params['num']}-{tag}-s{params['seed']}{split_tag}"
         )
+    elif progress:
+        # A mistyped path to a real dataset would otherwise train on synthetic scenes without a word.
+        from edgemtl.log import get_logger
+
+        get_logger(__name__).warning(
+            f"data.root {root} holds no dataset (no dataset.json): rendering the recipe's data.synth "
+            f"({params['num']} {params['preset']} scenes) there. To use your own data, point data.root "
+            "at a folder with dataset.json (docs/data.md)."
+        )
     root = Path(root)
     if not (root / "dataset.json").is_file():
         from edgemtl.data.synth import generate

@@ -314,6 +314,11 @@ class Trainer:
             input_size=self.input_size,
             cache_gib=cfg.data_cache,
         )
+        # The split the finished run is tested on, checked now (images and label files present):
+        # not after hours of training.
+        test_split = "test" if eval_split(self.root) == "test" else cfg.val_split
+        if test_split != cfg.val_split:
+            MultiTaskDataset(self.root, test_split, tasks=list(self.tasks), input_size=self.input_size)
         n = len(self.train_ds) // (cfg.batch_size * self.dist.world_size)
         if n < 1:
             raise EdgeMTLError(
