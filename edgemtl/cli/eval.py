@@ -55,33 +55,7 @@ def run(args: argparse.Namespace) -> int:
         from edgemtl.errors import unknown_choice
 
         raise unknown_choice("--protocol", args.protocol, PROTOCOLS)
-    from edgemtl.cli._args import check_input_file, check_output_file
-
-    check_output_file("--json", args.json_out)  # before the evaluation, not after it
-    check_input_file("--baselines", args.baselines)
-    if args.baselines:  # and readable as what Δm needs, also before the evaluation
-        import json
-
-        try:
-            base = json.loads(Path(args.baselines).read_text())
-        except (OSError, ValueError) as e:
-            raise EdgeMTLError(f"--baselines {args.baselines}: not readable as JSON ({e})") from None
-        if not isinstance(base, dict):
-            raise EdgeMTLError(
-                f"--baselines {args.baselines}: expected a JSON object {{task: {{metric: value}}}}"
-            )
-    if args.json_out and Path(args.json_out).suffix == ".json" and Path(args.json_out).is_file():
-        import json
-
-        try:
-            is_manifest = json.loads(Path(args.json_out).read_text()).get("format") == "edgemtl-artifact"
-        except (OSError, ValueError, AttributeError):
-            is_manifest = False
-        if is_manifest:
-            raise EdgeMTLError(
-                f"--json {args.json_out} is an artifact's manifest; writing results there would "
-                "break the artifact: choose another file"
-            )
+    _check_files(args)  # the outputs and --baselines, before the evaluation, not after it
     if args.batch_size < 1:
         raise EdgeMTLError(f"--batch-size {args.batch_size}: must be at least 1")
     from edgemtl.export import TARGETS, runnable_targets
@@ -146,3 +120,34 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.json_out, report)
         print(f"wrote {args.json_out}")
     return 0
+
+
+def _check_files(args: argparse.Namespace) -> None:
+    """--json writable (and not an artifact's manifest), --baselines a readable JSON object."""
+    import json
+    from pathlib import Path
+
+    from edgemtl.cli._args import check_input_file, check_output_file
+    from edgemtl.errors import EdgeMTLError
+
+    check_output_file("--json", args.json_out)
+    check_input_file("--baselines", args.baselines)
+    if args.baselines:
+        try:
+            base = json.loads(Path(args.baselines).read_text())
+        except (OSError, ValueError) as e:
+            raise EdgeMTLError(f"--baselines {args.baselines}: not readable as JSON ({e})") from None
+        if not isinstance(base, dict):
+            raise EdgeMTLError(
+                f"--baselines {args.baselines}: expected a JSON object {{task: {{metric: value}}}}"
+            )
+    if args.json_out and Path(args.json_out).suffix == ".json" and Path(args.json_out).is_file():
+        try:
+            is_manifest = json.loads(Path(args.json_out).read_text()).get("format") == "edgemtl-artifact"
+        except (OSError, ValueError, AttributeError):
+            is_manifest = False
+        if is_manifest:
+            raise EdgeMTLError(
+                f"--json {args.json_out} is an artifact's manifest; writing results there would "
+                "break the artifact: choose another file"
+            )
