@@ -517,6 +517,24 @@ def _web_rows(got: dict) -> tuple[dict, dict]:
     return dict(sorted(rows.items())), errors
 
 
+RATIO_NOTE = (
+    "Ratios with a 95 % bootstrap interval over the timed calls (ratio_interval); met = the whole "
+    "interval under the goal, NO = over it, undecided = it spans the goal."
+)
+
+
+def _met(c: dict) -> str:
+    """A check's verdict as the tables print it (yes / NO / undecided; without an interval, the ratio's)."""
+    return {"met": "yes", "missed": "NO", "undecided": "undecided"}.get(
+        c.get("verdict"), "yes" if c["ok"] else "NO"
+    )
+
+
+def _ci_text(c: dict) -> str:
+    ci = c.get("ci95")
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+
+
 def _web_markdown(report: dict, args: argparse.Namespace) -> str:
     env, rows, checks, errors = report["environment"], report["rows"], report["checks"], report["errors"]
     lines = [
@@ -542,22 +560,16 @@ def _web_markdown(report: dict, args: argparse.Namespace) -> str:
         )
     lines += [
         "",
-        "Ratios with a 95 % bootstrap interval over the timed calls (ratio_interval); met = the whole "
-        "interval under the goal, NO = over it, undecided = it spans the goal.",
+        RATIO_NOTE,
         "",
         "| target | config | ratio | 95 % CI | goal | met |",
         "|---|---|---|---|---|---|",
     ]
-    for c in checks:
-        ci = c.get("ci95")
-        met = {"met": "yes", "missed": "NO", "undecided": "undecided"}.get(
-            c.get("verdict"), "yes" if c["ok"] else "NO"
-        )
-        lines.append(
-            f"| {c['target']} | {c['threads']} | {c['ratio']:.3f} | "
-            + (f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-            + f" | <= {c['goal']:.3g} | {met} |"
-        )
+    lines += [
+        f"| {c['target']} | {c['threads']} | {c['ratio']:.3f} | {_ci_text(c)} | <= {c['goal']:.3g} "
+        f"| {_met(c)} |"
+        for c in checks
+    ]
     if errors:
         lines += ["", "Not measured:", ""] + [f"- {k}: {v}" for k, v in errors.items()]
     return "\n".join(lines)
@@ -585,24 +597,18 @@ def _markdown(report: dict, args: argparse.Namespace) -> str:
         )
     lines += [
         "",
-        "Ratios with a 95 % bootstrap interval over the timed calls (ratio_interval); met = the whole "
-        "interval under the goal, NO = over it, undecided = it spans the goal.",
+        RATIO_NOTE,
         "",
         "| target | runtime | threads | ratio | 95 % CI | goal | met |",
         "|---|---|---|---|---|---|---|",
     ]
     for c in checks:
-        verdict = c.get("verdict")
-        met = {"met": "yes", "missed": "NO", "undecided": "undecided"}.get(
-            verdict, "yes" if c["ok"] else "NO"
-        )
+        met = _met(c)
         if c["target"].startswith("int8") and not env["int8_dot_product_hardware"]:
             met = "n/a: no VNNI/AMX/ARM dot product on this CPU"
-        ci = c.get("ci95")
         lines.append(
-            f"| {c['target']} | {c['runtime']} | {c['threads']} | {c['ratio']:.3f} | "
-            + (f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-            + f" | <= {c['goal']:.3g} | {met} |"
+            f"| {c['target']} | {c['runtime']} | {c['threads']} | {c['ratio']:.3f} | {_ci_text(c)} "
+            f"| <= {c['goal']:.3g} | {met} |"
         )
     if ship:
         lines += [
