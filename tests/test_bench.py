@@ -375,3 +375,46 @@ def test_run_key_counts_pretrained_weights_by_content_not_path(tmp_path):
         )
 
     assert key(a) == key(b) != key(c)
+
+
+def test_convergence_verdict_and_last_fifth_trend_against_a_hand_computation(tiny_data, tmp_path):
+    """curves(): the 2 % range rule over the last fifth and the trend beside it (the last fifth's mean
+    over the fifth before, in the task's direction, % of the final value, the largest over tasks),
+    checked against values written out by hand for 10 validations (window 2)."""
+    from edgemtl.bench.report import _gain_text, curves
+
+    def run(name, semseg, depth):
+        d = tmp_path / name
+        d.mkdir()
+        recs = [
+            {"epoch": e, "val": {"semseg": {"mIoU": s}, "depth": {"rmse": r}}}
+            for e, (s, r) in enumerate(zip(semseg, depth))
+        ]
+        recs.insert(3, {"epoch": 2, "train": {"loss": 1.0}})  # a line without val is not a validation
+        (d / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+        return {"run": str(d), "seed": 0}
+
+    rising = run("rising", [10, 12, 14, 16, 18, 20, 22, 24, 26, 30], [2.0] * 10)
+    # semseg flat, depth (lower is better) still falling: 1.0 -> 0.8 over the last four validations
+    falling = run("falling", [30] * 10, [1.5, 1.4, 1.3, 1.2, 1.1, 1.0, 1.0, 0.9, 0.85, 0.8])
+    results = {
+        "data_root": str(tiny_data),
+        "suite": {"tasks": ["semseg", "depth"]},
+        "trained": {},
+        "trained_seeds": {"a": [rising], "b": [falling]},
+    }
+    c = curves(results)
+    ra, fa = c["a seed 0"], c["b seed 0"]
+    assert ra["epochs"] == list(range(1, 11)) and ra["window"] == 2
+    # rising: last two (26, 30) range 4 > 2 % of 30; falling: depth 0.85..0.8 range 0.05 > 0.016
+    assert ra["converged"] is False and fa["converged"] is False
+    # rising semseg: mean(26, 30) - mean(22, 24) = 5 -> 5 / 30; depth constant -> 0
+    assert ra["last_fifth_gain"] == pytest.approx(100 * 5 / 30)
+    # falling depth: mean(1.0, 0.9) - mean(0.85, 0.8) = 0.125 lower = better -> 0.125 / 0.8
+    assert fa["last_fifth_gain"] == pytest.approx(100 * 0.125 / 0.8)
+    flat = run("flat", [30] * 10, [1.0] * 10)
+    results["trained_seeds"] = {"c": [flat]}
+    cf = curves(results)["c seed 0"]
+    assert cf["converged"] is True and cf["last_fifth_gain"] == 0.0
+    text = _gain_text({"a seed 0": 100 * 5 / 30, "b seed 0": 100 * 0.125 / 0.8, "c seed 0": 0.0, "d": None})
+    assert "median 15.6 %, max 16.7 %; 2 of 3 runs still gained over 2 % (a seed 0, b seed 0)" in text

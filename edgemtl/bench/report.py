@@ -465,6 +465,7 @@ def markdown(rows: list[dict[str, Any]], suite: Suite, results: dict[str, Any]) 
             + (f"; not flat: {', '.join(not_flat)}" if not_flat else "")
             + (f"; too few validations to tell: {len(unknown)}" if unknown else "")
             + "."
+            + _gain_text(results.get("convergence_gain") or {})
         )
     errors = [
         f"- {r['model']} {r['format']} {r['precision']}: {r['status']}: {str(r.get('error'))[:400]}"
@@ -570,11 +571,34 @@ def _error_bar(row: dict[str, Any]):
     return [[std], [std]] if std else None
 
 
+def _gain_text(gains: dict[str, float | None]) -> str:
+    """The trend of the convergence line: how much the runs still gained in their last fifth."""
+    import statistics
+
+    known = sorted(g for g in gains.values() if g is not None)
+    if not known:
+        return ""
+    rising = [k for k, g in gains.items() if g is not None and g > 2]
+    return (
+        f" Trend (per run, the largest per-task gain of the last fifth's mean val metric over the fifth "
+        f"before, % of the final value): median {statistics.median(known):.1f} %, max {known[-1]:.1f} %; "
+        f"{len(rising)} of {len(known)} runs still gained over 2 %"
+        + (f" ({', '.join(rising)})" if rising else "")
+        + "."
+    )
+
+
 def curves(results: dict[str, Any], flat_tolerance: float = 0.02) -> dict[str, Any]:
     """Validation curves of every training run (``metrics.jsonl``: each task's primary metric per
     validated epoch) and whether each run converged: every task's primary metric moved by at most
     ``flat_tolerance`` (relative to its final value) over the last fifth of the validations (at least
-    two). The bench writes them to curves.json and plots curves.png."""
+    two). The bench writes them to curves.json and plots curves.png.
+
+    ``last_fifth_gain`` is the trend beside that verdict: per task, the mean of the last fifth's
+    validations minus the mean of the fifth before, in the task's direction of improvement, in % of
+    the final value; the largest over the tasks. On a small val split the range rule also fails on
+    noise, and under a poly schedule (learning rate to 0 at the end) the last fifth is where annealing
+    gains come; a gain near 0 says the run stopped improving, a large one that it had not."""
     import math
 
     tasks = None
@@ -602,6 +626,16 @@ def curves(results: dict[str, Any], flat_tolerance: float = 0.02) -> dict[str, A
                     (max(v[-k:]) - min(v[-k:])) <= flat_tolerance * max(abs(v[-1]), 1e-9)
                     for v in series.values()
                 )
+            gain = None
+            if len(recs) >= 2 * k:
+                gain = max(
+                    (1 if tasks[t].higher_is_better else -1)
+                    * (sum(v[-k:]) - sum(v[-2 * k : -k]))
+                    / k
+                    / max(abs(v[-1]), 1e-9)
+                    * 100
+                    for t, v in series.items()
+                )
             out[f"{name} seed {r.get('seed')}"] = {
                 "model": name,
                 "seed": r.get("seed"),
@@ -609,6 +643,7 @@ def curves(results: dict[str, Any], flat_tolerance: float = 0.02) -> dict[str, A
                 "val": series,
                 "converged": is_flat,
                 "window": k,
+                "last_fifth_gain": gain,
             }
     return out
 
@@ -690,6 +725,7 @@ def write_outputs(results: dict[str, Any], suite: Suite, out: Path) -> dict[str,
     paths = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md"}
     curve_data = curves(results)
     results["convergence"] = {k: v["converged"] for k, v in curve_data.items()}
+    results["convergence_gain"] = {k: v["last_fifth_gain"] for k, v in curve_data.items()}
     write_json(paths["json"], results)
     write_json(out / "curves.json", curve_data)
     paths["curves.json"] = out / "curves.json"
