@@ -440,6 +440,7 @@ def do_web(args: argparse.Namespace) -> None:
         "runs": args.runs,
         "rounds": args.rounds,
         "warmup": args.warmup,
+        "warmup_ms": args.warmup_ms,
         "note": "median of the runs pooled over the interleaved rounds (each round opens every "
         "artifact's page in a shuffled order, warms it up and times its share of the runs), batch 1, "
         "session.run only (apps/web/js/bench.js); load = fetch + session creation, the median over "
@@ -469,7 +470,7 @@ def _web_steps(pages: list[tuple[str, str]], configs: list[str], args: argparse.
         for i in rng.permutation(len(pairs)):
             name, url, c = pairs[i]
             ep = "ep=webgpu" if c == "webgpu" else f"ep=wasm&threads={c[4:]}"
-            query = f"{ep}&runs={n}&warmup={args.warmup}&memory={int(r == 0)}"
+            query = f"{ep}&runs={n}&warmup={args.warmup}&warmup_ms={args.warmup_ms}&memory={int(r == 0)}"
             steps.append({"bench": f"{url}bench.html?{query}", "key": f"{name}@{c}#{r}"})
     return steps
 
@@ -544,7 +545,8 @@ def _web_markdown(report: dict, args: argparse.Namespace) -> str:
         f"onnxruntime-web {env['onnxruntime_web']}; {env['browser']}; "
         f"cross-origin isolated: {env['cross_origin_isolated']}; "
         f"{args.runs} runs in {args.rounds} interleaved rounds (every artifact's page opened once per "
-        f"round in a shuffled order, {args.warmup} warm-up rounds over its tasks each time); the median "
+        f"round in a shuffled order, warmed up each time by {args.warmup} rounds over its tasks and for at "
+        f"least {args.warmup_ms} ms); the median "
         "of each.",
         "",
         "| artifact | backend | threads | size MB | load ms | page memory MB | per-task median ms "
@@ -676,6 +678,13 @@ def main() -> None:
         "every task after each page load (web, default 3)",
     )
     ap.add_argument(
+        "--warmup-ms",
+        type=int,
+        default=3000,
+        help="web: each page also warms up for at least this long (V8 swaps optimised WebAssembly in "
+        "for the baseline code while it runs; default 3000)",
+    )
+    ap.add_argument(
         "--rounds", type=positive_int, default=5, help="interleaved rounds the --runs are spread over"
     )
     ap.add_argument("--force", action="store_true", help="re-export existing artifacts")
@@ -694,6 +703,8 @@ def main() -> None:
         args.warmup = 2 if args.phase == "measure" else 3
     elif args.warmup < 0:
         ap.error(f"argument --warmup: must be at least 0 (got {args.warmup})")
+    if args.warmup_ms < 0:
+        ap.error(f"argument --warmup-ms: must be at least 0 (got {args.warmup_ms})")
     {"export": do_export, "measure": do_measure, "web": do_web}[args.phase](args)
 
 

@@ -183,15 +183,21 @@ def web_run(tmp_path_factory):
                     {"message": "loaded"},
                     {"upload": str(paths["small"])},
                     {"collect": "semseg"},
-                    {"bench": bundle_url + "bench.html?ep=wasm&runs=2&warmup=0", "key": "bench"},
+                    {"bench": bundle_url + "bench.html?ep=wasm&runs=2&warmup=0&warmup_ms=0", "key": "bench"},
                 ],
             },
             {  # the benchmark page (benchmarks/export_latency.py web): WASM threads, WebGPU, one call
                 "name": "bench",
                 "steps": [
-                    {"bench": url + "bench.html?ep=wasm&threads=2&runs=3&warmup=1", "key": "wasm2"},
-                    {"bench": url + "bench.html?ep=webgpu&runs=2&warmup=1", "key": "webgpu"},
-                    {"bench": hs_url + "bench.html?ep=wasm&threads=1&runs=2&warmup=0", "key": "all"},
+                    {
+                        "bench": url + "bench.html?ep=wasm&threads=2&runs=3&warmup=1&warmup_ms=400",
+                        "key": "wasm2",
+                    },
+                    {"bench": url + "bench.html?ep=webgpu&runs=2&warmup=1&warmup_ms=0", "key": "webgpu"},
+                    {
+                        "bench": hs_url + "bench.html?ep=wasm&threads=1&runs=2&warmup=0&warmup_ms=0",
+                        "key": "all",
+                    },
                     {"bench": url + "bench.html?ep=wasm&runs=0", "key": "bad_runs"},
                 ],
             },
@@ -398,6 +404,9 @@ def test_benchmark_page(web_run):
         assert 0 < r["median_ms"] <= r["p90_ms"] and r["runs"] == len(r["times_ms"]) == 3
         assert min(r["times_ms"]) <= r["median_ms"] <= max(r["times_ms"])
     assert wasm["session_ms"] > 0 and wasm["bytes"] == web_run["model"].stat().st_size
+    # The warm-up: at least one round over the tasks and at least warmup_ms (V8's optimised code).
+    assert wasm["warmup_ms"] >= 400 and wasm["warmup_calls"] >= len(ALL_TASKS)
+    assert wasm["warmup_calls"] % len(ALL_TASKS) == 0 and one_call["warmup_calls"] == 0
     # T calls for a one-hot graph: slower than any one of them.
     assert wasm["all_tasks"]["median_ms"] > max(r["median_ms"] for r in wasm["tasks"].values())
     assert gpu["backend"] == "webgpu" and gpu["threads"] is None and set(gpu["tasks"]) == set(ALL_TASKS)

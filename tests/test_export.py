@@ -1141,7 +1141,7 @@ def test_web_latency_rounds_interleave_pages_and_pool_their_calls():
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
 
-    args = argparse.Namespace(runs=7, rounds=3, warmup=2)
+    args = argparse.Namespace(runs=7, rounds=3, warmup=2, warmup_ms=1500)
     steps = bench._web_steps([("a.onnx", "http://x/"), ("b.onnx", "http://y/")], ["wasm1", "wasm2"], args)
     keys = [s["key"] for s in steps]
     assert len(keys) == len(set(keys)) == 12
@@ -1151,6 +1151,7 @@ def test_web_latency_rounds_interleave_pages_and_pool_their_calls():
     runs = {k: int(s["bench"].split("runs=")[1].split("&")[0]) for k, s in zip(keys, steps)}
     assert sum(v for k, v in runs.items() if k.startswith("a.onnx@wasm1")) == 7
     assert all(("memory=1" in s["bench"]) == s["key"].endswith("#0") for s in steps)
+    assert all("&warmup=2&warmup_ms=1500&" in s["bench"] for s in steps)  # every page warms up alike
 
     def result(times, backend="wasm", threads=1, load=(10.0, 5.0), memory=None):
         t = {"median_ms": float(np.median(times)), "times_ms": times}
