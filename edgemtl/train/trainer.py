@@ -317,8 +317,11 @@ class Trainer:
         # The split the finished run is tested on, checked now (images and label files present):
         # not after hours of training.
         test_split = "test" if eval_split(self.root) == "test" else cfg.val_split
-        if test_split != cfg.val_split:
-            MultiTaskDataset(self.root, test_split, tasks=list(self.tasks), input_size=self.input_size)
+        self.test_ds = (
+            self.val_ds
+            if test_split == cfg.val_split
+            else MultiTaskDataset(self.root, test_split, tasks=list(self.tasks), input_size=self.input_size)
+        )
         n = len(self.train_ds) // (cfg.batch_size * self.dist.world_size)
         if n < 1:
             raise EdgeMTLError(
@@ -567,8 +570,7 @@ class Trainer:
             from edgemtl.checkpoint import load_checkpoint
 
             best, _ = load_checkpoint(self.out / "best.pt")
-            split = "test" if eval_split(self.root) == "test" else self.cfg.val_split
-            ds = MultiTaskDataset(self.root, split, tasks=list(self.tasks), input_size=self.input_size)
+            ds, split = self.test_ds, self.test_ds.split
             protocol = Protocol(split, edge_thresholds=self.cfg.edge_thresholds, input_size=self.input_size)
             states: dict[str, Any] = {}
             test = evaluate(
