@@ -217,3 +217,45 @@ def test_ort_float_heads_stop_at_the_last_conv_on_each_output_path():
     io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 2, 4, 4]) for n in ("x", "out", "aux")]
     model = helper.make_model(helper.make_graph(nodes, "g", [io[0]], io[1:], [w, scales]))
     assert sorted(float_heads(model)) == ["add", "conv2", "conv3", "resize", "sigmoid"]
+
+
+def test_qat_program_normalises_with_running_statistics(astmt):
+    """Per-task BN is Python arithmetic that torchao cannot switch to eval after tracing: a QAT graph
+    traced in train mode kept batch statistics in the deployed program, so an image's output
+    depended on the other images of its batch (and at batch 1 on itself alone). The converted QAT
+    program must give an image the same output alone as in a batch."""
+    from edgemtl.models.modulation import TaskBatchNorm
+    from edgemtl.quant.pt2e import convert
+
+    assert any(isinstance(m, TaskBatchNorm) for m in astmt.modules())
+    prepared = prepare_qat(astmt)
+    left_training = astmt.training
+    qm = QuantizedModel(prepared, astmt, "qat").train()
+    qm(torch.rand(4, 3, 48, 48), torch.tensor([1, 1, 1, 1]))  # a training step's forward: observers
+    converted = QuantizedModel(convert(prepared), astmt, "converted")
+    torch.manual_seed(1)
+    x, others = torch.rand(1, 3, 48, 48), 3 * torch.rand(3, 3, 48, 48)
+    alone = converted(x, torch.tensor([1]))
+    batched = converted(torch.cat([x, others]), torch.tensor([1, 1, 1, 1]))[:1]
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=1e-5)
+    stats = [
+        str(n.target)
+        for n in converted.gm.graph.nodes
+        if n.op == "call_function" and str(n.target).startswith("aten.var")
+    ]
+    assert not stats, f"batch statistics in the converted program: {stats}"
+    assert not left_training, "preparing QAT leaves the float model's mode as it was"
+
+
+def test_a_program_with_batch_statistics_is_refused(tmp_path, astmt):
+    """A QAT program saved before per-task BN was traced on running statistics (batch statistics in
+    its graph) is refused when loaded for export or evaluation, naming the fix."""
+    from edgemtl.quant.pt2e import load_quantized_model
+
+    class BatchStats(torch.nn.Module):
+        def forward(self, image, task):
+            return astmt(image, task) - image.var((0, 2, 3), unbiased=False).mean()
+
+    save_program(BatchStats(), astmt, tmp_path / "qat_int8.pt2", "converted")
+    with pytest.raises(EdgeMTLError, match="batch statistics.*re-run 'edgemtl qat'"):
+        load_quantized_model(tmp_path / "qat_int8.pt2")

@@ -128,22 +128,23 @@ def train_model(
 
 
 def quantize_model(suite: Suite, name: str, checkpoint: str, out: Path, progress: bool) -> dict[str, Any]:
-    from edgemtl.quant.pt2e import QuantConfig
+    from edgemtl.quant.pt2e import PROGRAM_VERSION, QuantConfig
     from edgemtl.quant.run import run_quantization
 
     qdir = Path(checkpoint).parent / "quant"
     q = suite.quant
     settings = {k: q.get(k) for k in QUANT_KEYS}
+    key = {**settings, "program_version": PROGRAM_VERSION}
     if (qdir / "quant_report.json").is_file():
         report = json.loads((qdir / "quant_report.json").read_text())
-        if report.get("suite_quant") == settings:  # other settings (or none recorded): quantize again
+        if report.get("suite_quant") == key:  # other settings or programs (or none recorded): again
             return report
     qcfg = QuantConfig(
         **{k: (list(v) if k == "float_modules" else v) for k, v in settings.items() if v is not None}
     )
     recipe = qcfg.finetune_recipe(suite.recipe(name))
     report = run_quantization(checkpoint, recipe, qdir, qcfg, do_qat=True, progress=progress)
-    report["suite_quant"] = settings
+    report["suite_quant"] = key
     from edgemtl.report import write_json
 
     write_json(qdir / "quant_report.json", report)

@@ -87,12 +87,28 @@ def example_inputs(model: nn.Module, batch: int = 2) -> tuple[torch.Tensor, ...]
 
 
 def export_for_quant(model: nn.Module, train: bool) -> Any:
-    """torch.export with a dynamic batch dimension (training batches and batch-1 export differ)."""
+    """torch.export with a dynamic batch dimension (training batches and batch-1 export differ).
+
+    For QAT (``train``) the per-task BNs are traced in eval mode: QAT fine-tunes their affine
+    parameters on frozen running statistics. They are tensor arithmetic, not aten batch_norm, so
+    torchao's ``move_exported_model_to_eval`` cannot switch them after tracing: traced in train mode,
+    the deployed QAT program normalised every image with its own batch statistics (ASTMT SE decoder
+    on pascal-like: Δm −17.6 through ONNX Runtime and ExecuTorch at batch 1 against −13.8 for the
+    same graph scored at batch 16, and the mean/var arithmetic made it 1.5-2.6x slower than PTQ)."""
+    from edgemtl.models.modulation import TaskBatchNorm
+
+    was_training = model.training
     model.train(train)
+    for m in model.modules():
+        if isinstance(m, TaskBatchNorm):
+            m.eval()
     ex = example_inputs(model)
     b = torch.export.Dim("batch", min=1, max=1024)
     dyn = tuple({0: b} for _ in ex)
-    return torch.export.export(model, ex, dynamic_shapes=dyn).module()
+    try:
+        return torch.export.export(model, ex, dynamic_shapes=dyn).module()
+    finally:
+        model.train(was_training)  # the float model is the caller's: leave its mode as it was
 
 
 def _mark_per_task(gm: nn.Module, model: nn.Module) -> None:
@@ -148,6 +164,9 @@ def convert(prepared: nn.Module) -> nn.Module:
 
 
 PROGRAM_INFO = "edgemtl.json"  # extra file inside a .pt2: model config, stage, dataset
+# What the int8 programs are made by; a bench's quant report made by another is made again.
+# 2: QAT traces per-task BN in eval mode (export_for_quant).
+PROGRAM_VERSION = 2
 
 
 def save_program(
@@ -204,5 +223,14 @@ def load_quantized_model(path: str | os.PathLike):
     from edgemtl.quant.wrapper import QuantizedModel
 
     ep, info = load_program(path, with_info=True)
+    if info.get("stage") != "ptq" and any(
+        n.op == "call_function" and str(n.target).startswith("aten.var") for n in ep.graph.nodes
+    ):
+        # QAT programs made before export_for_quant traced per-task BN in eval mode normalise
+        # with batch statistics: deployed, every image would be normalised by itself.
+        raise EdgeMTLError(
+            f"{path} normalises with batch statistics (a QAT program from an edgemtl before the "
+            "per-task BN fix): re-run 'edgemtl qat' on its checkpoint"
+        )
     reference = ModelCard.from_dict(info, path).build_model()
     return QuantizedModel(ep.module(), reference, "ptq" if info.get("stage") == "ptq" else "converted"), info
