@@ -662,7 +662,7 @@ def _versions() -> dict[str, str]:
 
 
 def main() -> None:
-    from edgemtl.cli._args import positive_int
+    from edgemtl.cli._args import non_negative_int, positive_int
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("phase", choices=["export", "measure", "web"])
@@ -673,13 +673,13 @@ def main() -> None:
     ap.add_argument("--runs", type=positive_int, default=50)
     ap.add_argument(
         "--warmup",
-        type=int,
+        type=non_negative_int,
         help="untimed calls before each interleaved round: calls (measure, default 2), rounds over "
         "every task after each page load (web, default 3)",
     )
     ap.add_argument(
         "--warmup-ms",
-        type=int,
+        type=non_negative_int,
         default=3000,
         help="web: each page also warms up for at least this long (V8 swaps optimised WebAssembly in "
         "for the baseline code while it runs; default 3000)",
@@ -701,10 +701,6 @@ def main() -> None:
     args = ap.parse_args()
     if args.warmup is None:
         args.warmup = 2 if args.phase == "measure" else 3
-    elif args.warmup < 0:
-        ap.error(f"argument --warmup: must be at least 0 (got {args.warmup})")
-    if args.warmup_ms < 0:
-        ap.error(f"argument --warmup-ms: must be at least 0 (got {args.warmup_ms})")
     {"export": do_export, "measure": do_measure, "web": do_web}[args.phase](args)
 
 
