@@ -58,6 +58,60 @@ def test_synced_batchnorm_equals_full_batch_bn(tmp_path):
     torch.testing.assert_close(r[0]["rm"], ref.running_mean, atol=1e-6, rtol=1e-5)
 
 
+def _task_bn(ctx):
+    from edgemtl.models.modulation import TaskBatchNorm
+
+    torch.manual_seed(0)
+    m = TaskBatchNorm(torch.nn.BatchNorm2d(3), 2, ctx)
+    with torch.no_grad():
+        m.weight.uniform_(0.5, 2.0)
+        m.running_mean.normal_()
+    return m.train()
+
+
+def _task_bn_worker(rank: int, port: int, x: torch.Tensor, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    from edgemtl.models.task_input import TaskContext
+    from edgemtl.train.syncbn import sync_batchnorm
+
+    ctx = TaskContext(2)
+    m = _task_bn(ctx)
+    assert sync_batchnorm(m) == 1
+    part = x[rank * 2 : (rank + 1) * 2].clone().requires_grad_(True)
+    ctx.set(torch.full((2,), 1))
+    y = m(part)
+    (y * torch.arange(y.numel()).view_as(y).float()).sum().backward()
+    torch.save(
+        {"y": y.detach(), "gx": part.grad, "gw": m.weight.grad, "rm": m.running_mean, "rv": m.running_var},
+        f"{out_dir}/r{rank}.pt",
+    )
+    dist.destroy_process_group()
+
+
+def test_synced_per_task_batchnorm_equals_full_batch(tmp_path):
+    """Per-task BN (ASTMT) under DDP: two processes with half a batch each == one process with the
+    whole batch, for the output, gradients and the task's running statistics on every process."""
+    from edgemtl.models.task_input import TaskContext
+
+    x = torch.randn(4, 3, 5, 5) * 2 + 1
+    mp.spawn(_task_bn_worker, args=(_free_port(), x, str(tmp_path)), nprocs=2, join=True)
+    r = [torch.load(tmp_path / f"r{i}.pt", weights_only=True) for i in range(2)]
+    ctx = TaskContext(2)
+    ref = _task_bn(ctx)
+    ctx.set(torch.full((4,), 1))
+    xr = x.clone().requires_grad_(True)
+    y = ref(xr)
+    (y * torch.cat([torch.arange(y[:2].numel()).view_as(y[:2]).float()] * 2)).sum().backward()
+    torch.testing.assert_close(torch.cat([r[0]["y"], r[1]["y"]]), y.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.cat([r[0]["gx"], r[1]["gx"]]), xr.grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(r[0]["gw"] + r[1]["gw"], ref.weight.grad, atol=1e-4, rtol=1e-4)
+    for k in ("rm", "rv"):  # the same global statistics on both processes, task 0's rows untouched
+        want = ref.running_mean if k == "rm" else ref.running_var
+        for i in range(2):
+            torch.testing.assert_close(r[i][k], want, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.slow
 def test_torchrun_two_process_training(write_recipe, tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")

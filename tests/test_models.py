@@ -326,6 +326,53 @@ def test_bn_statistics_are_per_task_behind_task_gated_features(per_task_bn):
         assert max(errs) > 0.2 * gap, errs
 
 
+@pytest.mark.parametrize("selection", ["index", "onehot"])
+def test_per_task_bn_trains_as_batchnorm2d_on_the_task_rows(selection):
+    """A training step of per-task BN == nn.BatchNorm2d holding that task's parameters and
+    statistics (float64): output, gradients of input and affine parameters, running statistics;
+    the other tasks' rows receive no gradient and keep their statistics. Eval mode too."""
+    from edgemtl.models.modulation import TaskBatchNorm
+    from edgemtl.models.task_input import TaskContext
+
+    torch.manual_seed(0)
+    shared = torch.nn.BatchNorm2d(6).double()
+    ctx = TaskContext(3)
+    tbn = TaskBatchNorm(shared, 3, ctx).double()
+    with torch.no_grad():
+        for p in (tbn.weight, tbn.bias, tbn.running_mean):
+            p.normal_()
+        tbn.running_var.uniform_(0.5, 2.0)
+    before = {k: v.clone() for k, v in tbn.state_dict().items()}
+    task = 1
+    ref = torch.nn.BatchNorm2d(6, momentum=tbn.momentum, eps=tbn.eps).double()
+    with torch.no_grad():
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            getattr(ref, name).copy_(before[name][task])
+    x = torch.randn(4, 6, 5, 7, dtype=torch.float64) * 3 + 1
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    g = torch.randn(4, 6, 5, 7, dtype=torch.float64)
+    idx = torch.full((4,), task)
+    ctx.set(idx if selection == "index" else torch.nn.functional.one_hot(idx, 3).double())
+    tbn.train()
+    y = tbn(x1)
+    (y * g).sum().backward()
+    y_ref = ref(x2)
+    (y_ref * g).sum().backward()
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(tbn.weight.grad[task], ref.weight.grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(tbn.bias.grad[task], ref.bias.grad, rtol=1e-10, atol=1e-12)
+    others = [0, 2]
+    assert not tbn.weight.grad[others].any() and not tbn.bias.grad[others].any()
+    for name in ("running_mean", "running_var"):
+        torch.testing.assert_close(getattr(tbn, name)[task], getattr(ref, name), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(getattr(tbn, name)[others], before[name][others], rtol=0, atol=0)
+    tbn.eval(), ref.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(tbn(x), ref(x), rtol=1e-10, atol=1e-12)
+    ctx.clear()
+
+
 @pytest.mark.parametrize(
     "kw",
     [

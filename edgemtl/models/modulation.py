@@ -68,12 +68,29 @@ class TaskSE(nn.Module):
         return x * g.reshape(b, c, 1, 1)
 
 
+def batch_norm_train(
+    x: Tensor,
+    running_mean: Tensor,
+    running_var: Tensor,
+    weight: Tensor,
+    bias: Tensor,
+    momentum: float,
+    eps: float,
+) -> Tensor:
+    """Training-mode BN with batch statistics, updating the running statistics in place. DDP
+    replaces it per module with the synchronised version (edgemtl.train.syncbn)."""
+    return F.batch_norm(x, running_mean, running_var, weight, bias, True, momentum, eps)
+
+
 class TaskBatchNorm(nn.Module):
     """Per-task BatchNorm (+ the wrapped module's activation), initialised from a shared BN.
 
     Training batches must be single-task (the single-tasking loop guarantees it): batch
     statistics are shared by the batch, affine parameters and running statistics belong to the
-    task of sample 0. Everything is tensor arithmetic so the module stays exportable.
+    task of sample 0. Training runs torch's fused BN on that task's rows (the same arithmetic as
+    nn.BatchNorm2d; the composite mean/var/scale it replaced took 7 % of an ASTMT training step
+    on a CPU); inference is tensor arithmetic on the selected statistics so the module exports
+    with the task as a run-time input.
     """
 
     def __init__(self, bn: nn.BatchNorm2d, num_tasks: int, ctx: TaskContext) -> None:
@@ -92,29 +109,25 @@ class TaskBatchNorm(nn.Module):
         # timm's BatchNormAct2d folds drop + activation into the BN module; keep them.
         self.drop = getattr(bn, "drop", nn.Identity())
         self.act = getattr(bn, "act", nn.Identity())
+        self.batch_norm = batch_norm_train
 
     def forward(self, x: Tensor) -> Tensor:
         ctx = self.ctx[0]
-        gamma, beta = ctx.select(self.weight), ctx.select(self.bias)  # [B, C]
         if self.training:
-            mean = x.mean((0, 2, 3))
-            var = x.var((0, 2, 3), unbiased=False)
+            t = ctx.first()
+            rm, rv = self.running_mean.index_select(0, t)[0], self.running_var.index_select(0, t)[0]
+            w, b = self.weight.index_select(0, t)[0], self.bias.index_select(0, t)[0]
+            y = self.batch_norm(x, rm, rv, w, b, self.momentum, self.eps)  # updates rm, rv (copies)
             with torch.no_grad():
-                sel = (
-                    ctx.onehot[0]
-                    if ctx.onehot is not None
-                    else F.one_hot(ctx.index[0], self.weight.shape[0]).to(x.dtype)
-                )[:, None]
-                n = x.numel() / x.shape[1]
-                unbiased = var * (n / max(n - 1, 1))
-                self.running_mean.add_(self.momentum * sel * (mean - self.running_mean))
-                self.running_var.add_(self.momentum * sel * (unbiased - self.running_var))
-            mean, var = mean[None], var[None]
+                self.running_mean.index_copy_(0, t, rm[None])
+                self.running_var.index_copy_(0, t, rv[None])
         else:
+            gamma, beta = ctx.select(self.weight), ctx.select(self.bias)  # [B, C]
             mean, var = ctx.select(self.running_mean), ctx.select(self.running_var)
-        scale = gamma * torch.rsqrt(var + self.eps)
-        shift = beta - mean * scale
-        return self.act(self.drop(x * scale[:, :, None, None] + shift[:, :, None, None]))
+            scale = gamma * torch.rsqrt(var + self.eps)
+            shift = beta - mean * scale
+            y = x * scale[:, :, None, None] + shift[:, :, None, None]
+        return self.act(self.drop(y))
 
 
 class TaskAdapter(nn.Module):

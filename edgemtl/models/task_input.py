@@ -63,6 +63,14 @@ class TaskContext:
         """[T, *shape] -> [*shape] for the task of sample 0 (batches are single-task in training)."""
         return self.select(stacked)[0]
 
+    def first(self) -> Tensor:
+        """The task of sample 0 as a one-element index tensor (no host sync on CUDA)."""
+        if self.onehot is not None:
+            return self.onehot[:1].argmax(1)
+        if self.index is not None:
+            return self.index[:1].long()
+        raise RuntimeError("task-conditional module called without a task input")
+
 
 def check_task_tensor(task: Tensor, num_tasks: int, batch: int) -> None:
     """Validate a task input eagerly (skipped while tracing/exporting)."""

@@ -29,10 +29,10 @@ class DistInfo:
             from timm.layers import convert_sync_batchnorm
 
             convert_sync_batchnorm(model)
-        else:  # DDP rejects torch's SyncBatchNorm on CPU
-            from edgemtl.train.syncbn import sync_batchnorm
+        # DDP rejects torch's SyncBatchNorm on CPU; per-task BN (ASTMT) is ours on every device.
+        from edgemtl.train.syncbn import sync_batchnorm
 
-            sync_batchnorm(model)
+        sync_batchnorm(model, plain=device.type != "cuda")
         # Task-conditional and single-tasking steps leave other tasks' heads unused.
         ids = [device.index] if device.type == "cuda" else None
         return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)

@@ -4,6 +4,8 @@ torch's ``SyncBatchNorm`` is CUDA-only (DDP rejects it on CPU), so CPU/gloo runs
 sums, sums of squares and counts are all-reduced by a differentiable all-reduce, so gradients
 flow through the global statistics exactly as with single-process BN on the concatenated batch.
 The forward of each BN *instance* is replaced, leaving module paths and state_dict keys unchanged.
+Per-task BNs (ASTMT) use it on every device, CUDA included: torch's SyncBatchNorm knows nothing
+of their stacked per-task statistics, and unsynchronised each process would keep its own.
 """
 
 from __future__ import annotations
@@ -33,8 +35,42 @@ class _AllReduceSum(torch.autograd.Function):
         return g
 
 
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def synced_batch_norm(
+    x: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    momentum: float,
+    eps: float,
+) -> Tensor:
+    """Training-mode BN on the statistics of every process's batch together; the running
+    statistics (when given) are updated in place with them, as F.batch_norm does."""
+    if not _distributed():
+        return F.batch_norm(x, running_mean, running_var, weight, bias, True, momentum, eps)
+    c = x.shape[1]
+    count = torch.full((1,), x.numel() / c, dtype=x.dtype, device=x.device)
+    packed = _AllReduceSum.apply(torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), count]))
+    n = packed[-1]
+    mean = packed[:c] / n
+    var = packed[c : 2 * c] / n - mean * mean
+    if running_mean is not None and running_var is not None:
+        with torch.no_grad():
+            running_mean.mul_(1 - momentum).add_(momentum * mean.detach())
+            running_var.mul_(1 - momentum).add_(momentum * (var.detach() * n / (n - 1)))
+    y = (x - mean[None, :, None, None]) * torch.rsqrt(var[None, :, None, None] + eps)
+    if weight is not None:
+        y = y * weight[None, :, None, None] + bias[None, :, None, None]
+    return y
+
+
 def _synced_forward(self: nn.BatchNorm2d, x: Tensor) -> Tensor:
-    if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+    m = self.momentum if self.momentum is not None else 0.1
+    if not (self.training and _distributed()):
         y = F.batch_norm(
             x,
             self.running_mean,
@@ -42,25 +78,22 @@ def _synced_forward(self: nn.BatchNorm2d, x: Tensor) -> Tensor:
             self.weight,
             self.bias,
             self.training or not self.track_running_stats,
-            self.momentum or 0.1,
+            m,
             self.eps,
         )
     else:
-        c = x.shape[1]
-        count = torch.full((1,), x.numel() / c, dtype=x.dtype, device=x.device)
-        packed = _AllReduceSum.apply(torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), count]))
-        n = packed[-1]
-        mean = packed[:c] / n
-        var = packed[c : 2 * c] / n - mean * mean
-        if self.track_running_stats:
-            with torch.no_grad():
-                m = self.momentum if self.momentum is not None else 0.1
-                self.running_mean.mul_(1 - m).add_(m * mean.detach())
-                self.running_var.mul_(1 - m).add_(m * (var.detach() * n / (n - 1)))
-                self.num_batches_tracked.add_(1)
-        y = (x - mean[None, :, None, None]) * torch.rsqrt(var[None, :, None, None] + self.eps)
-        if self.affine:
-            y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        track = self.track_running_stats
+        y = synced_batch_norm(
+            x,
+            self.running_mean if track else None,
+            self.running_var if track else None,
+            self.weight if self.affine else None,
+            self.bias if self.affine else None,
+            m,
+            self.eps,
+        )
+        if track:
+            self.num_batches_tracked.add_(1)
     # timm's BatchNormAct2d folds dropout and activation into the BN module.
     if hasattr(self, "drop"):
         y = self.drop(y)
@@ -69,11 +102,20 @@ def _synced_forward(self: nn.BatchNorm2d, x: Tensor) -> Tensor:
     return y
 
 
-def sync_batchnorm(model: nn.Module) -> int:
-    """Make every BatchNorm2d of ``model`` synchronise its batch statistics; returns the count."""
+def sync_batchnorm(model: nn.Module, plain: bool = True) -> int:
+    """Make the BatchNorms of ``model`` synchronise their batch statistics; returns the count.
+
+    Per-task BNs (ASTMT) always: their training forward calls a replaceable ``batch_norm``,
+    pointed here at :func:`synced_batch_norm` (the task's rows are updated from the global
+    statistics). Plain ``nn.BatchNorm2d`` too when ``plain`` (CUDA uses torch's SyncBatchNorm)."""
+    from edgemtl.models.modulation import TaskBatchNorm
+
     n = 0
     for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
+        if isinstance(m, TaskBatchNorm):
+            m.batch_norm = synced_batch_norm
+            n += 1
+        elif plain and isinstance(m, nn.BatchNorm2d):
             m.forward = types.MethodType(_synced_forward, m)
             n += 1
     return n
