@@ -40,6 +40,7 @@ MODELS = {
 }
 BEFORE = {"precision": "fp32", "channels_last": False, "data_cache": 0.0}
 AFTER: dict = {}  # the defaults
+AFTER_BF16 = {"precision": "bf16"}  # --bf16: the defaults in bf16, to check what precision=auto picks
 
 
 def machine() -> str:
@@ -65,6 +66,14 @@ def machine() -> str:
             else "no avx512_vnni, avx_vnni, avx512_bf16 or amx"
         )
     )
+
+
+def auto_precision() -> str:
+    import torch
+
+    from edgemtl.train.speed import resolve_precision
+
+    return resolve_precision("auto", torch.device("cpu"))
 
 
 def recipe(model: str, train: dict, args, epochs: int, seed: int = 0):
@@ -163,26 +172,35 @@ def main() -> None:
     ap.add_argument("--input", type=int, default=128)
     ap.add_argument("--check-metrics", action="store_true")
     ap.add_argument("--check-epochs", type=int, default=6)
+    ap.add_argument(
+        "--bf16",
+        action="store_true",
+        help="also time the defaults with train.precision=bf16 (a third column)",
+    )
     args = ap.parse_args()
     import edgemtl._compat  # noqa: F401  (timm beside the CPU torch)
 
     info = machine()
     print(info, flush=True)
-    results = {m: {"before": [], "after": []} for m in args.models}
+    settings = [("before", BEFORE), ("after", AFTER)] + ([("after_bf16", AFTER_BF16)] if args.bf16 else [])
+    results = {m: {label: [] for label, _ in settings} for m in args.models}
     for r in range(args.rounds):
         for m in args.models:
-            for label, train in (("before", BEFORE), ("after", AFTER)):
+            for label, train in settings:
                 ips = images_per_s(m, train, args)
                 results[m][label].append(ips)
-                print(f"round {r + 1} {m:13s} {label:6s} {ips:6.2f} images/s", flush=True)
+                print(f"round {r + 1} {m:13s} {label:10s} {ips:6.2f} images/s", flush=True)
     rows = []
     for m in args.models:
         b, a = statistics.median(results[m]["before"]), statistics.median(results[m]["after"])
         rows.append({"model": m, "before": b, "after": a, "ratio": a / b, "runs": results[m]})
+        if args.bf16:
+            rows[-1]["after_bf16"] = statistics.median(results[m]["after_bf16"])
     norm = normalize_ratio()
     print("\nmodel          before  after  (images/s, median)  after/before")
     for row in rows:
-        print(f"{row['model']:13s} {row['before']:7.2f} {row['after']:6.2f}  {row['ratio']:.2f}x")
+        bf = f"   bf16 / defaults {row['after_bf16'] / row['after']:.2f}x" if args.bf16 else ""
+        print(f"{row['model']:13s} {row['before']:7.2f} {row['after']:6.2f}  {row['ratio']:.2f}x{bf}")
     print(
         "normals normalisation alone (forward+backward, 16x3x128x128): F.normalize / unit_normalize = "
         f"{norm:.1f}x"
@@ -192,7 +210,7 @@ def main() -> None:
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "args": vars(args),
         "before": BEFORE,
-        "after": "defaults",
+        "after": f"defaults (precision auto = {auto_precision()})",
         "rows": rows,
         "normalize_ratio": norm,
     }
@@ -207,12 +225,16 @@ def main() -> None:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+        bf_head = " defaults in bf16 (img/s) | bf16 / defaults |" if args.bf16 else ""
         md = [
             f"# Training speed\n\nCommand: `python benchmarks/{report['command']}`\n\nMachine: {info}\n",
-            "| model | before (img/s) | after (img/s) | after / before |",
-            "|---|---|---|---|",
+            f"Defaults here: train.precision=auto = {auto_precision()}.\n",
+            "| model | before (img/s) | after (img/s) | after / before |" + bf_head,
+            "|---|---|---|---|" + ("---|---|" if args.bf16 else ""),
         ]
-        md += [f"| {r['model']} | {r['before']:.2f} | {r['after']:.2f} | {r['ratio']:.2f}x |" for r in rows]
+        for r in rows:
+            bf = f" {r['after_bf16']:.2f} | {r['after_bf16'] / r['after']:.2f}x |" if args.bf16 else ""
+            md.append(f"| {r['model']} | {r['before']:.2f} | {r['after']:.2f} | {r['ratio']:.2f}x |" + bf)
         md.append(
             f"\nNormals normalisation alone: F.normalize / unit_normalize = {norm:.1f}x (in both columns)."
         )

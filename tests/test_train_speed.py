@@ -175,9 +175,9 @@ def test_epoch_sampler_keeps_the_order_of_earlier_releases():
 
 def test_resume_refuses_another_precision_than_the_run_trained_in(write_recipe, tmp_path, monkeypatch):
     """'auto' resolves per machine: a run resumed where it would mean bf16 must not silently switch."""
-    monkeypatch.setattr("edgemtl.train.speed.cpu_has_native_bf16", lambda: False)  # trained without bf16
+    monkeypatch.setattr("edgemtl.train.speed.cpu_bf16_pays_off", lambda: False)  # trained without bf16
     _trainer(write_recipe, tmp_path, "run", max_steps_per_epoch=1).fit()
-    monkeypatch.setattr("edgemtl.train.speed.cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr("edgemtl.train.speed.cpu_bf16_pays_off", lambda: True)
     recipe = load_recipe(str(tmp_path / "run.yaml"))
     recipe = recipe.with_train(epochs=2)
     with pytest.raises(EdgeMTLError, match="trained in fp32.*would continue in bf16.*train.precision=fp32"):
@@ -201,8 +201,9 @@ def test_unit_normalize_is_f_normalize_with_finite_gradients():
 
 
 def test_native_bf16_flags_are_read_and_key_bench_runs(tmp_path, monkeypatch):
-    """avx512_bf16 / amx_bf16 make train.precision=auto mean bf16 on a CPU; a bench run made that way
-    gets its own key, so it is never reused as the fp32 run of the same recipe (and fp32 keys stay)."""
+    """amx_bf16 makes train.precision=auto mean bf16 on a CPU (avx512_bf16 alone does not: slower
+    than fp32 where measured); a bench run made that way gets its own key, so it is never reused
+    as the fp32 run of the same recipe (and fp32 keys stay)."""
     from edgemtl.bench.runner import recipe_hash
     from edgemtl.profile.cpu import cpu_features
     from edgemtl.recipes import Recipe
@@ -212,15 +213,26 @@ def test_native_bf16_flags_are_read_and_key_bench_runs(tmp_path, monkeypatch):
     assert {"avx512_bf16", "amx_bf16", "amx_int8"} <= set(cpu_features(str(info)))
     info.write_text("processor : 0\nflags : fpu avx2 fma\n")
     assert cpu_features(str(info)) == ["avx2", "fma"]
+    from edgemtl.train.speed import cpu_bf16_pays_off, resolve_precision
+
+    for flags, want in (
+        (["avx512_bf16", "amx_bf16"], "bf16"),
+        (["avx512f", "avx512_bf16"], "fp32"),
+        ([], "fp32"),
+    ):
+        monkeypatch.setattr("edgemtl.profile.cpu.cpu_features", lambda path=None, f=flags: f)
+        assert cpu_bf16_pays_off() == (want == "bf16")
+        assert resolve_precision("auto", torch.device("cpu")) == want
+    monkeypatch.undo()
 
     recipe = Recipe(
         "r", model={"arch": "hard_sharing"}, tasks=["semseg"], data={"root": "d"}, train={"device": "cpu"}
     )
-    monkeypatch.setattr("edgemtl.train.speed.cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr("edgemtl.train.speed.cpu_bf16_pays_off", lambda: False)
     fp32_auto = recipe_hash(recipe)
-    monkeypatch.setattr("edgemtl.train.speed.cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr("edgemtl.train.speed.cpu_bf16_pays_off", lambda: True)
     assert recipe_hash(recipe) != fp32_auto  # auto -> bf16 here: another run
     assert recipe_hash(recipe.with_train(precision="fp32")) == fp32_auto  # the same fp32 run as before
     assert recipe_hash(recipe.with_train(precision="bf16")) == recipe_hash(recipe)
-    monkeypatch.setattr("edgemtl.train.speed.cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr("edgemtl.train.speed.cpu_bf16_pays_off", lambda: False)
     assert recipe_hash(recipe) == fp32_auto

@@ -46,9 +46,7 @@ class TrainConfig:
     edge_thresholds: int = 15  # validation edge metric thresholds (fewer = faster)
     deterministic: bool = True
     # Speed (edgemtl.train.speed): none of these changes results beyond floating-point rounding.
-    precision: str = (
-        "auto"  # fp32 | bf16 | fp16 | auto (bf16 on CUDA and on CPUs with native bf16, else fp32)
-    )
+    precision: str = "auto"  # fp32 | bf16 | fp16 | auto (bf16 on CUDA and on CPUs with AMX, else fp32)
     channels_last: bool | None = None  # None: on for CPU and CUDA (NHWC activations)
     compile: bool = False  # torch.compile the model
     data_cache: float = (

@@ -5,7 +5,7 @@ round more; benchmarks/train_speed.py measures both the speed and the metric spr
 - ``train.precision``: ``fp32`` | ``bf16`` | ``fp16`` | ``auto``. bf16 runs the forward pass and
   the losses under autocast; fp16 also scales the loss with a dynamic ``GradScaler`` (fp16 gradients
   underflow otherwise). ``auto`` is bf16 on CUDA (fp16 where the GPU has no bf16) and on CPUs with
-  native bf16 arithmetic (``avx512_bf16`` or AMX), else fp32: emulated bf16 is slower than fp32.
+  AMX, else fp32: emulated bf16 is slower than fp32, and so was ``avx512_bf16`` without AMX.
 - ``train.channels_last``: NHWC activations; oneDNN's depthwise kernels are several times faster
   in NHWC. Unset (null) = on for CPU and CUDA.
 - dilated depthwise convolutions (MobileNet's last stages at output stride 16/8, the ASPP
@@ -31,10 +31,14 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def cpu_has_native_bf16() -> bool:
+def cpu_bf16_pays_off() -> bool:
+    """AMX (matrix tiles with bf16) only. ``avx512_bf16`` alone (bf16 dot products in vector
+    registers) trained slower in bf16 than in fp32 on an AMD EPYC with it: 0.74x images/s
+    single-task, 0.84x hard sharing, 0.82x ASTMT, MTI-Net 1.06x (benchmarks/results/
+    train_speed_epyc_vnni)."""
     from edgemtl.profile.cpu import cpu_features
 
-    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_features()))
+    return "amx_bf16" in cpu_features()
 
 
 def resolve_device(device: str) -> torch.device:
@@ -51,7 +55,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "bf16" if cpu_bf16_pays_off() else "fp32"
 
 
 @dataclass
