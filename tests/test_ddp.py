@@ -112,31 +112,57 @@ def test_synced_per_task_batchnorm_equals_full_batch(tmp_path):
             torch.testing.assert_close(r[i][k], want, atol=1e-5, rtol=1e-5)
 
 
+def _torchrun(recipe: Path, out: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "edgemtl", "train", str(recipe)]
+    return subprocess.run(
+        [*cmd, "--out", str(out), "--quiet"], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
 @pytest.mark.slow
 def test_torchrun_two_process_training(write_recipe, tmp_path):
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     recipe = write_recipe(tasks=("semseg", "normals"))
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run(
-        [
-            torchrun,
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "edgemtl",
-            "train",
-            str(recipe),
-            "--out",
-            str(out),
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    r = _torchrun(recipe, out)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "world_size: 2" in (out / "config.yaml").read_text()
     assert (out / "best.pt").is_file() and "semseg" in (out / "summary.json").read_text()
+
+
+@pytest.mark.slow
+def test_torchrun_single_tasking_when_one_process_has_no_label_for_a_task(tmp_path):
+    """Partially-labelled data under DDP: one train image has a depth label, so in one step per
+    epoch one process's batch has depth and the other's has none. Both must still take the depth
+    step together (synchronised BN, gradient all-reduce), or the run waits forever."""
+    import json
+
+    import yaml
+    from conftest import TINY_MODEL
+
+    from edgemtl.data.synth import generate
+
+    root = tmp_path / "d"
+    generate(root, 16, (48, 64), seed=4, preset="nyud", workers=1, progress=False, splits=(0.5, 0.25, 0.25),
+             tasks=["semseg", "depth"])  # fmt: skip
+    train = (root / "splits" / "train.txt").read_text().split()
+    for sid in train[1:]:
+        next((root / "depth").glob(f"{sid}.*")).unlink()
+    meta = json.loads((root / "dataset.json").read_text())
+    (root / "dataset.json").write_text(json.dumps({**meta, "partial_labels": True}))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "model": {**TINY_MODEL, "arch": "astmt"},
+        "tasks": ["semseg", "depth"],
+        "data": {"root": str(root)},
+        "train": {"epochs": 2, "batch_size": 2},
+    }))  # fmt: skip
+    out = tmp_path / "run"
+    try:
+        r = _torchrun(recipe, out, timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.fail("DDP training hung: a process skipped a task step the other took")
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"semseg", "depth"} <= set(summary["metrics"])

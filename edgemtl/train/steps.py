@@ -111,6 +111,33 @@ def _clip(s: StepContext) -> None:
         torch.nn.utils.clip_grad_norm_(params, s.cfg.grad_clip)
 
 
+def _any_process(flag: bool, device: torch.device) -> bool:
+    """``flag`` or'ed over the DDP processes (itself when not distributed)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return flag
+    t = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def _idle_step(s: StepContext, image: Tensor, n: str, use_aux: bool, batch: dict[str, Any]) -> None:
+    """Task ``n``'s step on a DDP process whose batch has no image labelled for ``n`` while another
+    process's has: it must still run the forward (synchronised BN) and the backward (gradient
+    all-reduce), or every process waits forever. A zero loss contributes zero gradients; DDP
+    averages, so every process then takes the same step."""
+    with s.amp.autocast():
+        outs, _, initial = _forward(s, image, [n], False, use_aux)
+        total = outs[n].sum() * 0.0
+        if initial is not None:
+            total = total + _aux_loss(s, {k: {n: v[n]} for k, v in initial.items()}, batch)
+    s.amp.scale(total).backward()
+    _clip(s)
+    s.masked.step(s.optimizer, s.model.task_names.index(n), s.amp.step)
+    s.amp.update()
+
+
 def single_tasking_step(s: StepContext, batch: dict[str, Any], where: str) -> dict[str, float]:
     """For each task: forward that task, backward, step only the parameters it uses."""
     image = batch["image"]
@@ -118,9 +145,13 @@ def single_tasking_step(s: StepContext, batch: dict[str, Any], where: str) -> di
     out_losses = {}
     for n in s.tasks:
         rows = labelled_rows(batch, n)
-        if rows is not None and not rows:
-            continue  # no image of this batch is labelled for n: no step for it
+        here = rows is None or bool(rows)
+        if not _any_process(here, image.device):
+            continue  # no image of this batch (on any process) is labelled for n: no step for it
         s.optimizer.zero_grad(set_to_none=True)
+        if not here:
+            _idle_step(s, image, n, use_aux, batch)
+            continue
         with s.amp.autocast():
             outs, feats, initial = _forward(s, image, [n], s.disc is not None, use_aux)
             loss = task_loss(s.tasks[n], outs[n], batch[n], rows)
