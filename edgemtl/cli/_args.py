@@ -64,8 +64,9 @@ def check_output_file(flag: str, path: str | None) -> None:
         raise EdgeMTLError(f"{flag} {path}: {folder} is not writable; choose another path")
 
 
-def check_input_file(flag: str, path: str | None) -> None:
-    """An input file that must exist (checked before the work that needs it at the end)."""
+def check_input_file(flag: str, path: str | None, what: str = "a file") -> None:
+    """An input file that must exist (checked before the work that needs it at the end); ``what``
+    the folder refusal asks for instead ("one image file")."""
     from pathlib import Path
 
     from edgemtl.errors import EdgeMTLError
@@ -73,6 +74,6 @@ def check_input_file(flag: str, path: str | None) -> None:
     if not path:
         return
     if Path(path).is_dir():
-        raise EdgeMTLError(f"{flag} {path}: is a folder; name a file")
+        raise EdgeMTLError(f"{flag} {path}: is a folder; name {what}")
     if not Path(path).is_file():
         raise EdgeMTLError(f"{flag} {path}: file not found")

@@ -29,13 +29,11 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from edgemtl import runtime
+    from edgemtl.cli._args import check_input_file
     from edgemtl.data.layout import atomic_write_bytes, encode_png, read_rgb
     from edgemtl.errors import EdgeMTLError
 
-    if Path(args.image).is_dir():
-        raise EdgeMTLError(f"--image {args.image}: is a folder; name one image file")
-    if not Path(args.image).is_file():
-        raise EdgeMTLError(f"--image {args.image}: file not found")
+    check_input_file("--image", args.image, what="one image file")
     # Checked before the model loads: PNG bytes behind a .jpg name, or an .npy behind .txt, would be
     # files that other tools misread.
     if Path(args.out).suffix.lower() != ".png":
