@@ -90,8 +90,9 @@ def export_for_quant(model: nn.Module, train: bool) -> Any:
     """torch.export with a dynamic batch dimension (training batches and batch-1 export differ).
 
     For QAT (``train``) the per-task BNs are traced in eval mode: QAT fine-tunes their affine
-    parameters on frozen running statistics. They are tensor arithmetic, not aten batch_norm, so
-    torchao's ``move_exported_model_to_eval`` cannot switch them after tracing: traced in train mode,
+    parameters on frozen running statistics. They select the task's rows of stacked statistics (a
+    batch norm on copies of those rows in training), so torchao's ``move_exported_model_to_eval``
+    cannot switch them after tracing: traced in train mode (then tensor arithmetic),
     the deployed QAT program normalised every image with its own batch statistics (ASTMT SE decoder
     on pascal-like: Δm −17.6 through ONNX Runtime and ExecuTorch at batch 1 against −13.8 for the
     same graph scored at batch 16, and the mean/var arithmetic made it 1.5-2.6x slower than PTQ)."""
