@@ -112,6 +112,33 @@ def test_synced_per_task_batchnorm_equals_full_batch(tmp_path):
             torch.testing.assert_close(r[i][k], want, atol=1e-5, rtol=1e-5)
 
 
+def _grad_worker(rank: int, port: int, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    from edgemtl.train.dist import average_gradients
+
+    a, b, c = (torch.zeros(3, requires_grad=True) for _ in range(3))
+    a.grad = torch.tensor([1.0, 2.0, 3.0]) * (rank + 1)  # rank 0: 1x, rank 1: 2x
+    if rank == 1:
+        b.grad = torch.tensor([4.0, 4.0, 4.0])  # unused on rank 0 in this step
+    average_gradients([a, b])
+    average_gradients([c])  # no gradient anywhere: left alone
+    torch.save({"a": a.grad, "b": b.grad, "c_none": c.grad is None}, f"{out_dir}/g{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_gradients_outside_ddp_are_averaged_over_processes(tmp_path):
+    """The discriminator and learnable balancer weights live outside the DDP-wrapped model: their
+    gradients are averaged like DDP's, a process where a parameter went unused taking part with
+    zeros, so every process takes the same step."""
+    mp.spawn(_grad_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    for i in range(2):
+        r = torch.load(tmp_path / f"g{i}.pt", weights_only=True)
+        torch.testing.assert_close(r["a"], torch.tensor([1.5, 3.0, 4.5]))
+        torch.testing.assert_close(r["b"], torch.tensor([2.0, 2.0, 2.0]))
+        assert r["c_none"]
+
+
 def _torchrun(recipe: Path, out: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -135,7 +162,8 @@ def test_torchrun_two_process_training(write_recipe, tmp_path):
 def test_torchrun_single_tasking_when_one_process_has_no_label_for_a_task(tmp_path):
     """Partially-labelled data under DDP: one train image has a depth label, so in one step per
     epoch one process's batch has depth and the other's has none. Both must still take the depth
-    step together (synchronised BN, gradient all-reduce), or the run waits forever."""
+    step together (synchronised BN, gradient all-reduce, the discriminator's averaged gradients:
+    adversarial training is on), or the run waits forever."""
     import json
 
     import yaml
@@ -156,7 +184,7 @@ def test_torchrun_single_tasking_when_one_process_has_no_label_for_a_task(tmp_pa
         "model": {**TINY_MODEL, "arch": "astmt"},
         "tasks": ["semseg", "depth"],
         "data": {"root": str(root)},
-        "train": {"epochs": 2, "batch_size": 2},
+        "train": {"epochs": 2, "batch_size": 2, "adversarial": True},
     }))  # fmt: skip
     out = tmp_path / "run"
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +31,11 @@ class MultiTaskModel(nn.Module):
     # Task-interaction nets (MTI-Net, PAD-Net) compute every task in one pass and expose
     # initial predictions for deep supervision through ``forward(image, return_aux=True)``.
     one_pass_all_tasks: ClassVar[bool] = False
+    # The interface features of the last ``return_features`` forward, as the predictions were
+    # computed from them. DDP passes every output through an identity autograd node, so the
+    # features it returns are copies no loss depends on (the adversarial step differentiates the
+    # loss with respect to these); the training step takes them and clears the reference.
+    interface: Any = None
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

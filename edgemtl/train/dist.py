@@ -37,6 +37,14 @@ class DistInfo:
         ids = [device.index] if device.type == "cuda" else None
         return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
 
+    def broadcast_params(self, params: list[torch.Tensor]) -> None:
+        """Start trained parameters DDP does not own (discriminator, balancer weights) from rank 0's
+        values, as DDP does for the model's."""
+        if self.enabled:
+            with torch.no_grad():
+                for p in params:
+                    dist.broadcast(p.data, src=0)
+
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()
@@ -54,6 +62,26 @@ class DistInfo:
         obj = [str(path) if path is not None else None]
         dist.broadcast_object_list(obj, src=0)
         return Path(obj[0])
+
+
+def average_gradients(params: list[torch.Tensor]) -> None:
+    """Average ``params``' gradients over the DDP processes (nothing when not distributed). A
+    parameter without a gradient on a process (its module unused in that step) takes part with
+    zeros, so every process calls the same collectives and ends with the same gradients; when no
+    process has any gradient, nothing changes."""
+    if not params or not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return
+    device = params[0].device
+    flag = torch.tensor([int(any(p.grad is not None for p in params))], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    if not flag.item():
+        return
+    world = dist.get_world_size()
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad /= world
 
 
 def setup_distributed() -> DistInfo:

@@ -37,6 +37,9 @@ class StepContext:
     amp: Amp = field(default_factory=lambda: Amp("fp32", "cpu"))
     alpha: float = 0.0
     last_losses: dict[str, float] = field(default_factory=dict)
+    # Trained parameters outside the DDP-wrapped model (the discriminator, learnable balancer
+    # weights): their gradients are averaged over the processes here, as DDP does for the model's.
+    extra_params: list[Tensor] = field(default_factory=list)
 
 
 class NonFiniteLoss(EdgeMTLError):
@@ -60,15 +63,25 @@ def _forward(s: StepContext, image: Tensor, names: list[str], features: bool, au
             idx = torch.full((image.shape[0],), m.task_names.index(n), dtype=torch.long, device=image.device)
             r = s.net(image, idx, return_features=features)
             y, f = r if features else (r, None)
-            outs[n], feats[n] = y[:, : m.out_channels[n]], f
+            outs[n], feats[n] = y[:, : m.out_channels[n]], _interface(m, f) if features else None
         return outs, feats, None
     if aux:
         outs, initial = s.net(image, return_aux=True)
         return outs, None, initial
     if features:
         outs, feats = s.net(image, return_features=True)
-        return outs, feats, None
+        return outs, _interface(m, feats), None
     return s.net(image), None, None
+
+
+def _interface(model: nn.Module, returned: Any) -> Any:
+    """The features the predictions were computed from (``MultiTaskModel.interface``), not the
+    copies a DDP wrapper returns: the adversarial step differentiates the loss with respect to them."""
+    own = getattr(model, "interface", None)
+    if own is None:
+        return returned
+    model.interface = None
+    return own
 
 
 def task_loss(task: Task, pred: Tensor, target: Any, rows: list[int] | None) -> Tensor | None:
@@ -105,6 +118,11 @@ def _aux_loss(s: StepContext, initial: dict[str, dict[str, Tensor]], batch: dict
 
 
 def _clip(s: StepContext) -> None:
+    """Gradients ready for the step: those of parameters DDP does not own averaged over the
+    processes, unscaled (fp16), clipped."""
+    from edgemtl.train.dist import average_gradients
+
+    average_gradients(s.extra_params)
     s.amp.unscale(s.optimizer)  # fp16: clip (and step) on the true gradients
     if s.cfg.grad_clip:
         params = [p for g in s.optimizer.param_groups for p in g["params"] if p.grad is not None]

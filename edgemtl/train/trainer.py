@@ -195,6 +195,7 @@ class Trainer:
         """The wrapped network, mixed precision, optimizer, schedule and the per-step context."""
         cfg = self.cfg
         self.net = self.dist.wrap(self.model, self.device)
+        self.dist.broadcast_params([p for g in extra_groups for p in g["params"]])
         if cfg.compile:
             self.net = torch.compile(self.net)
         # A model passed in (QAT's fake-quant graph) trains in fp32: observers and fake-quant need it.
@@ -222,6 +223,7 @@ class Trainer:
             self.bctx,
             self.disc,
             self.amp,
+            extra_params=[p for g in extra_groups for p in g["params"]],
         )
 
     def _same_precision(self, ckpt: dict[str, Any], run: str, now: str) -> bool:

@@ -95,6 +95,8 @@ class ASTMT(MultiTaskModel):
         x = self.decoder(feats)
         h = self.head_blocks(x) if hasattr(self, "head_blocks") else x
         y = upsample_to(self.head(h) if self.head is not None else h, image)
+        if return_features:
+            self.interface = x  # see BaseModel.interface: DDP returns a copy the loss does not depend on
         return (y, x) if return_features else y
 
     def forward(self, image: Tensor, task: Tensor, return_features: bool = False):

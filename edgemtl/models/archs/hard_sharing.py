@@ -70,12 +70,16 @@ class HardSharing(MultiTaskModel):
         feats = self.backbone(self.normalize(image))
         if self.light:
             out = {n: upsample_to(self.decoders(feats, self.task_names.index(n)), image) for n in names}
-            return (out, {n: feats[-1] for n in names}) if return_features else out
+            if return_features:
+                self.interface = {n: feats[-1] for n in names}
+            return (out, self.interface) if return_features else out
         shared = self.decoder(feats) if hasattr(self, "decoder") else None
         out, inter = {}, {}
         for n in names:
             inter[n] = shared if shared is not None else self.decoders[n](feats)
             out[n] = upsample_to(self.heads[n](inter[n]), image)
+        if return_features:
+            self.interface = inter  # see BaseModel.interface
         return (out, inter) if return_features else out
 
     def forward(self, image: Tensor, return_features: bool = False):
