@@ -41,6 +41,17 @@ def _bn_worker(rank: int, port: int, x: torch.Tensor, out_dir: str) -> None:
     dist.destroy_process_group()
 
 
+def _check_against_full_batch(r: list[dict], ref: torch.nn.Module, x: torch.Tensor) -> None:
+    """Each process's half == ``ref`` on the whole batch: outputs, input gradients, the summed
+    weight gradient (the workers weight their outputs by arange, as here)."""
+    xr = x.clone().requires_grad_(True)
+    y = ref(xr)
+    (y * torch.cat([torch.arange(y[:2].numel()).view_as(y[:2]).float()] * 2)).sum().backward()
+    torch.testing.assert_close(torch.cat([r[0]["y"], r[1]["y"]]), y.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.cat([r[0]["gx"], r[1]["gx"]]), xr.grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(r[0]["gw"] + r[1]["gw"], ref.weight.grad, atol=1e-4, rtol=1e-4)
+
+
 def test_synced_batchnorm_equals_full_batch_bn(tmp_path):
     """Two processes with half a batch each == one process with the whole batch (values and grads)."""
     x = torch.randn(4, 3, 5, 5)
@@ -49,12 +60,7 @@ def test_synced_batchnorm_equals_full_batch_bn(tmp_path):
     ref = torch.nn.BatchNorm2d(3)
     with torch.no_grad():
         ref.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
-    xr = x.clone().requires_grad_(True)
-    y = ref(xr)
-    (y * torch.cat([torch.arange(y[:2].numel()).view_as(y[:2]).float()] * 2)).sum().backward()
-    torch.testing.assert_close(torch.cat([r[0]["y"], r[1]["y"]]), y.detach(), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(torch.cat([r[0]["gx"], r[1]["gx"]]), xr.grad, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(r[0]["gw"] + r[1]["gw"], ref.weight.grad, atol=1e-4, rtol=1e-4)
+    _check_against_full_batch(r, ref, x)
     torch.testing.assert_close(r[0]["rm"], ref.running_mean, atol=1e-6, rtol=1e-5)
 
 
@@ -100,12 +106,7 @@ def test_synced_per_task_batchnorm_equals_full_batch(tmp_path):
     ctx = TaskContext(2)
     ref = _task_bn(ctx)
     ctx.set(torch.full((4,), 1))
-    xr = x.clone().requires_grad_(True)
-    y = ref(xr)
-    (y * torch.cat([torch.arange(y[:2].numel()).view_as(y[:2]).float()] * 2)).sum().backward()
-    torch.testing.assert_close(torch.cat([r[0]["y"], r[1]["y"]]), y.detach(), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(torch.cat([r[0]["gx"], r[1]["gx"]]), xr.grad, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(r[0]["gw"] + r[1]["gw"], ref.weight.grad, atol=1e-4, rtol=1e-4)
+    _check_against_full_batch(r, ref, x)
     for k in ("rm", "rv"):  # the same global statistics on both processes, task 0's rows untouched
         want = ref.running_mean if k == "rm" else ref.running_var
         for i in range(2):
