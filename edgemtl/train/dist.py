@@ -64,17 +64,28 @@ class DistInfo:
         return Path(obj[0])
 
 
+def distributed() -> bool:
+    """Whether this process is one of several DDP processes (a process group of more than one)."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def any_process(flag: bool, device: torch.device) -> bool:
+    """``flag`` or'ed over the DDP processes (itself when not distributed)."""
+    if not distributed():
+        return flag
+    t = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def average_gradients(params: list[torch.Tensor]) -> None:
     """Average ``params``' gradients over the DDP processes (nothing when not distributed). A
     parameter without a gradient on a process (its module unused in that step) takes part with
     zeros, so every process calls the same collectives and ends with the same gradients; when no
     process has any gradient, nothing changes."""
-    if not params or not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+    if not params or not distributed():
         return
-    device = params[0].device
-    flag = torch.tensor([int(any(p.grad is not None for p in params))], device=device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    if not flag.item():
+    if not any_process(any(p.grad is not None for p in params), params[0].device):
         return
     world = dist.get_world_size()
     for p in params:

@@ -14,6 +14,7 @@ from edgemtl.errors import EdgeMTLError
 from edgemtl.tasks import Task
 from edgemtl.train.adversarial import TaskDiscriminator, discriminator_loss
 from edgemtl.train.config import TrainConfig
+from edgemtl.train.dist import any_process, average_gradients
 from edgemtl.train.optim import MaskedStep
 from edgemtl.train.speed import Amp
 
@@ -120,24 +121,11 @@ def _aux_loss(s: StepContext, initial: dict[str, dict[str, Tensor]], batch: dict
 def _clip(s: StepContext) -> None:
     """Gradients ready for the step: those of parameters DDP does not own averaged over the
     processes, unscaled (fp16), clipped."""
-    from edgemtl.train.dist import average_gradients
-
     average_gradients(s.extra_params)
     s.amp.unscale(s.optimizer)  # fp16: clip (and step) on the true gradients
     if s.cfg.grad_clip:
         params = [p for g in s.optimizer.param_groups for p in g["params"] if p.grad is not None]
         torch.nn.utils.clip_grad_norm_(params, s.cfg.grad_clip)
-
-
-def _any_process(flag: bool, device: torch.device) -> bool:
-    """``flag`` or'ed over the DDP processes (itself when not distributed)."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        return flag
-    t = torch.tensor([int(flag)], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
 
 
 def _idle_step(s: StepContext, image: Tensor, n: str, use_aux: bool, batch: dict[str, Any]) -> None:
@@ -164,7 +152,7 @@ def single_tasking_step(s: StepContext, batch: dict[str, Any], where: str) -> di
     for n in s.tasks:
         rows = labelled_rows(batch, n)
         here = rows is None or bool(rows)
-        if not _any_process(here, image.device):
+        if not any_process(here, image.device):
             continue  # no image of this batch (on any process) is labelled for n: no step for it
         s.optimizer.zero_grad(set_to_none=True)
         if not here:

@@ -17,6 +17,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from edgemtl.train.dist import distributed
+
 
 class _AllReduceSum(torch.autograd.Function):
     """Sum over processes. The gradient of the global loss (a sum of every process's loss) w.r.t.
@@ -35,10 +37,6 @@ class _AllReduceSum(torch.autograd.Function):
         return g
 
 
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
 def synced_batch_norm(
     x: Tensor,
     running_mean: Tensor | None,
@@ -50,7 +48,7 @@ def synced_batch_norm(
 ) -> Tensor:
     """Training-mode BN on the statistics of every process's batch together; the running
     statistics (when given) are updated in place with them, as F.batch_norm does."""
-    if not _distributed():
+    if not distributed():
         return F.batch_norm(x, running_mean, running_var, weight, bias, True, momentum, eps)
     c = x.shape[1]
     count = torch.full((1,), x.numel() / c, dtype=x.dtype, device=x.device)
@@ -70,7 +68,7 @@ def synced_batch_norm(
 
 def _synced_forward(self: nn.BatchNorm2d, x: Tensor) -> Tensor:
     m = self.momentum if self.momentum is not None else 0.1
-    if not (self.training and _distributed()):
+    if not (self.training and distributed()):
         y = F.batch_norm(
             x,
             self.running_mean,
