@@ -152,7 +152,9 @@ def single_tasking_step(s: StepContext, batch: dict[str, Any], where: str) -> di
     for n in s.tasks:
         rows = labelled_rows(batch, n)
         here = rows is None or bool(rows)
-        if not any_process(here, image.device):
+        # Items carry "labelled" only in partially-labelled datasets, on every process alike: only
+        # then can the processes disagree, so only then is the flag all-reduced (a sync per task).
+        if not (any_process(here, image.device) if "labelled" in batch else here):
             continue  # no image of this batch (on any process) is labelled for n: no step for it
         s.optimizer.zero_grad(set_to_none=True)
         if not here:

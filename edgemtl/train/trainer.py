@@ -195,7 +195,8 @@ class Trainer:
         """The wrapped network, mixed precision, optimizer, schedule and the per-step context."""
         cfg = self.cfg
         self.net = self.dist.wrap(self.model, self.device)
-        self.dist.broadcast_params([p for g in extra_groups for p in g["params"]])
+        extra_params = [p for g in extra_groups for p in g["params"]]  # trained outside DDP
+        self.dist.broadcast_params(extra_params)
         if cfg.compile:
             self.net = torch.compile(self.net)
         # A model passed in (QAT's fake-quant graph) trains in fp32: observers and fake-quant need it.
@@ -223,7 +224,7 @@ class Trainer:
             self.bctx,
             self.disc,
             self.amp,
-            extra_params=[p for g in extra_groups for p in g["params"]],
+            extra_params=extra_params,
         )
 
     def _same_precision(self, ckpt: dict[str, Any], run: str, now: str) -> bool:
